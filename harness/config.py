@@ -1,0 +1,258 @@
+"""Config schemas: one dataclass per concern, help text on every field, range checks.
+
+python -c "from harness.config import RunConfig; help(RunConfig)"
+
+Hydra composes YAML from sweeps/; `to_run_config` merges it into these schemas
+(unknown keys and wrong types fail there) and `__post_init__` checks ranges, so a
+bad value fails with one line naming it before any work starts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+METHODS = ("opsd", "atesd", "schedule", "random")
+EXPOSURE_SOURCES = ("fixed", "controller", "schedule", "random")
+TEACHER_MODES = ("base", "live", "ema")
+SUPPORTS = ("full", "topk")
+UNITS = ("tokens", "steps")
+
+
+class ConfigError(ValueError):
+    """A config value is out of range; the message names it."""
+
+
+def F(default: Any, help: str) -> Any:  # noqa: A002 - mirrors dataclasses' metadata key
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+def require(ok: bool, what: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f"{what}={value!r} is invalid: {rule}")
+
+
+def in_unit(what: str, value: float) -> None:
+    ok = isinstance(value, int | float) and not math.isnan(value) and 0.0 <= value <= 1.0
+    require(ok, what, value, "must be in [0, 1]")
+
+
+@dataclass
+class SuiteConfig:
+    name: str = F("medium_k4", "suite name, used in tables (what it is: difficulty in the name)")
+    num_ops: int = F(4, "operations per problem (the difficulty knob)")
+    size: int = F(100, "problems in the suite")
+
+    def __post_init__(self) -> None:
+        require(1 <= self.num_ops <= 12, f"suite {self.name} num_ops", self.num_ops, "in [1, 12]")
+        require(self.size >= 1, f"suite {self.name} size", self.size, ">= 1")
+
+
+@dataclass
+class TaskConfig:
+    kind: str = F("synthetic", "synthetic (embedded) or math (local jsonl files)")
+    modulus: int = F(13, "synthetic: arithmetic modulo this (<= 100)")
+    train_ops: list[int] = F([2, 6], "synthetic: [min, max] operations of training problems")
+    seed: int = F(0, "seed of the eval suites (fixed across runs so tables compare)")
+    suites: list[SuiteConfig] = F([], "held-out eval suites, rising difficulty")
+    val_size: int = F(64, "held-out validation problems (controller progress), disjoint from all")
+    grader: str = F("synthetic", "synthetic (exact answer) or math (\\boxed + math-verify)")
+    train_file: str | None = F(None, "math: jsonl with id, problem, solution, answer")
+    student_template: str = F("{problem} ?", "student prompt; {problem}")
+    teacher_template: str = F("ref : {reference} | {problem} ?", "teacher prompt; {problem} {reference}")
+
+    def __post_init__(self) -> None:
+        require(self.kind in ("synthetic", "math"), "task.kind", self.kind, "synthetic or math")
+        require(2 <= self.modulus <= 100, "task.modulus", self.modulus, "in [2, 100]")
+        lo_hi = list(self.train_ops)
+        require(len(lo_hi) == 2 and 1 <= lo_hi[0] <= lo_hi[1] <= 12, "task.train_ops",
+                lo_hi, "[min, max] with 1 <= min <= max <= 12")
+        require(self.val_size >= 1, "task.val_size", self.val_size, ">= 1")
+        require(self.grader in ("synthetic", "math"), "task.grader", self.grader, "synthetic or math")
+        names = [s.name for s in self.suites]
+        require(len(names) == len(set(names)), "task.suites", names, "names must be unique")
+        require("{reference}" in self.teacher_template, "task.teacher_template",
+                self.teacher_template, "must contain {reference}")
+
+
+@dataclass
+class ModelConfig:
+    path: str | None = F(None, "a saved model folder; null builds and trains the tiny base model")
+    hidden_size: int = F(128, "tiny model width")
+    num_layers: int = F(4, "tiny model depth")
+    num_heads: int = F(4, "attention heads")
+    num_kv_heads: int = F(2, "key/value heads (GQA)")
+    intermediate_size: int = F(512, "MLP width")
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size"):
+            require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), ">= 1")
+        require(self.hidden_size % self.num_heads == 0, "model.hidden_size", self.hidden_size,
+                "must be divisible by model.num_heads")
+
+
+@dataclass
+class BaseTrainConfig:
+    """SFT of the tiny base model (TRL SFTTrainer)."""
+
+    steps: int = F(1500, "optimiser steps")
+    batch_size: int = F(64, "sequences per step")
+    lr: float = F(2e-3, "peak learning rate (cosine)")
+    seed: int = F(0, "seed of init and data")
+    student_fraction: float = F(0.5, "share of examples in the student format (no reference)")
+    full_ref_fraction: float = F(0.5, "of teacher-format examples, share with the full reference")
+    cache_dir: str = F(".cache/base", "where built base models are kept, keyed by config hash")
+
+    def __post_init__(self) -> None:
+        require(self.steps >= 1, "base.steps", self.steps, ">= 1")
+        require(self.batch_size >= 1, "base.batch_size", self.batch_size, ">= 1")
+        require(self.lr > 0, "base.lr", self.lr, "> 0")
+        in_unit("base.student_fraction", self.student_fraction)
+        in_unit("base.full_ref_fraction", self.full_ref_fraction)
+
+
+@dataclass
+class EvalConfig:
+    k: int = F(12, "samples per problem (Average@k)")
+    temperature: float = F(1.0, "sampling temperature")
+    top_p: float = F(1.0, "nucleus sampling")
+    max_new_tokens: int = F(64, "generation length")
+    batch_size: int = F(512, "sequences per generate call")
+    every: int = F(0, "also evaluate every N training steps (0: only at the end)")
+    seed: int = F(1234, "sampling seed of the evaluation")
+
+    def __post_init__(self) -> None:
+        require(self.k >= 1, "eval.k", self.k, ">= 1")
+        require(self.temperature > 0, "eval.temperature", self.temperature, "> 0")
+        require(0 < self.top_p <= 1, "eval.top_p", self.top_p, "in (0, 1]")
+        require(self.max_new_tokens >= 1, "eval.max_new_tokens", self.max_new_tokens, ">= 1")
+        require(self.batch_size >= 1, "eval.batch_size", self.batch_size, ">= 1")
+        require(self.every >= 0, "eval.every", self.every, ">= 0")
+
+
+@dataclass
+class TeacherConfig:
+    mode: str = F("base", "base: frozen initial weights | live: current weights, no grad | ema")
+    ema_rate: float = F(0.05, "ema: update rate per step")
+
+    def __post_init__(self) -> None:
+        require(self.mode in TEACHER_MODES, "teacher.mode", self.mode, f"one of {TEACHER_MODES}")
+        require(0 < self.ema_rate <= 1, "teacher.ema_rate", self.ema_rate, "in (0, 1]")
+
+
+@dataclass
+class LossConfig:
+    beta: float = F(0.5, "generalized JSD weight: 0 forward KL(T||S), 1 reverse KL(S||T)")
+    support: str = F("full", "full vocabulary or the teacher's top-k renormalised")
+    topk: int = F(16, "top-k size when support=topk")
+
+    def __post_init__(self) -> None:
+        in_unit("loss.beta", self.beta)
+        require(self.support in SUPPORTS, "loss.support", self.support, f"one of {SUPPORTS}")
+        require(self.topk >= 1, "loss.topk", self.topk, ">= 1")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = F(150, "optimiser steps")
+    prompts_per_step: int = F(16, "problems per step (one rollout each)")
+    lr: float = F(1e-4, "learning rate (constant after warm-up)")
+    warmup_steps: int = F(0, "linear warm-up steps")
+    max_grad_norm: float = F(1.0, "gradient clipping")
+    temperature: float = F(1.0, "rollout sampling temperature")
+    top_p: float = F(1.0, "rollout nucleus sampling")
+    max_completion_length: int = F(64, "rollout length in tokens")
+    threads: int = F(1, "torch CPU threads per run")
+    report_to: str = F("none", "TRL report_to: none | tensorboard | wandb | mlflow")
+    checkpoint_every: int = F(50, "save checkpoints/ every N steps (0: only at the end)")
+
+    def __post_init__(self) -> None:
+        require(self.steps >= 1, "train.steps", self.steps, ">= 1")
+        require(self.prompts_per_step >= 1, "train.prompts_per_step", self.prompts_per_step, ">= 1")
+        require(self.lr > 0, "train.lr", self.lr, "> 0")
+        require(self.temperature > 0, "train.temperature", self.temperature, "> 0")
+        require(0 < self.top_p <= 1, "train.top_p", self.top_p, "in (0, 1]")
+        require(self.max_completion_length >= 1, "train.max_completion_length",
+                self.max_completion_length, ">= 1")
+        require(self.threads >= 1, "train.threads", self.threads, ">= 1")
+        require(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every, ">= 0")
+
+
+@dataclass
+class ProbeConfig:
+    every: int = F(10, "probe the mismatch at every exposure every N steps (0: off)")
+    exposures: list[float] = F([0.0, 0.25, 0.5, 0.75, 1.0], "exposures the probe measures")
+
+    def __post_init__(self) -> None:
+        require(self.every >= 0, "probe.every", self.every, ">= 0")
+        for r in self.exposures:
+            in_unit("probe.exposures item", r)
+
+
+@dataclass
+class MethodConfig:
+    name: str = F("opsd", f"one of {METHODS}")
+    exposure_source: str = F("fixed", f"where the exposure comes from: {EXPOSURE_SOURCES}")
+    loss: str = F("opsd", "which loss the student gets")
+
+    def __post_init__(self) -> None:
+        require(self.name in METHODS, "method", self.name, f"one of {METHODS}")
+        require(self.exposure_source in EXPOSURE_SOURCES, "method.exposure_source",
+                self.exposure_source, f"one of {EXPOSURE_SOURCES}")
+        require(self.loss == "opsd", "method.loss", self.loss, "opsd")
+
+
+@dataclass
+class RunConfig:
+    method: MethodConfig = field(default_factory=MethodConfig)
+    exposure: float = F(1.0, "fixed exposure r in [0, 1] (the teacher sees the first r of the reference)")
+    exposure_unit: str = F("tokens", f"unit of the cut: {UNITS}")
+    seed: int = F(0, "seed of the run (rollouts, data order, controller)")
+    results: str = F("results/runs", "results root; the run folder is <results>/<run name>")
+    name: str | None = F(None, "run folder name; default <method>-r<exposure>-s<seed>")
+    force: bool = F(False, "re-run even if the run folder says done (old folder kept as .bak)")
+    profile: str = F("default", "name of the size profile in use (set by the profile group)")
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    base: BaseTrainConfig = field(default_factory=BaseTrainConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    controller: dict = F({}, "ATESD controller settings (harness/controller.py)")
+    schedule: dict = F({}, "hand-written exposure schedule (method=schedule)")
+    launcher: dict = F({}, "launch settings (max_parallel for the local launcher)")
+
+    def __post_init__(self) -> None:
+        in_unit("exposure", self.exposure)
+        require(self.exposure_unit in UNITS, "exposure_unit", self.exposure_unit, f"one of {UNITS}")
+        require(self.seed >= 0, "seed", self.seed, ">= 0")
+
+    @property
+    def run_name(self) -> str:
+        if self.name:
+            return self.name
+        if self.method.exposure_source == "fixed":
+            return f"{self.method.name}-r{self.exposure:g}-s{self.seed}"
+        return f"{self.method.name}-s{self.seed}"
+
+
+def to_run_config(cfg: DictConfig | dict) -> RunConfig:
+    """Merge a composed config into the schema; raise ConfigError naming the bad value."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(RunConfig), cfg)
+        obj = OmegaConf.to_object(merged)
+    except ConfigError:
+        raise
+    except Exception as err:  # OmegaConf validation errors: keep the first line, it names the key
+        first = str(err).splitlines()[0]
+        key = getattr(err, "full_key", None)
+        raise ConfigError(f"{key}: {first}" if key else first) from None
+    assert isinstance(obj, RunConfig)
+    return obj

@@ -1,0 +1,128 @@
+"""One run: train with the OPSD trainer at an exposure source, evaluate, write the run folder.
+
+python -m harness.run method=opsd exposure=0.5 seed=0 profile=smoke [results=DIR] [force=true]
+
+A finished run (status done + eval.json) is skipped unless force=true (the old folder
+is then kept as <name>.bak-<time>). An interrupted run resumes from checkpoints/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import hydra
+import torch
+from datasets import Dataset
+from omegaconf import DictConfig, OmegaConf
+from transformers import TrainerCallback, set_seed
+
+from harness.config import ConfigError, RunConfig, to_run_config
+from harness.rundir import RunDir, atomic_write, write_eval
+from harness.slots import slot
+
+SOURCE_STATE = "exposure_source.pt"
+
+
+class SourceCheckpoint(TrainerCallback):
+    """Saves the exposure source (controller) state into each TRL checkpoint folder."""
+
+    def __init__(self, source) -> None:
+        self.source = source
+
+    def on_save(self, args, state, control, **kwargs):
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        torch.save(self.source.state_dict(), ckpt / SOURCE_STATE)
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    ckpts = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return ckpts[-1] if ckpts else None
+
+
+def train_rows(cfg: RunConfig, data, templates) -> tuple[list[dict], dict]:
+    from harness.tasks.synthetic import take
+
+    problems = take(data.train_stream(cfg.seed), cfg.train.steps * cfg.train.prompts_per_step)
+    rows = [{"prompt": templates.student_prompt(p.problem), "privileged_context": p.id}
+            for p in problems]
+    return rows, {p.id: p for p in problems}
+
+
+def train_and_eval(cfg: RunConfig, rd: RunDir) -> dict:
+    from harness.base import ensure_base, templates_of
+    from harness.evaluate import evaluate
+    from harness.models import load
+    from harness.sources import make_source
+    from harness.tasks.datasets import TaskData
+    from harness.trainer import OPSDTrainer, sdft_args
+
+    torch.set_num_threads(cfg.train.threads)
+    set_seed(cfg.seed)
+    model_path = ensure_base(cfg)
+    model, tok = load(model_path)
+    data = TaskData(cfg.task)
+    rows, problems = train_rows(cfg, data, templates_of(cfg))
+    source = make_source(cfg, evaluator=(data, tok))
+    resume = latest_checkpoint(rd.checkpoints)
+    if resume is not None:
+        source.load_state_dict(torch.load(resume / SOURCE_STATE, weights_only=False))
+        rd.truncate_metrics_after(int(resume.name.split("-")[1]))
+    trainer = OPSDTrainer(model=model, args=sdft_args(cfg, str(rd.checkpoints)),
+                          train_dataset=Dataset.from_list(rows), processing_class=tok,
+                          run_cfg=cfg, problems=problems, exposure_source=source, run_dir=rd,
+                          callbacks=[SourceCheckpoint(source)])
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    summary, samples = evaluate(trainer.model, tok, cfg)
+    write_eval(rd.path, summary, samples)
+    return summary
+
+
+def prepare_folder(cfg: RunConfig) -> RunDir | None:
+    """The run folder, or None when it is already done (and force is off)."""
+    rd = RunDir(Path(cfg.results) / cfg.run_name)
+    if rd.is_done() and not cfg.force:
+        print(f"skip {rd.path}: already done (force=true re-runs it)")
+        return None
+    if rd.path.exists() and cfg.force:
+        rd.path.rename(rd.path.with_name(f"{rd.path.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}"))
+    rd.path.mkdir(parents=True, exist_ok=True)
+    return rd
+
+
+def run(cfg: RunConfig, resolved_yaml: str) -> dict | None:
+    rd = prepare_folder(cfg)
+    if rd is None:
+        return None
+    atomic_write(rd.path / "config.yaml", resolved_yaml)
+    with slot(Path(cfg.results) / ".slots", int(cfg.launcher.get("max_parallel", 0))):
+        rd.set_status("running", host=os.uname().nodename, pid=os.getpid())
+        try:
+            summary = train_and_eval(cfg, rd)
+        except BaseException as err:
+            rd.set_status("failed", f"{type(err).__name__}: {err}".splitlines()[0],
+                          traceback=traceback.format_exc()[-4000:])
+            raise
+    rd.set_status("done", suites={k: v["average"] for k, v in summary["suites"].items()})
+    for name, r in summary["suites"].items():
+        print(f"{name}: Average@{r['k']} = {r['average']:.3f} ± {r['se']:.3f}")
+    print(f"run folder: {rd.path}")
+    return summary
+
+
+@hydra.main(config_path="../sweeps", config_name="config", version_base="1.3")
+def main(dcfg: DictConfig) -> dict | None:
+    try:
+        cfg = to_run_config(dcfg)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return run(cfg, OmegaConf.to_yaml(dcfg, resolve=True))
+
+
+if __name__ == "__main__":
+    main()

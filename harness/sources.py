@@ -1,0 +1,110 @@
+"""Where the exposure comes from: fixed, hand schedule, random per window, ATESD controller.
+
+python -c "from harness.sources import make_source; from harness.settings import compose; print(make_source(compose(['exposure=0.5'])).current())"
+
+A source is asked for the exposure in force (`current`) when a batch's teacher
+contexts are built, and told at each optimiser step's end (`step_end`), where
+window-based sources may move on. It returns any rows to log (controller rows).
+Its state travels in the run's checkpoints.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from harness.config import ConfigError, RunConfig
+
+
+class ExposureSource:
+    def __init__(self, total_steps: int) -> None:
+        self.total_steps = total_steps
+        self.step = 0
+
+    def current(self) -> float:
+        raise NotImplementedError
+
+    def step_end(self, step: int, stats: dict[str, float]) -> list[dict[str, Any]]:
+        self.step = step
+        return []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = state["step"]
+
+
+class FixedExposure(ExposureSource):
+    def __init__(self, total_steps: int, r: float) -> None:
+        super().__init__(total_steps)
+        self.r = r
+
+    def current(self) -> float:
+        return self.r
+
+
+SCHEDULES = ("linear_up", "linear_down", "step")
+
+
+class ScheduleExposure(ExposureSource):
+    """Hand schedules: linear 0->1, linear 1->0, or a step from `low` to `high` at `at`."""
+
+    def __init__(self, total_steps: int, kind: str, low: float = 0.0, high: float = 1.0,
+                 at: float = 0.5) -> None:
+        super().__init__(total_steps)
+        if kind not in SCHEDULES:
+            raise ConfigError(f"schedule.kind={kind!r} is invalid: one of {SCHEDULES}")
+        self.kind, self.low, self.high, self.at = kind, low, high, at
+
+    def current(self) -> float:
+        t = self.step / max(1, self.total_steps - 1)
+        if self.kind == "linear_up":
+            return self.low + (self.high - self.low) * t
+        if self.kind == "linear_down":
+            return self.high - (self.high - self.low) * t
+        return self.low if t < self.at else self.high
+
+
+class RandomExposure(ExposureSource):
+    """r ~ U[0, 1], re-drawn every `hold` steps (the controller's window, without learning)."""
+
+    def __init__(self, total_steps: int, hold: int, seed: int) -> None:
+        super().__init__(total_steps)
+        if hold < 1:
+            raise ConfigError(f"controller.hold={hold!r} is invalid: >= 1")
+        self.hold = hold
+        self.rng = random.Random(seed)
+        self.r = self.rng.random()
+
+    def current(self) -> float:
+        return self.r
+
+    def step_end(self, step: int, stats: dict[str, float]) -> list[dict[str, Any]]:
+        super().step_end(step, stats)
+        if step % self.hold == 0:
+            self.r = self.rng.random()
+        return []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "r": self.r, "rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.r = state["step"], state["r"]
+        rng_state = state["rng"]
+        self.rng.setstate((rng_state[0], tuple(rng_state[1]), rng_state[2]))
+
+
+def make_source(cfg: RunConfig, evaluator=None) -> ExposureSource:
+    src, steps = cfg.method.exposure_source, cfg.train.steps
+    if src == "fixed":
+        return FixedExposure(steps, cfg.exposure)
+    if src == "schedule":
+        s = dict(cfg.schedule)
+        return ScheduleExposure(steps, s.get("kind", "linear_up"), s.get("low", 0.0),
+                                s.get("high", 1.0), s.get("at", 0.5))
+    if src == "random":
+        return RandomExposure(steps, int(cfg.controller.get("hold", 10)), cfg.seed)
+    from harness.controller import ControllerExposure  # ATESD
+
+    return ControllerExposure(cfg, evaluator)

@@ -1,0 +1,181 @@
+"""OPSD trainer: TRL's SDFTTrainer with the teacher shown the first r of the reference.
+
+python -m harness.run method=opsd exposure=0.5 profile=smoke    # trains through this
+
+What this subclass changes in trl.experimental.sdft.SDFTTrainer (trl 1.16, pinned):
+- the teacher context builder cuts the reference at the exposure in force
+  (an ExposureSource: fixed, schedule, random or the ATESD controller);
+- the loss is harness.losses.generalized_jsd (teacher top-k or full vocabulary);
+- every step logs mismatch both ways, entropies and rollout accuracy to
+  metrics.jsonl, and every probe.every steps the mismatch at each probed exposure
+  on the same rollouts, all teacher contexts in one batched forward.
+Rollout sampling, the frozen/live/EMA teacher, optimiser and checkpoints are TRL's.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from trl.experimental.sdft import SDFTConfig, SDFTTrainer
+from trl.trainer.utils import pad
+
+from harness.config import RunConfig
+from harness.exposure import PromptTemplates, ReferenceCutter
+from harness.losses import entropy, generalized_jsd, kl, masked_mean
+from harness.rundir import RunDir
+from harness.sources import ExposureSource
+from harness.tasks.grading import grade
+from harness.tasks.problem import Problem
+
+
+class ExposureContextBuilder:
+    """Replaces SDFT's builder: teacher prompt = template(problem, reference[:ceil(r L)])."""
+
+    def __init__(self, trainer: OPSDTrainer) -> None:
+        self.trainer = trainer
+
+    def teacher_prompts(self, problem_ids: list[str], r: float) -> list[str]:
+        tr = self.trainer
+        out = []
+        for pid in problem_ids:
+            p = tr.problems[pid]
+            out.append(tr.templates.teacher_prompt(p.problem, tr.cutter.prefix(p.solution, p.steps, r)))
+        return out
+
+    def select_generation_prompts(self, prompts: list[Any], privileged: list[Any]) -> list[Any]:
+        return self.teacher_prompts(privileged, self.trainer.exposure_source.current())
+
+    def build_ids(self, teacher_prompts: list[str], completion_ids_B_C: torch.Tensor,
+                  completion_mask_B_C: torch.Tensor) -> dict[str, torch.Tensor]:
+        tr = self.trainer
+        ids = [torch.tensor(x) for x in tr._tokenize_prompts(teacher_prompts)]
+        prompt_ids = pad(ids, padding_value=tr._tokenizer.pad_token_id, padding_side="left")
+        prompt_mask = pad([torch.ones_like(x) for x in ids], padding_value=0, padding_side="left")
+        dev = completion_ids_B_C.device
+        return {
+            "teacher_input_ids": torch.cat([prompt_ids.to(dev), completion_ids_B_C], dim=1),
+            "teacher_attention_mask": torch.cat([prompt_mask.to(dev), completion_mask_B_C], dim=1),
+        }
+
+    def build(self, prompts: list[Any], privileged: list[Any], completion_ids: torch.Tensor,
+              completion_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        r = self.trainer.exposure_source.current()
+        self.trainer.batch_exposure = r
+        return self.build_ids(self.teacher_prompts(privileged, r), completion_ids, completion_mask)
+
+
+class OPSDTrainer(SDFTTrainer):
+    """SDFTTrainer whose dataset rows are {prompt, privileged_context=problem id}."""
+
+    def __init__(self, *, run_cfg: RunConfig, problems: dict[str, Problem],
+                 exposure_source: ExposureSource, run_dir: RunDir, **kwargs: Any) -> None:
+        self.run_cfg = run_cfg
+        self.problems = problems
+        self.exposure_source = exposure_source
+        self.run_dir = run_dir
+        self.templates = PromptTemplates(run_cfg.task.student_template, run_cfg.task.teacher_template)
+        self.batch_exposure = exposure_source.current()
+        self.step_stats: dict[str, float] = {}
+        self.pending_rows: list[dict[str, Any]] = []
+        self.t_start = time.time()
+        super().__init__(**kwargs)
+        self.cutter = ReferenceCutter(self._tokenizer, run_cfg.exposure_unit)
+        self.teacher_context_builder = ExposureContextBuilder(self)
+
+    # ---- rollouts: grade them, and probe the mismatch on them ---------------------------
+    def _prepare_training_batch(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = super()._prepare_training_batch(inputs)
+        problem_ids = [x["privileged_context"] for x in inputs]
+        texts = self._tokenizer.batch_decode(batch["completion_ids"], skip_special_tokens=True)
+        correct = [grade(self.run_cfg.task.grader, t, self.problems[pid].answer)[1]
+                   for t, pid in zip(texts, problem_ids)]
+        self.step_stats = {
+            "rollout_accuracy": sum(correct) / len(correct),
+            "completion_length": batch["raw_completion_lengths"].float().mean().item(),
+        }
+        probe = self.run_cfg.probe
+        step = self.state.global_step + 1
+        if self.model.training and probe.every and (step == 1 or step % probe.every == 0):
+            self.pending_rows += self.probe_rows(batch, problem_ids, step)
+        return batch
+
+    @torch.no_grad()
+    def probe_rows(self, batch: dict[str, Any], problem_ids: list[str], step: int) -> list[dict]:
+        """Mismatch at every probed exposure on these rollouts: one teacher forward for all."""
+        exposures = list(self.run_cfg.probe.exposures)
+        comp_B_C, cmask_B_C = batch["completion_ids"], batch["completion_mask"]
+        n, c_len = comp_B_C.shape
+        prompts = [p for r in exposures for p in self.teacher_context_builder.teacher_prompts(problem_ids, r)]
+        t_in = self.teacher_context_builder.build_ids(prompts, comp_B_C.repeat(len(exposures), 1),
+                                                      cmask_B_C.repeat(len(exposures), 1))
+        s_ids = torch.cat([batch["prompt_ids"], comp_B_C], 1)
+        s_mask = torch.cat([batch["prompt_mask"], cmask_B_C], 1)
+        s_logits_B_C_V = self._forward_logits(self.model, s_ids, s_mask, c_len) * self.temperature
+        with self._get_teacher_context_for_self_distillation():
+            t_logits_EB_C_V = self._forward_logits(
+                self.teacher_model, t_in["teacher_input_ids"], t_in["teacher_attention_mask"],
+                c_len) * self.temperature
+        rows = []
+        for i, r in enumerate(exposures):
+            t_logits = t_logits_EB_C_V[i * n:(i + 1) * n]
+            rows.append({"step": step, "kind": "probe", "probe_exposure": r,
+                         "mismatch_kl_st": masked_mean(kl(s_logits_B_C_V, t_logits), cmask_B_C).item(),
+                         "mismatch_kl_ts": masked_mean(kl(t_logits, s_logits_B_C_V), cmask_B_C).item()})
+        return rows
+
+    # ---- loss ------------------------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        logits = self._compute_teacher_student_logits(model, self.teacher_model, inputs)
+        lc = self.run_cfg.loss
+        per_token_B_C = generalized_jsd(logits.teacher_logits, logits.student_logits, lc.beta,
+                                        lc.support, lc.topk)
+        loss = masked_mean(per_token_B_C, logits.loss_mask)
+        with torch.no_grad():
+            # Mismatch at temperature 1: undo SDFT's division of the logits by the sampling T.
+            s = logits.student_logits.detach() * self.temperature
+            t = logits.teacher_logits * self.temperature
+            m = logits.loss_mask
+            self.step_stats.update({
+                "loss": loss.item(),
+                "mismatch_kl_st": masked_mean(kl(s, t), m).item(),
+                "mismatch_kl_ts": masked_mean(kl(t, s), m).item(),
+                "teacher_entropy": masked_mean(entropy(t), m).item(),
+                "student_entropy": masked_mean(entropy(s), m).item(),
+            })
+        return loss / (self.current_gradient_accumulation_steps if model.training else 1.0)
+
+    # ---- one metrics row per optimiser step ----------------------------------------------------
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self.model.training:
+            step = self.state.global_step
+            row = {"step": step, "kind": "train", "exposure": self.batch_exposure,
+                   **self.step_stats, "lr": logs.get("learning_rate"),
+                   "grad_norm": logs.get("grad_norm"),
+                   "wall_time": round(time.time() - self.t_start, 3)}
+            for r in self.pending_rows:
+                self.run_dir.append_metrics(r)
+            self.pending_rows = []
+            self.run_dir.append_metrics(row)
+            for r in self.exposure_source.step_end(step, row):
+                self.run_dir.append_metrics({"step": step, "kind": "controller", **r})
+        super().log(logs, start_time)
+
+
+def sdft_args(cfg: RunConfig, output_dir: str) -> SDFTConfig:
+    t = cfg.train
+    return SDFTConfig(
+        output_dir=output_dir, max_steps=t.steps, per_device_train_batch_size=t.prompts_per_step,
+        num_generations=1, gradient_accumulation_steps=1, learning_rate=t.lr,
+        lr_scheduler_type="constant_with_warmup", warmup_steps=t.warmup_steps,
+        max_grad_norm=t.max_grad_norm, temperature=t.temperature, top_p=t.top_p, top_k=0,
+        max_completion_length=t.max_completion_length, max_prompt_length=None,
+        teacher_model_kind=cfg.teacher.mode, teacher_update_rate=cfg.teacher.ema_rate,
+        distillation_alpha=cfg.loss.beta, distillation_mode="full_logits",
+        logging_steps=1, report_to=t.report_to, seed=cfg.seed, data_seed=cfg.seed,
+        use_cpu=True, save_strategy="steps" if t.checkpoint_every else "no",
+        save_steps=t.checkpoint_every or 1, save_total_limit=1, save_only_model=False,
+        disable_tqdm=False, log_level="warning", bf16=False, fp16=False,
+        dataloader_num_workers=0, shuffle_dataset=True,
+    )

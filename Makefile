@@ -1,0 +1,52 @@
+# Entry points: `make sweep EXPOSURES=0,0.25,0.5,0.75,1.0` and `make test`.
+# Both create .venv and install the pinned packages on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+EXPOSURES ?= 0,0.25,0.5,0.75,1.0
+SEEDS ?= 0
+METHOD ?= opsd
+RESULTS ?= results/runs
+LAUNCHER ?= local
+EXPERIMENT ?=
+ARGS ?=
+
+.PHONY: venv base sweep test test-slow lint figures slurm-up slurm-down clean-base
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU wheel first (it lies on these machines' disk); an unpinned torch pulls CUDA.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+base: venv
+	$(BIN)/python -m harness.base $(ARGS)
+
+sweep: venv
+	$(BIN)/python -m harness.sweep --exposures '$(EXPOSURES)' --seeds '$(SEEDS)' \
+		--method '$(METHOD)' --results '$(RESULTS)' --launcher '$(LAUNCHER)' \
+		--experiment '$(EXPERIMENT)' -- $(ARGS)
+
+test: venv slurm-up
+	$(BIN)/python -m pytest -q
+
+test-slow: venv slurm-up
+	$(BIN)/python -m pytest -q -m slow
+
+lint: venv
+	$(BIN)/ruff check harness analysis tests
+
+slurm-up:
+	bash tests/slurm/start_cluster.sh
+
+slurm-down:
+	bash tests/slurm/stop_cluster.sh
+
+clean-base:
+	rm -rf .cache/base

@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-METHODS = ("opsd", "atesd", "schedule", "random")
+METHODS = ("base", "opsd", "atesd", "schedule", "random")
 EXPOSURE_SOURCES = ("fixed", "controller", "schedule", "random")
 TEACHER_MODES = ("base", "live", "ema")
 SUPPORTS = ("full", "topk")
@@ -238,6 +238,8 @@ class RunConfig:
     def run_name(self) -> str:
         if self.name:
             return self.name
+        if self.method.name == "base":
+            return "base"
         if self.method.exposure_source == "fixed":
             return f"{self.method.name}-r{self.exposure:g}-s{self.seed}"
         return f"{self.method.name}-s{self.seed}"

@@ -65,6 +65,10 @@ def train_and_eval(cfg: RunConfig, rd: RunDir) -> dict:
     set_seed(cfg.seed)
     model_path = ensure_base(cfg)
     model, tok = load(model_path)
+    if cfg.method.name == "base":  # the untrained base model's row in every table
+        summary, samples = evaluate(model, tok, cfg)
+        write_eval(rd.path, summary, samples)
+        return summary
     data = TaskData(cfg.task)
     rows, problems = train_rows(cfg, data, templates_of(cfg))
     source = make_source(cfg, evaluator=(data, tok))
@@ -76,6 +80,7 @@ def train_and_eval(cfg: RunConfig, rd: RunDir) -> dict:
                           train_dataset=Dataset.from_list(rows), processing_class=tok,
                           run_cfg=cfg, problems=problems, exposure_source=source, run_dir=rd,
                           callbacks=[SourceCheckpoint(source)])
+    source.bind(trainer.model, tok)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     summary, samples = evaluate(trainer.model, tok, cfg)
     write_eval(rd.path, summary, samples)

@@ -94,6 +94,11 @@ class ModelConfig:
             require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), ">= 1")
         require(self.hidden_size % self.num_heads == 0, "model.hidden_size", self.hidden_size,
                 "must be divisible by model.num_heads")
+        if self.path is not None:
+            from pathlib import Path
+
+            require((Path(self.path) / "config.json").is_file(), "model.path", self.path,
+                    "is not a saved model folder (no config.json)")
 
 
 @dataclass

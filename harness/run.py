@@ -9,7 +9,6 @@ is then kept as <name>.bak-<time>). An interrupted run resumes from checkpoints/
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 import traceback

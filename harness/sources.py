@@ -1,6 +1,6 @@
 """Where the exposure comes from: fixed, hand schedule, random per window, ATESD controller.
 
-python -c "from harness.sources import make_source; from harness.settings import compose; print(make_source(compose(['exposure=0.5'])).current())"
+python -m pytest -q tests/test_formulas.py   # sources are exercised by the run tests
 
 A source is asked for the exposure in force (`current`) when a batch's teacher
 contexts are built, and told at each optimiser step's end (`step_end`), where

@@ -1,6 +1,6 @@
 """Problems for a run from the task config: eval suites, validation set, training stream.
 
-python -c "from harness.settings import compose; from harness.tasks.datasets import TaskData; d=TaskData(compose([]).task); print({k: len(v) for k, v in d.suites.items()})"
+python -m pytest -q tests/test_tasks.py    # builds TaskData from the default config
 
 Synthetic: suites and validation are drawn first from their own seeds, and the
 training stream skips every problem text they contain (disjointness is tested).

@@ -1,0 +1,29 @@
+"""Shared fixtures: the repo root, a composed smoke config, the smoke base model (built once).
+
+python -m pytest -q
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.chdir(ROOT)  # configs and the base-model cache are resolved from the repo root
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def smoke_cfg():
+    from harness.settings import compose
+
+    return compose(["profile=smoke"])
+
+
+@pytest.fixture(scope="session")
+def smoke_base(smoke_cfg) -> Path:
+    from harness.base import ensure_base
+
+    return ensure_base(smoke_cfg)

@@ -1,0 +1,60 @@
+"""Base model build (TRL SFT) and the evaluate entry point, on the smoke profile.
+
+python -m pytest -q tests/test_base_eval.py
+"""
+
+import json
+import subprocess
+import sys
+
+from harness.base import base_key, ensure_base, sft_rows
+from harness.models import build_tokenizer
+from harness.settings import compose
+
+
+def test_smoke_base_training_lowers_loss(smoke_base):
+    log = json.loads((smoke_base / "sft_log.json").read_text())
+    curve = log["loss_curve"]
+    assert len(curve) >= 5 and curve[-1] < curve[0] * 0.95
+    assert (smoke_base / "config.json").is_file() and (smoke_base / "tokenizer.json").is_file()
+
+
+def test_base_cached_and_rebuilt_on_change(smoke_cfg, smoke_base):
+    assert ensure_base(smoke_cfg) == smoke_base  # reused: same folder, no rebuild
+    changed = compose(["profile=smoke", "base.lr=0.001"])
+    assert base_key(changed) != base_key(smoke_cfg)
+    assert base_key(compose(["profile=smoke", "seed=5", "exposure=0.2"])) == base_key(smoke_cfg)
+
+
+def test_sft_rows_mix_student_and_teacher_formats(smoke_cfg):
+    tok = build_tokenizer()
+    rows = sft_rows(smoke_cfg, tok, 400)
+    teacher = [r for r in rows if r["prompt"].startswith("ref :")]
+    assert 0.35 < len(teacher) / len(rows) < 0.65  # base.student_fraction = 0.5
+    assert all(r["completion"].endswith(tok.eos_token) for r in rows)
+    assert sft_rows(smoke_cfg, tok, 50) == rows[:50]  # deterministic by seed
+
+
+def test_evaluate_cli_writes_files(tmp_path, smoke_base):
+    out = tmp_path / "ev"
+    r = subprocess.run([sys.executable, "-m", "harness.evaluate", "--model", str(smoke_base),
+                        "--suite", "medium_k4", "--k", "3", "--out", str(out), "profile=smoke"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ev = json.loads((out / "eval.json").read_text())
+    assert list(ev["suites"]) == ["medium_k4"] and ev["suites"]["medium_k4"]["k"] == 3
+    samples = [json.loads(x) for x in (out / "eval_samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 4 * 3  # smoke suite size 4 x k
+    acc = sum(s["correct"] for s in samples) / len(samples)
+    assert abs(acc - ev["suites"]["medium_k4"]["average"]) < 1e-9
+
+
+def test_evaluate_cli_bad_input(tmp_path, smoke_base):
+    cases = [(["--suite", "aime24"], "unknown suite 'aime24'"),
+             (["--k", "-1"], "eval.k=-1"),
+             (["--model", str(tmp_path / "none")], "has no config.json")]
+    for extra, msg in cases:
+        r = subprocess.run([sys.executable, "-m", "harness.evaluate", "--out", str(tmp_path / "o"),
+                            *extra, "profile=smoke"], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2 and msg in r.stderr, (extra, r.stderr[-500:])
+        assert not (tmp_path / "o").exists()

@@ -1,0 +1,64 @@
+"""Tokenizer round-trip, save/load through from_pretrained, graders incl. math-verify.
+
+python -m pytest -q tests/test_models_grading.py
+"""
+
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from harness.models import TinyModelSpec, build_model, build_tokenizer, count_params, load, save
+from harness.tasks.grading import extract_boxed, grade
+
+
+def test_tokenizer_round_trip_one_token_per_number():
+    tok = build_tokenizer()
+    text = "ref : 12 x 3 = 10 ; ans 10 | 12 x 3 ?"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(text.split())  # one token per number and symbol
+    assert tok.unk_token_id not in ids
+    assert tok.decode(ids) == text
+
+
+def test_save_and_load_through_from_pretrained(tmp_path):
+    tok = build_tokenizer()
+    model = build_model(tok, TinyModelSpec(hidden_size=32, num_layers=1, num_heads=2,
+                                           num_kv_heads=1, intermediate_size=64), seed=0)
+    save(model, tok, tmp_path)
+    m2 = AutoModelForCausalLM.from_pretrained(tmp_path)
+    t2 = AutoTokenizer.from_pretrained(tmp_path)
+    assert type(m2).__name__ == "Qwen3ForCausalLM"
+    assert count_params(m2) == count_params(model)
+    ids = t2("1 + 2 ?", return_tensors="pt")["input_ids"]
+    assert (m2(ids).logits - model(ids).logits).abs().max() < 1e-5
+    assert TinyModelSpec() and 0.8e6 < count_params(build_model(tok, TinyModelSpec(), 0)) < 3e6
+
+
+def test_load_missing_path_is_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="has no config.json"):
+        load(tmp_path / "missing")
+
+
+def test_synthetic_grader():
+    assert grade("synthetic", "1 + 2 = 3 ; ans 3", "3") == ("3", True)
+    assert grade("synthetic", "1 + 2 = 3 ; ans 4", "3") == ("4", False)
+    assert grade("synthetic", "1 + 2 = 3 ;", "3") == (None, False)
+    assert grade("synthetic", "ans 2 ; ans 3", "3")[1]  # the last answer counts
+
+
+@pytest.mark.parametrize("pred,gold,ok", [
+    ("\\frac{1}{2}", "0.5", True),
+    ("0.5", "\\frac{1}{2}", True),
+    ("\\sqrt{4}", "2", True),
+    ("3", "\\frac{1}{2}", False),
+    ("x^2+2x+1", "(x+1)^2", True),
+])
+def test_math_verify_grader(pred, gold, ok):
+    assert grade("math", f"so the answer is \\boxed{{{pred}}}.", gold)[1] is ok
+
+
+def test_boxed_extraction_nested_and_missing():
+    assert extract_boxed("a \\boxed{1} b \\boxed{\\frac{3}{4}}") == "\\frac{3}{4}"
+    assert extract_boxed("no box") is None
+    assert grade("math", "no box", "1") == (None, False)
+    with pytest.raises(ValueError, match="unknown grader"):
+        grade("nope", "", "")

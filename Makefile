@@ -42,6 +42,10 @@ test-slow: venv slurm-up
 lint: venv
 	$(BIN)/ruff check harness analysis tests
 
+# Tables and figures from the run folders (ARGS="--group-by task.x" when task configs mix).
+figures: venv
+	$(BIN)/python -m analysis.figures --results $(RESULTS) $(ARGS)
+
 slurm-up:
 	bash tests/slurm/start_cluster.sh
 

@@ -10,6 +10,7 @@ bad value fails with one line naming it before any work starts.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,9 @@ EXPOSURE_SOURCES = ("fixed", "controller", "schedule", "random")
 TEACHER_MODES = ("base", "live", "ema")
 SUPPORTS = ("full", "topk")
 UNITS = ("tokens", "steps")
+PROGRESS_MEASURES = ("val_accuracy", "ref_nll", "train_loss")
+CONTROLLER_STATES = ("stats", "none")
+SCHEDULES = ("linear_up", "linear_down", "step")
 
 
 class ConfigError(ValueError):
@@ -200,6 +204,74 @@ class ProbeConfig:
 
 
 @dataclass
+class ControllerConfig:
+    """ATESD controller (harness/controller.py); `hold` is also the window of method=random.
+
+    Ablations are one override each, `ablation=<name>` (sweeps/ablation/*.yaml, which set
+    these knobs and a run-name tag): immediate_reward (credit_windows=1 gamma=0),
+    loss_reward (progress=train_loss, immediate), nll_progress (progress=ref_nll),
+    no_hold (hold=1), bandit (state=none); and the baselines random, linear_up,
+    linear_down, step (method=schedule) and fixed_best (method=opsd). See docs_controller.md.
+    """
+
+    hold: int = F(5, "H: optimiser steps one sampled exposure is held (a window); 1: no hold")
+    credit_windows: int = F(3, "W: windows of progress credited to a decision, "
+                               "R_k = sum_{j<W} gamma^j delta_(k+j); 1: immediate reward")
+    gamma: float = F(0.9, "discount of later windows in R_k, in [0, 1]; 0: immediate reward")
+    progress: str = F("val_accuracy", "learning-progress measure P at each window's end: "
+                      "val_accuracy (student, no reference, task.val_size problems) | "
+                      "ref_nll (minus the student's NLL of held-out reference solutions) | "
+                      "train_loss (minus the window's mean distillation loss: the loss-change ablation)")
+    progress_samples: int = F(4, "val_accuracy: samples per validation problem")
+    progress_temperature: float = F(1.0, "val_accuracy: sampling temperature (0: greedy)")
+    progress_seed: int = F(4321, "val_accuracy: sampling seed, the same every window (common random "
+                                 "numbers: a delta compares the same draws)")
+    progress_batch_size: int = F(64, "sequences per generate/forward call when measuring P")
+    state: str = F("stats", "policy input: stats (normalised training statistics) | "
+                            "none (a constant: context-free bandit)")
+    state_ema: float = F(0.2, "EMA rate per step of the statistics in the state")
+    hidden_size: int = F(32, "policy MLP width")
+    lr: float = F(0.05, "Adam learning rate of the policy (choice: ~30 updates in a default run)")
+    baseline_rate: float = F(0.2, "EMA rate of the reward baseline")
+    entropy_bonus: float = F(0.0, "weight of the Beta entropy bonus in the policy loss")
+
+    def __post_init__(self) -> None:
+        require(self.hold >= 1, "controller.hold", self.hold, ">= 1")
+        require(self.credit_windows >= 1, "controller.credit_windows", self.credit_windows, ">= 1")
+        in_unit("controller.gamma", self.gamma)
+        require(self.progress in PROGRESS_MEASURES, "controller.progress", self.progress,
+                f"one of {PROGRESS_MEASURES}")
+        require(self.progress_samples >= 1, "controller.progress_samples", self.progress_samples, ">= 1")
+        require(self.progress_temperature >= 0, "controller.progress_temperature",
+                self.progress_temperature, ">= 0")
+        require(self.progress_batch_size >= 1, "controller.progress_batch_size",
+                self.progress_batch_size, ">= 1")
+        require(self.state in CONTROLLER_STATES, "controller.state", self.state,
+                f"one of {CONTROLLER_STATES}")
+        require(0 < self.state_ema <= 1, "controller.state_ema", self.state_ema, "in (0, 1]")
+        require(self.hidden_size >= 1, "controller.hidden_size", self.hidden_size, ">= 1")
+        require(self.lr > 0, "controller.lr", self.lr, "> 0")
+        require(0 < self.baseline_rate <= 1, "controller.baseline_rate", self.baseline_rate, "in (0, 1]")
+        require(self.entropy_bonus >= 0, "controller.entropy_bonus", self.entropy_bonus, ">= 0")
+
+
+@dataclass
+class ScheduleConfig:
+    """Hand-written exposure schedules (method=schedule), over training progress t/T."""
+
+    kind: str = F("linear_up", f"one of {SCHEDULES}: low->high, high->low, or low then high at `at`")
+    low: float = F(0.0, "exposure at the low end")
+    high: float = F(1.0, "exposure at the high end")
+    at: float = F(0.5, "step: share of training after which the exposure jumps to `high`")
+
+    def __post_init__(self) -> None:
+        require(self.kind in SCHEDULES, "schedule.kind", self.kind, f"one of {SCHEDULES}")
+        in_unit("schedule.low", self.low)
+        in_unit("schedule.high", self.high)
+        in_unit("schedule.at", self.at)
+
+
+@dataclass
 class MethodConfig:
     name: str = F("opsd", f"one of {METHODS}")
     exposure_source: str = F("fixed", f"where the exposure comes from: {EXPOSURE_SOURCES}")
@@ -219,7 +291,8 @@ class RunConfig:
     exposure_unit: str = F("tokens", f"unit of the cut: {UNITS}")
     seed: int = F(0, "seed of the run (rollouts, data order, controller)")
     results: str = F("results/runs", "results root; the run folder is <results>/<run name>")
-    name: str | None = F(None, "run folder name; default <method>-r<exposure>-s<seed>")
+    name: str | None = F(None, "run folder name; default <method>[-<tag>][-r<exposure>]-s<seed>")
+    tag: str | None = F(None, "label in the default run name after the method (ablations set it)")
     force: bool = F(False, "re-run even if the run folder says done (old folder kept as .bak)")
     profile: str = F("default", "name of the size profile in use (set by the profile group)")
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -230,14 +303,16 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    controller: dict = F({}, "ATESD controller settings (harness/controller.py)")
-    schedule: dict = F({}, "hand-written exposure schedule (method=schedule)")
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     launcher: dict = F({}, "launch settings (max_parallel for the local launcher)")
 
     def __post_init__(self) -> None:
         in_unit("exposure", self.exposure)
         require(self.exposure_unit in UNITS, "exposure_unit", self.exposure_unit, f"one of {UNITS}")
         require(self.seed >= 0, "seed", self.seed, ">= 0")
+        require(self.tag is None or re.fullmatch(r"[A-Za-z0-9_.]+", self.tag) is not None, "tag",
+                self.tag, "letters, digits, _ and . only (it goes into a folder name)")
 
     @property
     def run_name(self) -> str:
@@ -245,9 +320,10 @@ class RunConfig:
             return self.name
         if self.method.name == "base":
             return "base"
+        method = f"{self.method.name}-{self.tag}" if self.tag else self.method.name
         if self.method.exposure_source == "fixed":
-            return f"{self.method.name}-r{self.exposure:g}-s{self.seed}"
-        return f"{self.method.name}-s{self.seed}"
+            return f"{method}-r{self.exposure:g}-s{self.seed}"
+        return f"{method}-s{self.seed}"
 
 
 def to_run_config(cfg: DictConfig | dict) -> RunConfig:

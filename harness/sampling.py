@@ -16,6 +16,7 @@ def sample_completions(model, tokenizer, prompts: list[str], k: int, temperature
     """Return completions_P_K: k sampled completions (text, eos stripped) for each prompt.
 
     Sequences go through in chunks of `batch_size`; the seed fixes the samples.
+    temperature 0 is greedy decoding (then top_p is unused).
     """
     was_training = model.training
     model.eval()
@@ -26,8 +27,10 @@ def sample_completions(model, tokenizer, prompts: list[str], k: int, temperature
     for start in range(0, len(flat), batch_size):
         chunk = flat[start:start + batch_size]
         enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
-        ids_B_T = model.generate(**enc, do_sample=True, temperature=temperature, top_p=top_p,
-                                 top_k=0, max_new_tokens=max_new_tokens,
+        enc = enc.to(model.device)
+        mode = (dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+                if temperature > 0 else dict(do_sample=False))
+        ids_B_T = model.generate(**enc, **mode, max_new_tokens=max_new_tokens,
                                  pad_token_id=tokenizer.pad_token_id,
                                  eos_token_id=tokenizer.eos_token_id)
         completion_B_C = ids_B_T[:, enc["input_ids"].shape[1]:]

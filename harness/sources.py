@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from harness.config import ConfigError, RunConfig
+from harness.config import SCHEDULES, ConfigError, RunConfig
 
 
 class ExposureSource:
@@ -45,9 +45,6 @@ class FixedExposure(ExposureSource):
 
     def current(self) -> float:
         return self.r
-
-
-SCHEDULES = ("linear_up", "linear_down", "step")
 
 
 class ScheduleExposure(ExposureSource):
@@ -103,11 +100,10 @@ def make_source(cfg: RunConfig, evaluator=None) -> ExposureSource:
     if src == "fixed":
         return FixedExposure(steps, cfg.exposure)
     if src == "schedule":
-        s = dict(cfg.schedule)
-        return ScheduleExposure(steps, s.get("kind", "linear_up"), s.get("low", 0.0),
-                                s.get("high", 1.0), s.get("at", 0.5))
-    if src == "random":
-        return RandomExposure(steps, int(cfg.controller.get("hold", 10)), cfg.seed)
+        s = cfg.schedule
+        return ScheduleExposure(steps, s.kind, s.low, s.high, s.at)
+    if src == "random":  # the controller's hold window, without learning
+        return RandomExposure(steps, cfg.controller.hold, cfg.seed)
     from harness.controller import ControllerExposure  # ATESD
 
     return ControllerExposure(cfg, evaluator)

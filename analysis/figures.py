@@ -1,0 +1,98 @@
+"""Every figure and table from a results root (what `make figures RESULTS=<dir>` runs).
+
+python -m analysis.figures --results results/runs [--out DIR] [--group-by KEYS] [--refresh]
+
+Collects the run folders (analysis/collect.py, parquet cache), says which runs are not
+finished and why, then writes into DIR (default: the results root):
+  tables/average<k>.md, .tex               analysis/tables.py
+  figures/mismatch_vs_exposure.png, .pdf   analysis/plot_mismatch.py (and its verdict line)
+  figures/training_curves.png, .pdf        analysis/curves.py
+A part with nothing to show (say, no fixed-exposure run for the mismatch figure) is
+skipped with the reason; bad input (no results, nothing finished, mixed task configs)
+is one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python analysis/figures.py`: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pandas as pd  # noqa: E402
+
+from analysis.collect import (  # noqa: E402
+    AnalysisError,
+    add_common_args,
+    cli,
+    collect,
+    describe,
+    group_keys,
+    run_info,
+    slug,
+    split_comparable,
+    unfinished_lines,
+)
+from analysis.curves import plot_curves  # noqa: E402
+from analysis.plot_mismatch import plot_mismatch  # noqa: E402
+from analysis.tables import write_tables  # noqa: E402
+
+
+def parts(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path, suffix: str,
+          probe_method: str | None) -> list[tuple[str, Callable[[], list[str]]]]:
+    """(name, job) per output; a job returns the lines to print."""
+    def tables() -> list[str]:
+        _, paths = write_tables(runs, out / "tables", suffix)
+        return [", ".join(map(str, paths))]
+
+    def mismatch() -> list[str]:
+        paths, verdict = plot_mismatch(runs, metrics, out / "figures" / f"mismatch_vs_exposure{suffix}",
+                                       probe_method)
+        return [", ".join(map(str, paths)), verdict]
+
+    def curves() -> list[str]:
+        return [", ".join(map(str, plot_curves(runs, metrics, out / "figures" / f"training_curves{suffix}")))]
+
+    return [("table", tables), ("mismatch figure", mismatch), ("training curves", curves)]
+
+
+def main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(ap)
+    ap.add_argument("--out", help="folder receiving figures/ and tables/ (default: the results root)")
+    ap.add_argument("--probe-method", help="method whose probe rows the mismatch figure's panel (b) "
+                    "shows (default opsd-r1)")
+    a = ap.parse_args(argv)
+    col = collect(a.results, refresh=a.refresh)
+    info = col.info
+    print(f"{a.results}: {describe(info)}")
+    for line in unfinished_lines(info):
+        print(line)
+    if not info["state"].eq("done").any():
+        raise AnalysisError(f"no finished run under {a.results} ({describe(info)}): nothing to draw yet")
+    out = Path(a.out) if a.out else Path(a.results)
+    written = 0
+    for label, runs in split_comparable(col.runs, group_keys(a.group_by)):
+        if label:
+            print(f"[{label}]")
+        if not run_info(runs)["state"].eq("done").any():
+            print("  skipped: no finished run in this group")
+            continue
+        metrics = col.metrics[col.metrics["run"].isin(runs["run"])]
+        for name, job in parts(runs, metrics, out, slug(label), a.probe_method):
+            try:
+                lines = job()
+            except AnalysisError as err:  # one part with nothing to show does not stop the others
+                print(f"  {name}: skipped ({err})")
+                continue
+            written += 1
+            print(f"  {name}: " + "\n  ".join(lines))
+    if not written:
+        raise AnalysisError("nothing could be drawn (see the skipped parts above)")
+
+
+if __name__ == "__main__":
+    cli(main)

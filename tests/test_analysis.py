@@ -1,0 +1,295 @@
+"""Analysis on real smoke runs: tables against eval files, CI, marked failures, figures, bad input.
+
+python -m pytest -q tests/test_analysis.py
+
+The results folder is built once per session from real smoke-profile runs: a Hydra
+multirun (exposure 0 and 1 x seeds 0 and 1, submitit local launcher), the base model's
+evaluation, a run that fails (its model folder is broken), and a run killed with
+SIGKILL mid-training (its status stays "running", its metrics stop mid-way; a
+truncated last line is then appended, as a writer killed mid-row leaves it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # `analysis` is a folder of scripts, not an installed package
+
+from analysis.collect import AnalysisError, collect, mean_ci, run_info, split_comparable  # noqa: E402
+from analysis.plot_mismatch import LAST_FRACTION, sweep_points, sweep_summary  # noqa: E402
+from analysis.tables import MEAN, average_table, to_latex, to_markdown  # noqa: E402
+from harness.config import to_run_config  # noqa: E402
+from harness.run import run  # noqa: E402
+from harness.rundir import read_json, read_jsonl  # noqa: E402
+from harness.settings import compose_raw  # noqa: E402
+
+DONE = ["opsd-r0-s0", "opsd-r0-s1", "opsd-r1-s0", "opsd-r1-s1", "base"]
+FAILED, KILLED = "opsd-r1-s2", "opsd-r0.5-s0"
+SUITES = ["easy_k3", "medium_k4", "hard_k5"]
+
+
+def _run_in_process(*overrides: str) -> None:
+    """One run exactly as `python -m harness.run` makes it (resolved config.yaml included)."""
+    raw = compose_raw(["profile=smoke", *overrides])
+    run(to_run_config(raw), OmegaConf.to_yaml(raw, resolve=True))
+
+
+def _train_rows(folder: Path) -> int:
+    return sum(1 for r in read_jsonl(folder / "metrics.jsonl") if r.get("kind") == "train")
+
+
+def _start_killable(root: Path) -> subprocess.Popen:
+    # A long run outside the slot cap, so it trains alongside the sweep until it is killed.
+    cmd = [sys.executable, "-m", "harness.run", "profile=smoke", "exposure=0.5", "seed=0",
+           "train.steps=400", "launcher.max_parallel=0", f"results={root}"]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _kill_after_two_steps(proc: subprocess.Popen, folder: Path, timeout: float = 240) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout and proc.poll() is None:
+        if (folder / "metrics.jsonl").exists() and _train_rows(folder) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run to kill ended on its own"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture(scope="session")
+def results(tmp_path_factory, smoke_base) -> Path:
+    root = tmp_path_factory.mktemp("analysis") / "runs"
+    killable = _start_killable(root)
+    sweep = subprocess.Popen([sys.executable, "-m", "harness.run", "-m", "profile=smoke", "exposure=0,1",
+                              "seed=0,1", f"results={root}"], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    _kill_after_two_steps(killable, root / KILLED)
+    out, _ = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, out[-3000:]
+    with open(root / KILLED / "metrics.jsonl", "a") as f:
+        f.write('{"step": 999, "kind": "tra')  # a writer killed mid-row
+    _run_in_process("method=base", f"results={root}")
+    broken = root.parent / "broken_model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")  # passes the config check, fails to load
+    with pytest.raises(Exception):  # noqa: B017 - whichever error loading raises; status is what matters
+        _run_in_process("exposure=1", "seed=2", f"model.path={broken}", f"results={root}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def collected(results):
+    return collect(results, refresh=True)
+
+
+def _eval_average(results: Path, run_name: str, suite: str) -> float:
+    return read_json(results / run_name / "eval.json")["suites"][suite]["average"]
+
+
+def _cli(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def _copy_runs(src: Path, dst: Path, names: list[str]) -> Path:
+    for n in names:
+        shutil.copytree(src / n, dst / n, ignore=shutil.ignore_patterns("checkpoints"))
+    return dst
+
+
+# ---- collect ------------------------------------------------------------------------------------
+def test_every_run_is_kept_and_marked(collected):
+    info = run_info(collected.runs).set_index("run")
+    assert set(info.index) == {*DONE, FAILED, KILLED}
+    assert (info.loc[DONE, "state"] == "done").all()
+    assert info.loc[FAILED, "state"] == "failed" and info.loc[FAILED, "reason"]
+    assert info.loc[KILLED, "state"] == "running" and info.loc[KILLED, "stalled"]  # its process is gone
+    assert not info.loc[DONE, "stalled"].any()
+    # one row per run x suite for evaluated runs, one row with no suite for the others
+    rows = collected.runs.groupby("run").size()
+    assert all(rows[n] == 3 for n in DONE) and rows[FAILED] == 1 and rows[KILLED] == 1
+    assert collected.runs.loc[collected.runs["run"] == FAILED, "suite"].isna().all()
+    assert info.loc["opsd-r0-s1", "cfg.probe.exposures"] == json.dumps([0.0, 0.25, 0.5, 0.75, 1.0])
+
+
+def test_metrics_table_is_the_jsonl_rows(collected, results):
+    m = collected.metrics
+    for name in ["opsd-r1-s0", KILLED]:
+        rows = read_jsonl(results / name / "metrics.jsonl")
+        mine = m[m["run"] == name]
+        assert len(mine) == len(rows)
+        assert list(mine["step"]) == [r["step"] for r in rows]
+    killed = m[m["run"] == KILLED]
+    assert 999 not in set(killed["step"])  # the truncated last line is skipped
+    assert (killed["kind"] == "train").sum() >= 2
+    probes = m[(m["run"] == "opsd-r1-s0") & (m["kind"] == "probe")]
+    assert sorted(probes["probe_exposure"].unique()) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert probes["mismatch_kl_st"].notna().all()
+
+
+def test_cache_is_reused_and_refreshed_when_runs_change(results, tmp_path):
+    root = _copy_runs(results, tmp_path / "runs", ["opsd-r0-s0", "opsd-r1-s0", "base"])
+    first = collect(root)
+    assert not first.from_cache and (root / "runs.parquet").is_file() and (root / "metrics.parquet").is_file()
+    again = collect(root)
+    assert again.from_cache
+    assert again.runs.equals(first.runs) and again.metrics.equals(first.metrics)
+    with open(root / "opsd-r0-s0" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 5, "kind": "train", "mismatch_kl_st": 0.5}) + "\n")
+    grown = collect(root)
+    assert not grown.from_cache and len(grown.metrics) == len(first.metrics) + 1
+    shutil.rmtree(root / "base")
+    assert set(collect(root).runs["run"]) == {"opsd-r0-s0", "opsd-r1-s0"}
+
+
+def test_mean_ci_is_t_interval_on_real_values(collected):
+    # Real, non-zero values: each step's mismatch of one run.
+    x = collected.metrics.query("run == 'opsd-r1-s0' and kind == 'probe'")["mismatch_kl_st"].to_numpy()
+    n = len(x)
+    direct = stats.t.ppf(0.975, n - 1) * np.std(x, ddof=1) / math.sqrt(n)
+    mean, half, k = mean_ci(x)
+    assert k == n and mean == pytest.approx(x.mean()) and half == pytest.approx(direct)
+    assert stats.t.ppf(0.975, 1) == pytest.approx(12.706, abs=1e-3)  # 2 seeds: a wide interval, as it is
+    assert math.isnan(mean_ci(x[:1])[1]) and mean_ci([])[2] == 0
+
+
+# ---- the Average@k table ------------------------------------------------------------------------
+def test_table_cells_match_eval_files(collected, results):
+    (_, runs), = split_comparable(collected.runs)
+    table = average_table(runs)
+    assert table.columns == [*SUITES, MEAN] and table.k == 2
+    assert list(table.labels.values()) == ["Base model", "Fixed r = 0", "Fixed r = 0.5", "OPSD (r = 1)"]
+    t975 = stats.t.ppf(0.975, 1)
+    for method, seeds in [("opsd-r0", [0, 1]), ("opsd-r1", [0, 1])]:
+        names = [f"{method}-s{s}" for s in seeds]
+        for suite in SUITES:
+            vals = [100 * _eval_average(results, n, suite) for n in names]
+            cell = table.cells[method][suite]
+            assert cell.n == 2 and cell.mean == pytest.approx(np.mean(vals))
+            assert cell.half == pytest.approx(t975 * np.std(vals, ddof=1) / math.sqrt(2))
+        per_run = [100 * np.mean([_eval_average(results, n, s) for s in SUITES]) for n in names]
+        assert table.cells[method][MEAN].mean == pytest.approx(np.mean(per_run))
+    base = table.cells["base"]["easy_k3"]
+    assert base.n == 1 and base.mean == pytest.approx(100 * _eval_average(results, "base", "easy_k3"))
+    assert math.isnan(base.half)
+    delta = dict(table.deltas)["Δ Fixed r = 0 (best other r) − OPSD"]
+    assert delta[MEAN] == pytest.approx(table.cells["opsd-r0"][MEAN].mean - table.cells["opsd-r1"][MEAN].mean)
+
+
+def test_table_marks_failed_and_unfinished_runs(collected):
+    (_, runs), = split_comparable(collected.runs)
+    table = average_table(runs)
+    assert table.runs_note["opsd-r1"] == "2 (+1 failed)"
+    assert table.runs_note["opsd-r0.5"] == "0 (+1 stalled)"  # the killed run: a row, no numbers
+    assert math.isnan(table.cells["opsd-r0.5"]["easy_k3"].mean)
+    md, tex = to_markdown(table), to_latex(table)
+    assert "| OPSD (r = 1) | 2 (+1 failed) |" in md and "| Fixed r = 0.5 | 0 (+1 stalled) | - |" in md
+    assert "\\begin{tabular}" in tex and "easy\\_k3" in tex and "$\\Delta$" in tex
+
+
+def test_best_per_column_is_bold_unless_all_tie(collected):
+    (_, runs), = split_comparable(collected.runs)
+    table = average_table(runs)
+    for col in table.columns:
+        means = {m: c[col].mean for m, c in table.cells.items() if not math.isnan(c[col].mean)}
+        best = table.best(col)
+        if len(set(means.values())) == 1:
+            assert best == set()  # nothing stands out: nothing is marked
+        else:
+            assert best == {m for m, v in means.items() if v == max(means.values())}
+
+
+# ---- the mismatch figure's numbers --------------------------------------------------------------
+def test_sweep_summary_matches_a_direct_computation(collected, results):
+    (_, runs), = split_comparable(collected.runs)
+    points = sweep_points(runs, collected.metrics)
+    assert set(points["run"]) == {"opsd-r0-s0", "opsd-r0-s1", "opsd-r1-s0", "opsd-r1-s1"}  # done only
+    summary = sweep_summary(points).set_index(["exposure", "direction"])
+    for r in (0.0, 1.0):
+        late = []
+        for s in (0, 1):
+            train = [x for x in read_jsonl(results / f"opsd-r{r:g}-s{s}" / "metrics.jsonl")
+                     if x["kind"] == "train"]
+            tail = train[-max(1, math.ceil(LAST_FRACTION * len(train))):]
+            late.append(np.mean([x["mismatch_kl_st"] for x in tail]))
+        row = summary.loc[(r, "mismatch_kl_st")]
+        assert row["n"] == 2 and row["mean"] == pytest.approx(np.mean(late))
+        assert row["half"] == pytest.approx(stats.t.ppf(0.975, 1) * np.std(late, ddof=1) / math.sqrt(2))
+
+
+# ---- the commands -------------------------------------------------------------------------------
+def _nonempty(path: Path, magic: bytes) -> bool:
+    return path.is_file() and path.stat().st_size > 1000 and path.read_bytes().startswith(magic)
+
+
+def test_figures_command_writes_every_file(results, tmp_path):
+    out = tmp_path / "out"
+    r = _cli("analysis.figures", "--results", str(results), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    for stem in ["mismatch_vs_exposure", "training_curves"]:
+        assert _nonempty(out / "figures" / f"{stem}.png", b"\x89PNG")
+        assert _nonempty(out / "figures" / f"{stem}.pdf", b"%PDF")
+    assert (out / "tables" / "average2.md").read_text().count("\n|") >= 6
+    assert (out / "tables" / "average2.tex").is_file()
+    assert "verdict: " in r.stdout and "Spearman rho" in r.stdout
+    assert f"{KILLED}: running (process gone)" in r.stdout and f"{FAILED}: failed" in r.stdout
+
+
+def test_plot_mismatch_runs_as_a_script(results, tmp_path):
+    r = subprocess.run([sys.executable, "analysis/plot_mismatch.py", "--results", str(results),
+                        "--out", str(tmp_path / "fig.png")], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert _nonempty(tmp_path / "fig.png", b"\x89PNG") and _nonempty(tmp_path / "fig.pdf", b"%PDF")
+    lines = r.stdout.strip().splitlines()
+    assert str(tmp_path / "fig.png") in lines[0] and lines[-1].startswith("verdict: ")
+
+
+def _one_error_line(r: subprocess.CompletedProcess, *needles: str) -> None:
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    for n in needles:
+        assert n in r.stderr, r.stderr
+
+
+def test_missing_and_empty_results_folder(tmp_path):
+    _one_error_line(_cli("analysis.figures", "--results", str(tmp_path / "nope")), "does not exist")
+    (tmp_path / "empty").mkdir()
+    _one_error_line(_cli("analysis.tables", "--results", str(tmp_path / "empty")), "no run folders")
+
+
+def test_no_finished_run(results, tmp_path):
+    root = _copy_runs(results, tmp_path / "runs", [FAILED, KILLED])
+    _one_error_line(_cli("analysis.figures", "--results", str(root)), "no finished run",
+                    "1 failed", "1 running")
+    _one_error_line(_cli("analysis.tables", "--results", str(root)), "no finished run")
+
+
+def test_mixed_task_configs_refused_unless_grouped(results, tmp_path, smoke_base):
+    root = _copy_runs(results, tmp_path / "runs", ["opsd-r0-s0", "opsd-r1-s0", "base"])
+    # A real run on another task config (validation set size), same base model folder.
+    _run_in_process("exposure=1", "tag=val4", "task.val_size=4", f"model.path={smoke_base}",
+                    f"results={root}")
+    with pytest.raises(AnalysisError, match="task.val_size"):
+        split_comparable(collect(root).runs)
+    _one_error_line(_cli("analysis.figures", "--results", str(root)), "task.val_size", "--group-by")
+    r = _cli("analysis.figures", "--results", str(root), "--group-by", "task.val_size")
+    assert r.returncode == 0, r.stderr
+    assert "[task.val_size=4]" in r.stdout and "[task.val_size=8]" in r.stdout
+    assert len(list((root / "tables").glob("average2-task.val_size=*.md"))) == 2
+    assert len(list((root / "figures").glob("mismatch_vs_exposure-*.png"))) == 2
+    bad = _cli("analysis.tables", "--results", str(root), "--group-by", "task.nosuch")
+    _one_error_line(bad, "task.nosuch")
+

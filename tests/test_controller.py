@@ -1,0 +1,364 @@
+"""ATESD controller: Beta policy, delayed discounted reward, hold windows, REINFORCE, checkpoints, runs.
+
+python -m pytest -q tests/test_controller.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as scistats
+
+from harness.config import ConfigError, ControllerConfig
+from harness.controller import (
+    FEATURES,
+    BetaPolicy,
+    ControllerExposure,
+    Reinforce,
+    discounted_reward,
+    ref_nll,
+    sample_beta,
+    val_accuracy,
+)
+from harness.run import run
+from harness.rundir import read_jsonl
+from harness.schema import CONTROLLER_ROW
+from harness.settings import compose
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+def _controller(tmp_cfg, progress_values: list[float], **cc) -> ControllerExposure:
+    """A controller whose P is read from `progress_values` (first value: P before training)."""
+    cfg = replace(tmp_cfg, controller=replace(tmp_cfg.controller, **cc))
+    data = SimpleNamespace(validation=["unused"])
+    ctrl = ControllerExposure(cfg, (data, None))
+    values = iter(progress_values)
+    ctrl.measure = lambda: next(values)  # type: ignore[method-assign]
+    ctrl.bind(None, None)
+    return ctrl
+
+
+def _row(step: int) -> dict:
+    return {"step": step, "loss": 0.1, "mismatch_kl_st": 0.2, "rollout_accuracy": 0.5,
+            "student_entropy": 1.0}
+
+
+def _cfg(steps: int = 12):
+    cfg = compose(["profile=smoke", "method=atesd"])
+    return replace(cfg, train=replace(cfg.train, steps=steps))
+
+
+# ---- the Beta policy ----------------------------------------------------------------------------
+def test_policy_log_prob_matches_beta_density():
+    torch.manual_seed(0)
+    policy = BetaPolicy(len(FEATURES), 16)
+    for p in policy.parameters():  # a policy far from its zero start, to test the general case
+        torch.nn.init.normal_(p, std=2.0)
+    state_B_S = torch.randn(64, len(FEATURES)) * 3
+    a_B, b_B = policy(state_B_S)
+    assert (a_B >= 1).all() and (b_B >= 1).all()
+    r_B = torch.rand(64).clamp(1e-3, 1 - 1e-3)
+    want_B = (torch.lgamma(a_B + b_B) - torch.lgamma(a_B) - torch.lgamma(b_B)
+              + (a_B - 1) * torch.log(r_B) + (b_B - 1) * torch.log1p(-r_B))
+    dist = policy.dist(state_B_S)
+    assert isinstance(dist, torch.distributions.Beta)
+    torch.testing.assert_close(dist.log_prob(r_B), want_B, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(dist.log_prob(r_B), torch.distributions.Beta(a_B, b_B).log_prob(r_B))
+    dist.log_prob(r_B).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.parameters())
+
+
+def test_policy_starts_broad_and_symmetric():
+    a_B, b_B = BetaPolicy(len(FEATURES), 8)(torch.randn(5, len(FEATURES)))
+    torch.testing.assert_close(a_B, torch.full((5,), 1 + math.log(2)))
+    torch.testing.assert_close(b_B, a_B)
+
+
+@pytest.mark.parametrize("a,b", [(1.0, 1.0), (1.7, 1.7), (5.0, 1.5), (1.2, 8.0)])
+def test_sampling_matches_torch_beta(a, b):
+    rng = np.random.default_rng(0)
+    ours = np.array([sample_beta(rng, a, b) for _ in range(4000)])
+    assert ((ours > 0) & (ours < 1)).all()
+    torch.manual_seed(0)
+    ref = torch.distributions.Beta(torch.tensor(a), torch.tensor(b)).sample((4000,)).numpy()
+    assert scistats.ks_2samp(ours, ref).pvalue > 0.01
+    mean = torch.distributions.Beta(torch.tensor(a), torch.tensor(b)).mean.item()
+    assert abs(ours.mean() - mean) < 0.02
+
+
+# ---- reward and crediting -----------------------------------------------------------------------
+def test_discounted_reward_by_hand():
+    assert discounted_reward([0.1, 0.2, -0.4], 0.5) == pytest.approx(0.1 + 0.5 * 0.2 - 0.25 * 0.4)
+    assert discounted_reward([0.3], 0.0) == pytest.approx(0.3)
+    assert discounted_reward([0.3, 1.0], 0.0) == pytest.approx(0.3)  # gamma = 0: immediate
+
+
+def test_delayed_crediting_on_a_hand_made_progress_sequence():
+    P = [0.0, 0.1, 0.3, 0.2, 0.5, 0.6]  # P_(-1), P_0 .. P_4
+    delta = [P[i + 1] - P[i] for i in range(5)]
+    ctrl = _controller(_cfg(5), P, hold=1, credit_windows=3, gamma=0.5)
+    rows = [r for s in range(1, 6) for r in ctrl.step_end(s, _row(s))]
+    assert [r["window"] for r in rows] == [0, 1, 2, 3, 4]
+    for r, d, p in zip(rows, delta, P[1:]):
+        assert r["ctrl_delta"] == pytest.approx(d) and r["ctrl_progress"] == p
+    # windows 0 and 1 credit nothing; window k >= 2 credits decision k - 2 with 3 deltas
+    assert "ctrl_reward" not in rows[0] and "ctrl_reward" not in rows[1]
+    for k in (2, 3, 4):
+        want = delta[k - 2] + 0.5 * delta[k - 1] + 0.25 * delta[k]
+        assert rows[k]["ctrl_credited"] == k - 2
+        assert rows[k]["ctrl_reward"] == pytest.approx(want)
+    # the baseline starts at the first reward, then moves by baseline_rate toward each reward
+    r0, r1 = rows[2]["ctrl_reward"], rows[3]["ctrl_reward"]
+    assert rows[2]["ctrl_baseline"] == pytest.approx(r0)
+    assert rows[3]["ctrl_baseline"] == pytest.approx(r0 + 0.2 * (r1 - r0))
+    # decisions 3 and 4 would need windows past the end of training: never credited
+    assert [d.window for d in ctrl.learner.pending] == [3, 4]
+
+
+def test_immediate_reward_is_the_next_delta():
+    P = [0.0, 0.25, 0.125]
+    ctrl = _controller(_cfg(2), P, hold=1, credit_windows=1, gamma=0.0)
+    rows = [r for s in (1, 2) for r in ctrl.step_end(s, _row(s))]
+    assert [r["ctrl_reward"] for r in rows] == [pytest.approx(0.25), pytest.approx(-0.125)]
+
+
+def test_train_loss_progress_drops_the_first_decision():
+    cfg = _cfg(4)
+    cfg = replace(cfg, controller=replace(cfg.controller, progress="train_loss", hold=1,
+                                          credit_windows=1, gamma=0.0))
+    ctrl = ControllerExposure(cfg, None)
+    ctrl.bind(None, None)
+    rows = [r for s in (1, 2, 3) for r in ctrl.step_end(s, {**_row(s), "loss": 1.0 / s})]
+    assert rows[0]["ctrl_delta"] is None and "ctrl_reward" not in rows[0]
+    assert rows[1]["ctrl_progress"] == pytest.approx(-0.5)
+    assert rows[1]["ctrl_reward"] == pytest.approx(1.0 - 0.5)  # the loss fell from 1 to 1/2
+
+
+# ---- hold windows -------------------------------------------------------------------------------
+def test_exposure_is_held_for_a_window_and_resampled_at_its_end():
+    ctrl = _controller(_cfg(10), [0.1 * i for i in range(20)], hold=3, credit_windows=1)
+    in_force, row_steps = [], []
+    for s in range(1, 11):
+        in_force.append(ctrl.current())  # what step s's teacher sees
+        if ctrl.step_end(s, _row(s)):
+            row_steps.append(s)
+    assert row_steps == [3, 6, 9, 10]  # the last, partial window ends with training
+    windows = [in_force[0:3], in_force[3:6], in_force[6:9], in_force[9:10]]
+    assert all(len(set(w)) == 1 for w in windows)
+    firsts = [w[0] for w in windows]
+    assert len(set(firsts)) == 4  # re-sampled at each window's end
+
+
+def test_bandit_state_is_constant():
+    ctrl = _controller(_cfg(6), [0.0] * 10, hold=2, state="none")
+    rows = [r for s in range(1, 7) for r in ctrl.step_end(s, _row(s))]
+    assert all(r[f"ctrl_state_{n}"] == 0.0 for r in rows for n in FEATURES)
+    ctrl2 = _controller(_cfg(6), [0.0] * 10, hold=2)
+    rows2 = [r for s in range(1, 7) for r in ctrl2.step_end(s, _row(s))]
+    assert rows2[1]["ctrl_state_progress"] == pytest.approx(2 / 6)
+    assert rows2[1]["ctrl_state_prev_exposure"] == pytest.approx(rows2[0]["ctrl_r"])
+
+
+# ---- REINFORCE on a bandit with a known best exposure ---------------------------------------------
+@pytest.mark.parametrize("best", [0.8, 0.2])
+def test_reinforce_moves_the_policy_toward_the_rewarded_exposure(best):
+    cc = ControllerConfig(hold=1, credit_windows=1, gamma=0.0, lr=0.05)
+    learner = Reinforce(len(FEATURES), cc, seed=0)
+    state = [0.3] * len(FEATURES)
+
+    def expected_reward() -> float:
+        with torch.no_grad():
+            r_N = learner.policy.dist(torch.tensor([state])).sample((2000,)).flatten()
+        return -((r_N - best) ** 2).mean().item()
+
+    torch.manual_seed(0)
+    before = expected_reward()
+    for k in range(150):
+        d = learner.decide(k, state)
+        learner.end_window(k, -((d.r - best) ** 2))
+    with torch.no_grad():
+        a_B, b_B = learner.policy(torch.tensor([state]))
+    mean = (a_B / (a_B + b_B)).item()
+    assert abs(mean - best) < 0.15, mean
+    assert expected_reward() > before + 0.02
+
+
+# ---- checkpoint round trip ------------------------------------------------------------------------
+def test_state_round_trips_through_torch_save(tmp_path):
+    P = [0.05 * i for i in range(40)]
+    a = _controller(_cfg(20), P, hold=2, credit_windows=2)
+    for s in range(1, 8):
+        a.step_end(s, _row(s))
+    torch.save(a.state_dict(), tmp_path / "c.pt")
+    b = _controller(_cfg(20), P, hold=2, credit_windows=2)  # fresh, then restored
+    b.load_state_dict(torch.load(tmp_path / "c.pt", weights_only=False))
+    b.measure = lambda: next(rest_b)  # type: ignore[method-assign]
+    a.measure = lambda: next(rest_a)  # type: ignore[method-assign]
+    rest_a, rest_b = iter(P[5:]), iter(P[5:])
+    assert b.current() == a.current()
+    rows_a = [r for s in range(8, 21) for r in a.step_end(s, _row(s))]
+    rows_b = [r for s in range(8, 21) for r in b.step_end(s, _row(s))]
+    strip = [{k: v for k, v in r.items() if k != "ctrl_seconds"} for r in rows_a]
+    assert strip == [{k: v for k, v in r.items() if k != "ctrl_seconds"} for r in rows_b]
+    assert any("ctrl_policy_loss" in r for r in rows_a)
+    for pa, pb in zip(a.learner.policy.parameters(), b.learner.policy.parameters()):
+        assert torch.equal(pa, pb)
+
+
+# ---- config ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("override,match", [
+    ("controller.hold=0", "controller.hold=0"),
+    ("controller.gamma=1.5", "controller.gamma=1.5"),
+    ("controller.credit_windows=0", "controller.credit_windows=0"),
+    ("controller.progress=loss", "controller.progress='loss'"),
+    ("controller.state=full", "controller.state='full'"),
+    ("schedule.kind=cosine", "schedule.kind='cosine'"),
+    ("tag=a/b", "tag='a/b'"),
+])
+def test_bad_controller_config_fails_naming_the_value(override, match):
+    with pytest.raises(ConfigError, match=match.replace(".", r"\.").replace("(", r"\(")):
+        compose(["profile=smoke", override])
+
+
+# ---- end to end -------------------------------------------------------------------------------------
+def _run(tmp_path, *overrides):
+    cfg = compose(["profile=smoke", f"results={tmp_path}", *overrides])
+    run(cfg, "resolved: true\n")
+    return tmp_path / cfg.run_name, cfg
+
+
+def _rows(folder, kind):
+    return [r for r in read_jsonl(folder / "metrics.jsonl") if r["kind"] == kind]
+
+
+def _check_controller_run(folder, cfg) -> list[dict]:
+    assert json.loads((folder / "status.json").read_text())["state"] == "done"
+    train, ctrl = _rows(folder, "train"), _rows(folder, "controller")
+    steps, hold = cfg.train.steps, cfg.controller.hold
+    assert [r["step"] for r in train] == list(range(1, steps + 1))
+    assert [r["step"] for r in ctrl] == [s for s in range(1, steps + 1) if s % hold == 0 or s == steps]
+    for c in ctrl:  # the window's steps used the window's sampled exposure
+        start = c["step"] - hold
+        assert {t["exposure"] for t in train if start < t["step"] <= c["step"]} == {c["ctrl_r"]}
+        assert c["ctrl_a"] >= 1 and c["ctrl_b"] >= 1 and 0 < c["ctrl_r"] < 1
+        for key in ("window", "ctrl_progress", "ctrl_delta", "ctrl_baseline",
+                    *[f"ctrl_state_{n}" for n in FEATURES]):
+            assert key in c, key
+        assert set(c) <= set(CONTROLLER_ROW), set(c) - set(CONTROLLER_ROW)  # all documented
+    return ctrl
+
+
+def test_atesd_smoke_run(tmp_path, smoke_base):
+    folder, cfg = _run(tmp_path, "method=atesd")
+    assert folder.name == "atesd-s0"
+    ctrl = _check_controller_run(folder, cfg)
+    assert len(ctrl) == 2 and "ctrl_policy_loss" in ctrl[1]  # W = 2: decision 0 credited at window 1
+    assert ctrl[1]["ctrl_credited"] == 0
+    assert (folder / "eval.json").is_file()
+
+
+def test_measuring_progress_leaves_the_training_rng_alone(smoke_cfg, smoke_base):
+    """P samples with its own fixed seed under a forked RNG: training draws what it would have."""
+    from harness.models import load
+    from harness.tasks.datasets import TaskData
+
+    model, tok = load(smoke_base)
+    problems = TaskData(smoke_cfg.task).validation
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    p1 = val_accuracy(model, tok, smoke_cfg, problems)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert val_accuracy(model, tok, smoke_cfg, problems) == p1  # same draws every window
+    assert 0.0 <= p1 <= 1.0
+    nll = ref_nll(model, tok, smoke_cfg, problems)
+    assert math.isfinite(nll) and nll > 0
+    small = replace(smoke_cfg, controller=replace(smoke_cfg.controller, progress_batch_size=3))
+    assert ref_nll(model, tok, small, problems) == pytest.approx(nll, rel=1e-5)  # padding is inert
+
+
+CONTROLLER_ABLATIONS = {  # ablation -> what it must have set
+    "immediate_reward": {"credit_windows": 1, "gamma": 0.0},
+    "loss_reward": {"progress": "train_loss", "credit_windows": 1},
+    "nll_progress": {"progress": "ref_nll"},
+    "no_hold": {"hold": 1},
+    "bandit": {"state": "none"},
+}
+
+
+@pytest.mark.parametrize("ablation", sorted(CONTROLLER_ABLATIONS))
+def test_controller_ablation_runs(tmp_path, smoke_base, ablation):
+    folder, cfg = _run(tmp_path, f"ablation={ablation}")
+    assert folder.name == f"atesd-{ablation}-s0"
+    for key, value in CONTROLLER_ABLATIONS[ablation].items():
+        assert getattr(cfg.controller, key) == value
+    ctrl = _check_controller_run(folder, cfg)
+    if ablation == "bandit":
+        assert all(c["ctrl_state_progress"] == 0.0 for c in ctrl)
+    if ablation == "nll_progress":
+        assert all(c["ctrl_progress"] < 0 for c in ctrl)  # minus an NLL
+    if ablation in ("immediate_reward", "no_hold"):
+        assert any("ctrl_policy_loss" in c for c in ctrl)
+
+
+@pytest.mark.parametrize("ablation,name,want", [
+    ("random", "random-s0", None),
+    ("linear_up", "schedule-linear_up-s0", [0.0, 1 / 3, 2 / 3, 1.0]),
+    ("linear_down", "schedule-linear_down-s0", [1.0, 2 / 3, 1 / 3, 0.0]),
+    ("step", "schedule-step-s0", [0.0, 0.0, 1.0, 1.0]),
+    ("fixed_best", "opsd-r1-s0", [1.0] * 4),
+])
+def test_baseline_ablation_runs(tmp_path, smoke_base, ablation, name, want):
+    folder, cfg = _run(tmp_path, f"ablation={ablation}")
+    assert folder.name == name
+    assert json.loads((folder / "status.json").read_text())["state"] == "done"
+    exposures = [r["exposure"] for r in _rows(folder, "train")]
+    if want is None:  # random: held for controller.hold steps, re-drawn after
+        h = cfg.controller.hold
+        assert all(exposures[i] == exposures[i - i % h] for i in range(len(exposures)))
+        assert exposures[0] != exposures[h]
+    else:
+        assert exposures == pytest.approx(want)
+    assert not _rows(folder, "controller")
+
+
+def test_resume_restores_the_controller(tmp_path, smoke_base, monkeypatch):
+    # windows every step (an update before the checkpoint); P from the weights (NLL), not 0/8 correct
+    overrides = ["method=atesd", "controller.hold=1", "controller.progress=ref_nll"]
+    full, _ = _run(tmp_path / "full", *overrides)
+
+    original = ControllerExposure.step_end
+
+    def crash_at_3(self, step, stats):
+        if step == 3:
+            raise RuntimeError("preempted")
+        return original(self, step, stats)
+
+    monkeypatch.setattr(ControllerExposure, "step_end", crash_at_3)
+    with pytest.raises(RuntimeError, match="preempted"):
+        _run(tmp_path / "cut", *overrides)
+    cut = tmp_path / "cut" / "atesd-s0"
+    assert (cut / "checkpoints" / "checkpoint-2" / "exposure_source.pt").is_file()
+    saved = torch.load(cut / "checkpoints" / "checkpoint-2" / "exposure_source.pt", weights_only=False)
+    assert saved["window"] == 2 and saved["learner"]["optim"]["state"]  # Adam has stepped
+
+    monkeypatch.setattr(ControllerExposure, "step_end", original)
+    restored = []
+    original_load = ControllerExposure.load_state_dict
+    monkeypatch.setattr(ControllerExposure, "load_state_dict",
+                        lambda self, s: (restored.append(s), original_load(self, s))[1])
+    _run(tmp_path / "cut", *overrides)
+    assert len(restored) == 1 and restored[0]["decision"] == saved["decision"]
+
+    def strip(folder, kind):
+        return [{k: v for k, v in r.items() if k not in ("wall_time", "ctrl_seconds")}
+                for r in _rows(folder, kind)]
+
+    assert [r["step"] for r in _rows(cut, "train")] == [1, 2, 3, 4]  # exactly once
+    assert strip(cut, "controller") == strip(full, "controller")
+    assert strip(cut, "train") == strip(full, "train")  # same rollouts, losses, exposures

@@ -211,7 +211,7 @@ class ControllerConfig:
     these knobs and a run-name tag): immediate_reward (credit_windows=1 gamma=0),
     loss_reward (progress=train_loss, immediate), nll_progress (progress=ref_nll),
     no_hold (hold=1), bandit (state=none); and the baselines random, linear_up,
-    linear_down, step (method=schedule) and fixed_best (method=opsd). See docs_controller.md.
+    linear_down, step (method=schedule) and fixed_best (method=opsd). See README.md (ATESD section).
     """
 
     hold: int = F(5, "H: optimiser steps one sampled exposure is held (a window); 1: no hold")

@@ -1,6 +1,6 @@
 """ATESD: a learned Beta-policy controller of the teacher's exposure, trained by REINFORCE.
 
-python -m harness.run method=atesd profile=smoke         # ablations: ablation=<name>, docs_controller.md
+python -m harness.run method=atesd profile=smoke   # ablations: ablation=<name>, README.md (ATESD section)
 
 One decision per hold window of H optimiser steps:
   s_k            state: normalised training statistics at the window's start

@@ -56,6 +56,7 @@ def train_and_eval(cfg: RunConfig, rd: RunDir) -> dict:
     from harness.base import ensure_base, templates_of
     from harness.evaluate import evaluate
     from harness.models import load
+    from harness.periodic_eval import PeriodicEval
     from harness.sources import make_source
     from harness.tasks.datasets import TaskData
     from harness.trainer import OPSDTrainer, sdft_args
@@ -78,7 +79,7 @@ def train_and_eval(cfg: RunConfig, rd: RunDir) -> dict:
     trainer = OPSDTrainer(model=model, args=sdft_args(cfg, str(rd.checkpoints)),
                           train_dataset=Dataset.from_list(rows), processing_class=tok,
                           run_cfg=cfg, problems=problems, exposure_source=source, run_dir=rd,
-                          callbacks=[SourceCheckpoint(source)])
+                          callbacks=[SourceCheckpoint(source), PeriodicEval(cfg, tok, rd)])
     source.bind(trainer.model, tok)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     summary, samples = evaluate(trainer.model, tok, cfg)

@@ -26,6 +26,12 @@ TRAIN_ROW = {
     "grad_norm": "gradient norm before clipping",
     "wall_time": "seconds since the run (or its resume) started",
 }
+EVAL_ROW = {  # only with eval.every > 0
+    "step": "step after which the student was evaluated",
+    "kind": "'eval'",
+    "eval_<suite>": "Average@k of that suite at this step (same sampling settings as eval.json)",
+    "seconds": "wall time of this evaluation",
+}
 PROBE_ROW = {
     "step": "the step whose rollouts were probed",
     "kind": "'probe'",
@@ -70,7 +76,7 @@ EVAL_SAMPLE = {
 def as_markdown() -> str:
     out = []
     for title, table in [("metrics.jsonl train row", TRAIN_ROW), ("probe row", PROBE_ROW),
-                         ("controller row", CONTROLLER_ROW), ("eval.json", EVAL_JSON),
+                         ("controller row", CONTROLLER_ROW), ("eval row", EVAL_ROW), ("eval.json", EVAL_JSON),
                          ("eval_samples.jsonl", EVAL_SAMPLE)]:
         out += [f"### {title}", "", "| key | meaning |", "|---|---|"]
         out += [f"| `{k}` | {v} |" for k, v in table.items()] + [""]

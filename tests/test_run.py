@@ -62,12 +62,20 @@ def test_r0_frozen_teacher_zero_only_before_first_update(tmp_path, smoke_base):
     assert [p for p in _rows(folder, "probe") if p["probe_exposure"] == 1.0][0]["mismatch_kl_st"] > 1e-3
 
 
-def test_same_seed_same_metrics(tmp_path, smoke_base):
+def test_same_seed_same_metrics_and_periodic_eval_leaves_training_alone(tmp_path, smoke_base):
     a = _run(tmp_path / "a", "exposure=1")
-    b = _run(tmp_path / "b", "exposure=1")
-    strip = [{k: v for k, v in r.items() if k != "wall_time"} for r in read_jsonl(a / "metrics.jsonl")]
-    strip_b = [{k: v for k, v in r.items() if k != "wall_time"} for r in read_jsonl(b / "metrics.jsonl")]
-    assert strip == strip_b
+    b = _run(tmp_path / "b", "exposure=1", "eval.every=2")  # evaluates after step 2 too
+
+    def strip(folder):
+        return [{k: v for k, v in r.items() if k != "wall_time"}
+                for r in read_jsonl(folder / "metrics.jsonl") if r["kind"] != "eval"]
+
+    assert strip(a) == strip(b)
+    evals = _rows(b, "eval")
+    assert [r["step"] for r in evals] == [2]  # not at the last step: eval.json is that one
+    assert {"eval_easy_k3", "eval_medium_k4", "eval_hard_k5"} <= set(evals[0])
+    assert all(0.0 <= evals[0][f"eval_{s}"] <= 1.0 for s in ("easy_k3", "medium_k4", "hard_k5"))
+    assert not _rows(a, "eval")
     ea, eb = (json.loads((x / "eval.json").read_text())["suites"] for x in (a, b))
     assert ea == eb
 

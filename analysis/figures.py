@@ -7,6 +7,7 @@ finished and why, then writes into DIR (default: the results root):
   tables/average<k>.md, .tex               analysis/tables.py
   figures/mismatch_vs_exposure.png, .pdf   analysis/plot_mismatch.py (and its verdict line)
   figures/training_curves.png, .pdf        analysis/curves.py
+  figures/controller.png, .pdf             analysis/controller_plot.py (ATESD runs only)
 A part with nothing to show (say, no fixed-exposure run for the mismatch figure) is
 skipped with the reason; bad input (no results, nothing finished, mixed task configs)
 is one line on stderr and exit 2.
@@ -36,6 +37,7 @@ from analysis.collect import (  # noqa: E402
     split_comparable,
     unfinished_lines,
 )
+from analysis.controller_plot import plot_controller  # noqa: E402
 from analysis.curves import plot_curves  # noqa: E402
 from analysis.plot_mismatch import plot_mismatch  # noqa: E402
 from analysis.tables import write_tables  # noqa: E402
@@ -56,7 +58,11 @@ def parts(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path, suffix: str,
     def curves() -> list[str]:
         return [", ".join(map(str, plot_curves(runs, metrics, out / "figures" / f"training_curves{suffix}")))]
 
-    return [("table", tables), ("mismatch figure", mismatch), ("training curves", curves)]
+    def controller() -> list[str]:
+        return [", ".join(map(str, plot_controller(runs, metrics, out / "figures" / f"controller{suffix}")))]
+
+    return [("table", tables), ("mismatch figure", mismatch), ("training curves", curves),
+            ("controller figure", controller)]
 
 
 def main(argv: list[str]) -> None:

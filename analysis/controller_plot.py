@@ -1,0 +1,209 @@
+"""The ATESD controller over training: its Beta policy and the exposure it sampled, per window.
+
+python analysis/controller_plot.py [--results results/runs] [--out FILE]
+
+One panel per adaptive method with controller rows in metrics.jsonl (ATESD and its
+controller ablations; harness/controller.py, kind "controller", one row per hold
+window). Per seed: the policy's Beta(a, b) mean a / (a + b) at each decision, held
+over its window (line), a band of ± one Beta standard deviation
+sqrt(ab / ((a + b)^2 (a + b + 1))) around it, and the exposure r actually sampled
+for the window (dots, at the window's middle). Window k covers optimiser steps
+(end of window k - 1, end of window k]. Seeds are colors, later seeds drawn thinner
+on top (all seeds start from the same Beta); runs that are not done are dashed
+(failed) or dotted (running or killed).
+Writes FILE.png and FILE.pdf (default <results>/figures/controller) and prints where;
+with no controller rows it prints one line saying so and writes nothing (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if __package__ in (None, ""):  # `python analysis/controller_plot.py`: make the repo root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.collect import (  # noqa: E402
+    AnalysisError,
+    add_common_args,
+    cli,
+    collect,
+    group_keys,
+    methods,
+    run_info,
+    slug,
+    split_comparable,
+)
+from analysis.curves import STATE_STYLE, row_major  # noqa: E402
+from analysis.plot_mismatch import FIG_WIDTH, pyplot, save, stem_of, subtitle  # noqa: E402
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+DEFAULT_NAME = "controller"
+WINDOW_COLUMNS = ["run", "method", "label", "seed", "state", "window", "start", "step",
+                  "ctrl_r", "ctrl_a", "ctrl_b", "beta_mean", "beta_sd"]
+SEED_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+NCOLS = 3  # panels per row
+NO_ROWS = "no ATESD run: no controller rows in metrics.jsonl"
+
+
+class NoControllerRows(AnalysisError):
+    """No run has controller rows: the figure is skipped, which is not an error."""
+
+
+def beta_mean_sd(a: np.ndarray | float, b: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean a / (a + b) and standard deviation sqrt(ab / ((a + b)^2 (a + b + 1))) of Beta(a, b)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    total = a + b
+    return a / total, np.sqrt(a * b / (total**2 * (total + 1)))
+
+
+def controller_windows(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per run x hold window, exactly what is plotted (WINDOW_COLUMNS), in step order.
+
+    start: the step the window began after (the previous window's end, 0 for the first);
+    step: its last step (the controller row's step); beta_*: of the decision that chose ctrl_r.
+    """
+    rows = metrics[metrics["kind"] == "controller"] if "ctrl_a" in metrics.columns else metrics.iloc[:0]
+    if rows.empty:
+        raise NoControllerRows(NO_ROWS)
+    info = run_info(runs)[["run", "method", "label", "seed", "state"]]
+    out = rows[["run", "window", "step", "ctrl_r", "ctrl_a", "ctrl_b"]].merge(info, on="run", how="inner")
+    out = out.sort_values(["run", "step"]).reset_index(drop=True)
+    out["start"] = out.groupby("run")["step"].shift(1).fillna(0).astype(out["step"].dtype)
+    out["beta_mean"], out["beta_sd"] = beta_mean_sd(out["ctrl_a"].to_numpy(), out["ctrl_b"].to_numpy())
+    return out[WINDOW_COLUMNS]
+
+
+def seed_styles(seeds: list) -> dict:
+    """seed -> (color, line width): later seeds thinner, drawn on top, so coinciding policies
+    (every seed starts from the same Beta) still show each seed's color."""
+    return {s: (SEED_COLORS[i % len(SEED_COLORS)], max(0.8, 2.4 - 0.7 * i))
+            for i, s in enumerate(sorted(seeds))}
+
+
+def draw_run(ax, w: pd.DataFrame, style: tuple[str, float], dot_size: float) -> None:
+    """One run: the held Beta mean (steps), ± 1 sd band, the sampled r as dots mid-window."""
+    color, lw = style
+    x = np.append(w["start"].to_numpy(), w["step"].iloc[-1])  # each value holds until the next start
+    mean = np.append(w["beta_mean"].to_numpy(), w["beta_mean"].iloc[-1])
+    sd = np.append(w["beta_sd"].to_numpy(), w["beta_sd"].iloc[-1])
+    ls = STATE_STYLE.get(w["state"].iloc[0], "-.")
+    ax.fill_between(x, mean - sd, mean + sd, step="post", color=color, alpha=0.12, linewidth=0)
+    ax.plot(x, mean, drawstyle="steps-post", color=color, lw=lw, ls=ls)
+    ax.scatter((w["start"] + w["step"]) / 2, w["ctrl_r"], s=dot_size, color=color, alpha=0.8,
+               linewidths=0, zorder=3)
+
+
+def draw_panel(ax, g: pd.DataFrame, styles: dict, hold: str) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    per_run = g.groupby("run").size().max()
+    dot_size = 14 if per_run <= 40 else 6 if per_run <= 200 else 2
+    for _, w in sorted(g.groupby("run"), key=lambda rw: list(styles).index(rw[1]["seed"].iloc[0])):
+        draw_run(ax, w, styles[w["seed"].iloc[0]], dot_size)
+    n = g["run"].nunique()
+    ax.set_title(g["label"].iloc[0], loc="left", pad=14)
+    subtitle(ax, f"{n} seed{'s' * (n != 1)}{hold}")
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlim(0, g["step"].max())
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+
+
+def hold_text(runs: pd.DataFrame, method: str) -> str:
+    """'; one decision per H steps' from the runs' config (nothing when unknown or mixed)."""
+    col = "cfg.controller.hold"
+    if col not in runs.columns:
+        return ""
+    holds = run_info(runs).query("method == @method")[col].dropna().unique()
+    if len(holds) != 1:
+        return ""
+    h = int(holds[0])
+    return f"; one decision per {h} step{'s' * (h != 1)}"
+
+
+def controller_figure(runs: pd.DataFrame, metrics: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
+    """(figure, the controller_windows frame it draws): one panel per method with controller rows."""
+    data = controller_windows(runs, metrics)
+    order = [m for m in methods(run_info(runs))["method"] if m in set(data["method"])]
+    styles = seed_styles(list(data["seed"].unique()))
+    ncols = min(NCOLS, len(order))
+    nrows = -(-len(order) // ncols)
+    plt = pyplot()
+    fig, axes = plt.subplots(nrows, ncols, figsize=(FIG_WIDTH, 0.6 + 2.3 * nrows), squeeze=False,
+                             sharey=True, constrained_layout=True)
+    for ax, method in zip(axes.ravel(), order):
+        draw_panel(ax, data[data["method"] == method], styles, hold_text(runs, method))
+        ax.set_xlabel("optimiser step")
+    for ax in axes.ravel()[len(order):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("teacher exposure r")
+    fig.suptitle("ATESD controller: Beta policy mean ± 1 sd per decision, and the exposure r it sampled",
+                 fontsize=10, fontweight="bold", x=0.0, ha="left")
+    legend(fig, data, styles)
+    return fig, data
+
+
+def plot_controller(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path) -> list[Path]:
+    """Draw and save the figure as out.png and out.pdf; returns the files."""
+    import matplotlib.pyplot as plt
+
+    fig, _ = controller_figure(runs, metrics)
+    paths = save(fig, out)
+    plt.close(fig)
+    return paths
+
+
+def legend(fig, data: pd.DataFrame, styles: dict) -> None:
+    """Below the panels: what the line, band and dots are, then one color per seed, then states."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    grey = "0.3"
+    handles = [Line2D([], [], color=grey, lw=1.4), Patch(color=grey, alpha=0.25, linewidth=0),
+               Line2D([], [], color=grey, ls="", marker="o", ms=4)]
+    labels = ["policy mean a/(a+b), held over its window", "± 1 sd of Beta(a, b)",
+              "sampled r (one dot per window)"]
+    handles += [Line2D([], [], color=c, lw=lw) for c, lw in styles.values()]
+    labels += [f"seed {int(s) if float(s).is_integer() else s}" for s in styles]
+    states = [s for s in STATE_STYLE if s in set(data["state"])]
+    if states != ["done"]:
+        for s in states:
+            handles.append(Line2D([], [], color=grey, lw=1.2, ls=STATE_STYLE[s]))
+            labels.append(s if s != "running" else "running / killed")
+    ncol = min(3, len(labels))
+    idx = row_major(len(labels), ncol)
+    fig.legend([handles[i] for i in idx], [labels[i] for i in idx], loc="outside lower center",
+               ncol=ncol, frameon=False)
+
+
+def main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(ap)
+    ap.add_argument("--out", help=f"output file stem; .png and .pdf are written "
+                    f"(default <results>/figures/{DEFAULT_NAME})")
+    a = ap.parse_args(argv)
+    col = collect(a.results, refresh=a.refresh)
+    if not len(col.metrics) or not col.metrics["kind"].eq("controller").any():
+        print(f"{a.results}: {NO_ROWS}; no controller figure written")
+        return
+    stem = stem_of(Path(a.out) if a.out else Path(a.results) / "figures" / DEFAULT_NAME)
+    for label, runs in split_comparable(col.runs, group_keys(a.group_by)):
+        metrics = col.metrics[col.metrics["run"].isin(runs["run"])]
+        try:
+            paths = plot_controller(runs, metrics, stem.with_name(stem.name + slug(label)))
+        except NoControllerRows as err:
+            print(f"{label + ': ' if label else ''}skipped ({err})")
+            continue
+        print(f"{label + ': ' if label else ''}wrote " + ", ".join(map(str, paths)))
+
+
+if __name__ == "__main__":
+    cli(main)

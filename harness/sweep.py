@@ -86,10 +86,16 @@ def validate(groups: list[list[str]], common: list[str]) -> list[RunConfig]:
     return cfgs
 
 
-def launch(group: list[str], common: list[str]) -> int:
+def launch(group: list[str], common: list[str], results: str) -> int:
+    """Run one group as a Hydra multirun, with a progress bar over its run folders."""
+    from harness.progress import watch
+
     cmd = [sys.executable, "-m", "harness.run", "-m", *common, *group]
     print("launch:", " ".join(cmd[3:]), flush=True)
-    return subprocess.call(cmd)
+    print(f"  job logs: {results}/.hydra/multirun-*/.submitit/", flush=True)
+    cfgs = [compose([*common, *p]) for p in expand(group)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)  # Hydra's lines would break the bar
+    return watch(proc, [(Path(c.results) / c.run_name, c.train.steps) for c in cfgs])
 
 
 def main(argv: list[str]) -> None:
@@ -121,7 +127,7 @@ def main(argv: list[str]) -> None:
     ensure_base(cfgs[0])  # once, before the jobs start (they would serialise on its lock)
     base_raw = compose_raw([*common, "method=base"])
     run(to_run_config(base_raw), OmegaConf.to_yaml(base_raw, resolve=True))
-    codes = [launch(g, common) for g in groups]
+    codes = [launch(g, common, a.results) for g in groups]
     from harness.summary import print_summary
 
     print_summary(Path(a.results), [c.run_name for c in cfgs])

@@ -31,6 +31,7 @@ def test_smoke_sweep_two_exposures_then_skip(tmp_path, smoke_base):
     assert (res / "base" / "eval.json").is_file()
     assert list((res / ".hydra").glob("multirun-*/.submitit"))  # went through submitit
     assert "opsd-r0-s0" in r.stdout and "KL(S||T)" in r.stdout  # the closing table
+    assert "8/8" in r.stderr  # the progress bar over both runs' 4 steps reached the end
     before = (res / "opsd-r1-s0" / "metrics.jsonl").stat().st_mtime_ns
     r2 = sweep(res)
     assert r2.returncode == 0

@@ -1,0 +1,52 @@
+"""A progress bar over a sweep's runs, read from their run folders while the launcher works.
+
+python -m harness.sweep --exposures 0,1 -- profile=smoke      # shows it while the jobs run
+
+The jobs' own bars go to the launcher's log files (submitit), so the sweep itself
+shows one bar: optimiser steps done over all runs of the group, and how many runs
+are done or failed. It only reads status.json and metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+
+def steps_done(folder: Path, steps: int) -> tuple[int, str]:
+    """(optimiser steps finished, state) of one run folder; a done run counts all its steps."""
+    try:
+        state = json.loads((folder / "status.json").read_text()).get("state", "pending")
+    except (OSError, ValueError):
+        return 0, "pending"
+    if state == "done":
+        return steps, state
+    last = 0
+    try:
+        with open(folder / "metrics.jsonl") as fh:
+            for line in fh:
+                if '"kind": "train"' in line:  # cheap filter; the row starts with its step
+                    last = max(last, int(line.split(",", 1)[0].split(":")[1]))
+    except (OSError, ValueError, IndexError):
+        pass
+    return last, state
+
+
+def watch(proc: subprocess.Popen, runs: list[tuple[Path, int]], every_s: float = 2.0) -> int:
+    """Wait for proc, showing steps done over `runs` ((folder, steps) pairs); its exit code."""
+    total = sum(steps for _, steps in runs)
+    with tqdm(total=total, unit="step", desc=f"{len(runs)} runs", dynamic_ncols=True) as bar:
+        while True:
+            code = proc.poll()
+            states = [steps_done(folder, steps) for folder, steps in runs]
+            bar.n = sum(n for n, _ in states)
+            bar.set_postfix(done=sum(s == "done" for _, s in states),
+                            failed=sum(s == "failed" for _, s in states), refresh=False)
+            bar.refresh()
+            if code is not None:
+                return code
+            time.sleep(every_s)

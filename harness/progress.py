@@ -39,7 +39,9 @@ def steps_done(folder: Path, steps: int) -> tuple[int, str]:
 def watch(proc: subprocess.Popen, runs: list[tuple[Path, int]], every_s: float = 2.0) -> int:
     """Wait for proc, showing steps done over `runs` ((folder, steps) pairs); its exit code."""
     total = sum(steps for _, steps in runs)
-    with tqdm(total=total, unit="step", desc=f"{len(runs)} runs", dynamic_ncols=True) as bar:
+    already = sum(steps_done(folder, steps)[0] for folder, steps in runs)  # rate counts new steps only
+    with tqdm(total=total, initial=already, unit="step", desc=f"{len(runs)} runs",
+              dynamic_ncols=True) as bar:
         while True:
             code = proc.poll()
             states = [steps_done(folder, steps) for folder, steps in runs]

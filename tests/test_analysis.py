@@ -387,3 +387,22 @@ def test_no_controller_rows_is_one_line_and_no_file(results, tmp_path):
     col = collect(results)
     with pytest.raises(NoControllerRows, match="no ATESD run"):
         controller_windows(col.runs, col.metrics)
+
+
+def test_spearman_permutation_p_is_exact_for_few_runs():
+    import itertools
+
+    import numpy as np
+    from scipy import stats
+
+    from analysis.plot_mismatch import spearman_with_permutation_p
+
+    x = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+    rho, p = spearman_with_permutation_p(x, np.array([0.01, 0.07, 0.13, 0.28, 0.37]))
+    assert rho == pytest.approx(1.0) and p == pytest.approx(2 / 120)  # only the two extreme orders
+    y = np.array([0.3, 0.1, 0.5, 0.2, 0.6, 0.4])
+    x6 = np.arange(6.0)
+    obs = abs(stats.spearmanr(x6, y).statistic)
+    perms = [abs(stats.spearmanr(x6, np.array(q)).statistic) for q in itertools.permutations(y)]
+    brute = np.mean([v >= obs - 1e-12 for v in perms])
+    assert spearman_with_permutation_p(x6, y)[1] == pytest.approx(brute)

@@ -112,7 +112,7 @@ def plot_curves(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path,
                     ls=STATE_STYLE.get(run["state"], "-."),
                     drawstyle="steps-post" if key == "exposure" else "default")  # held per window
         ax.set_title(title, loc="left")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
         if key == "rollout_accuracy" or key == "exposure":
             ax.set_ylim(-0.03, 1.03)
     for ax in axes[-shape[1]:]:  # shared x: only the bottom row says what it is

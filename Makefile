@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 EXPOSURES ?= 0,0.25,0.5,0.75,1.0
-SEEDS ?= 0
+SEEDS ?=
 METHOD ?= opsd
 RESULTS ?= results/runs
 LAUNCHER ?= local

@@ -98,10 +98,22 @@ def launch(group: list[str], common: list[str], results: str) -> int:
     return watch(proc, [(Path(c.results) / c.run_name, c.train.steps) for c in cfgs])
 
 
+def build_groups(a: argparse.Namespace, common: list[str]) -> list[list[str]]:
+    """Override lists, one per multirun: the experiment preset's groups, or the exposure grid."""
+    if a.experiment:
+        groups = groups_from_experiment(a.experiment, common)
+        if a.seeds:  # SEEDS=... replaces the preset's seed lists (e.g. one seed for a quick look)
+            seeds = fmt(parse_seeds(a.seeds))
+            groups = [[ov for ov in g if not ov.startswith("seed=")] + [f"seed={seeds}"] for g in groups]
+        return groups
+    exposures, seeds = parse_exposures(a.exposures), parse_seeds(a.seeds or "0")
+    return [[f"method={a.method}", f"exposure={fmt(exposures)}", f"seed={fmt(seeds)}"]]
+
+
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--exposures", default="0,0.25,0.5,0.75,1.0")
-    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--seeds", default="", help="default 0; with --experiment: the preset's seeds")
     ap.add_argument("--method", default="opsd")
     ap.add_argument("--results", default="results/runs")
     ap.add_argument("--launcher", default="local")
@@ -113,11 +125,7 @@ def main(argv: list[str]) -> None:
         if a.launcher not in LAUNCHERS:
             raise ConfigError(f"LAUNCHER={a.launcher!r} is not one of {LAUNCHERS}")
         common = [f"results={a.results}", f"launcher={a.launcher}", *a.overrides]
-        if a.experiment:
-            groups = groups_from_experiment(a.experiment, common)
-        else:
-            exposures, seeds = parse_exposures(a.exposures), parse_seeds(a.seeds)
-            groups = [[f"method={a.method}", f"exposure={fmt(exposures)}", f"seed={fmt(seeds)}"]]
+        groups = build_groups(a, common)
         cfgs = validate(groups + [["method=base"]], common)
     except ConfigError as err:
         fail(err)

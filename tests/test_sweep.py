@@ -62,3 +62,20 @@ def test_bad_override_fails_before_launch(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "teacher.mode='psychic'" in r.stderr
     assert not res.exists()
+
+
+def test_seeds_replace_an_experiment_presets_seeds():
+    from argparse import Namespace
+
+    from harness.sweep import build_groups
+
+    def groups(seeds):
+        return build_groups(Namespace(experiment="atesd_vs_fixed", seeds=seeds, exposures="", method=""),
+                            ["results=/tmp/unused"])
+
+    assert groups("") == [["method=opsd", "exposure=0,0.25,0.5,0.75,1", "seed=0,1,2"],
+                          ["method=atesd", "seed=0,1,2"]]
+    assert groups("4") == [["method=opsd", "exposure=0,0.25,0.5,0.75,1", "seed=4"],
+                           ["method=atesd", "seed=4"]]
+    with pytest.raises(ValueError, match="SEEDS='x'"):
+        groups("x")

@@ -44,11 +44,12 @@ def print_summary(root: Path, names: list[str] | None = None) -> list[dict]:
     rows = [run_row(RunDir(root / n)) for n in dict.fromkeys(names)]
     base = next((r["suites"] for r in rows if r["run"] == "base"), {})
     suites = list(next((r["suites"] for r in rows if r["suites"]), {}))
-    head = f"{'run':<22}{'state':<8}{'r':>6}{'seed':>5}{'KL(S||T)':>10}"
+    w = max([22, *(len(r["run"]) + 2 for r in rows)])  # long ablation names keep the columns
+    head = f"{'run':<{w}}{'state':<8}{'r':>6}{'seed':>5}{'KL(S||T)':>10}"
     head += "".join(f"{s:>22}" for s in suites)
     print(head)
     for r in rows:
-        line = f"{r['run']:<22}{str(r['state']):<8}"
+        line = f"{r['run']:<{w}}{str(r['state']):<8}"
         line += f"{r.get('exposure') if r.get('exposure') is not None else '':>6}"
         line += f"{r.get('seed') if r.get('seed') is not None else '':>5}"
         line += f"{r['mismatch']:>10.4f}" if r["mismatch"] is not None else f"{'-':>10}"

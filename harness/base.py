@@ -64,6 +64,10 @@ def sft_rows(cfg: RunConfig, tokenizer, n: int) -> list[dict[str, str]]:
 def train_base(cfg: RunConfig, out_dir: Path) -> None:
     from trl import SFTConfig, SFTTrainer  # heavy import, only when building
 
+    from harness import envsafe
+
+    envsafe.install()  # accelerate would otherwise rewrite the C environment under live threads
+
     torch.set_num_threads(max(1, torch.get_num_threads()))
     tok = build_tokenizer()
     m = cfg.model

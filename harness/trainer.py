@@ -21,6 +21,7 @@ import torch
 from trl.experimental.sdft import SDFTConfig, SDFTTrainer
 from trl.trainer.utils import pad
 
+from harness import envsafe
 from harness.config import RunConfig
 from harness.exposure import PromptTemplates, ReferenceCutter
 from harness.losses import entropy, generalized_jsd, kl, masked_mean
@@ -28,6 +29,8 @@ from harness.rundir import RunDir
 from harness.sources import ExposureSource
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
+
+envsafe.install()  # before any trainer builds its Accelerator (see harness/envsafe.py)
 
 
 class ExposureContextBuilder:

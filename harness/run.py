@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback, set_seed
 
 from harness.config import ConfigError, RunConfig, to_run_config
-from harness.rundir import RunDir, atomic_write, write_eval
+from harness.rundir import RunDir, atomic_write, config_conflict, write_eval
 from harness.slots import slot
 
 SOURCE_STATE = "exposure_source.pt"
@@ -88,7 +88,13 @@ def train_and_eval(cfg: RunConfig, rd: RunDir) -> dict:
 
 
 def prepare_folder(cfg: RunConfig) -> RunDir | None:
-    """The run folder, or None when it is already done (and force is off)."""
+    """The run folder, or None when it is already done (and force is off).
+
+    A folder holding a run of another config is refused (ConfigError), never reused.
+    """
+    conflict = config_conflict(cfg)
+    if conflict:
+        raise ConfigError(conflict)
     rd = RunDir(Path(cfg.results) / cfg.run_name)
     if rd.is_done() and not cfg.force:
         print(f"skip {rd.path}: already done (force=true re-runs it)")
@@ -123,10 +129,10 @@ def run(cfg: RunConfig, resolved_yaml: str) -> dict | None:
 def main(dcfg: DictConfig) -> dict | None:
     try:
         cfg = to_run_config(dcfg)
-    except ConfigError as err:
+        return run(cfg, OmegaConf.to_yaml(dcfg, resolve=True))
+    except ConfigError as err:  # raised before any folder is written
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    return run(cfg, OmegaConf.to_yaml(dcfg, resolve=True))
 
 
 if __name__ == "__main__":

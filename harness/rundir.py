@@ -19,7 +19,16 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.config import RunConfig
+
+# Keys that do not change what a run computes: where it is written, how it is launched,
+# how it is named, where TRL's logs go.
+NEUTRAL_KEYS = ("force", "results", "launcher", "name", "tag", "train.report_to")
+# The `base` run only evaluates the base model: training settings do not change it.
+BASE_RUN_KEYS = ("task", "model", "base", "eval", "exposure_unit", "profile")
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -96,3 +105,50 @@ class RunDir:
         """Keep rows with step <= `step` (resume: exactly-once rows across restarts)."""
         rows = [r for r in read_jsonl(self.metrics_path) if r.get("step", 0) <= step]
         write_jsonl(self.metrics_path, rows)
+
+
+def flat(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a.b": value} for nested dicts (lists stay values)."""
+    if not isinstance(obj, dict):
+        return {prefix: obj}
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        out.update(flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def matters(key: str, method: str) -> bool:
+    """Whether a flat config key changes what a run of this method computes."""
+    if any(key == n or key.startswith(n + ".") for n in NEUTRAL_KEYS):
+        return False
+    return method != "base" or key.split(".")[0] in BASE_RUN_KEYS
+
+
+def config_conflict(cfg: RunConfig) -> str | None:
+    """Why cfg's run folder holds a different run (None when absent, equal, or force is on).
+
+    A relaunch skips (done) or resumes (checkpoints) the run in the folder, so that run
+    must be the one asked for: e.g. `teacher.mode=live` must not reuse a base-teacher run.
+    """
+    from dataclasses import asdict
+
+    from omegaconf import OmegaConf
+
+    from harness.config import to_run_config
+
+    stored_path = Path(cfg.results) / cfg.run_name / "config.yaml"
+    if cfg.force or not stored_path.is_file():
+        return None
+    try:
+        stored = flat(asdict(to_run_config(OmegaConf.load(stored_path))))
+    except Exception as err:  # unreadable: refuse rather than guess
+        return f"{stored_path} is not a readable run config ({str(err).splitlines()[0]})"
+    want = flat(asdict(cfg))
+    diff = sorted(k for k in set(want) | set(stored) if matters(k, cfg.method.name)
+                  and want.get(k, "<unset>") != stored.get(k, "<unset>"))
+    if not diff:
+        return None
+    shown = ", ".join(f"{k}: {stored.get(k, '<unset>')!r} -> {want.get(k, '<unset>')!r}" for k in diff[:3])
+    more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
+    return (f"{stored_path.parent} holds a run with a different config ({shown}{more}); "
+            f"set tag=<label> or results=<dir> for a new run, or force=true to replace it")

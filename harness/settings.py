@@ -34,6 +34,12 @@ def compose(overrides: list[str]) -> RunConfig:
     return to_run_config(compose_raw(overrides))
 
 
+def compose_resolved(overrides: list[str]) -> tuple[RunConfig, str]:
+    """The validated RunConfig and the resolved YAML a run folder stores as config.yaml."""
+    raw = compose_raw(overrides)
+    return to_run_config(raw), OmegaConf.to_yaml(raw, resolve=True)
+
+
 def fail(err: Exception) -> None:
     """One line on stderr and exit 2: how every entry point reports bad input."""
     print(f"error: {err}", file=sys.stderr)

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from harness.config import ConfigError, RunConfig, to_run_config
-from harness.settings import compose, compose_raw, fail
+from harness.config import ConfigError, RunConfig
+from harness.rundir import config_conflict
+from harness.settings import compose, compose_raw, compose_resolved, fail
 
 LAUNCHERS = ("local", "slurm")
 
@@ -83,6 +84,10 @@ def validate(groups: list[list[str]], common: list[str]) -> list[RunConfig]:
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise ConfigError(f"run names collide: {sorted(dup)} (give each group a distinct name/tag)")
+    for c in cfgs:  # a folder holding another config's run would be skipped or resumed
+        conflict = config_conflict(c)
+        if conflict:
+            raise ConfigError(conflict)
     return cfgs
 
 
@@ -133,8 +138,7 @@ def main(argv: list[str]) -> None:
     from harness.run import run
 
     ensure_base(cfgs[0])  # once, before the jobs start (they would serialise on its lock)
-    base_raw = compose_raw([*common, "method=base"])
-    run(to_run_config(base_raw), OmegaConf.to_yaml(base_raw, resolve=True))
+    run(*compose_resolved([*common, "method=base"]))
     codes = [launch(g, common, a.results) for g in groups]
     from harness.summary import print_summary
 

@@ -29,7 +29,7 @@ from harness.controller import (
 from harness.run import run
 from harness.rundir import read_jsonl
 from harness.schema import CONTROLLER_ROW
-from harness.settings import compose
+from harness.settings import compose, compose_resolved
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -228,8 +228,8 @@ def test_bad_controller_config_fails_naming_the_value(override, match):
 
 # ---- end to end -------------------------------------------------------------------------------------
 def _run(tmp_path, *overrides):
-    cfg = compose(["profile=smoke", f"results={tmp_path}", *overrides])
-    run(cfg, "resolved: true\n")
+    cfg, resolved_yaml = compose_resolved(["profile=smoke", f"results={tmp_path}", *overrides])
+    run(cfg, resolved_yaml)
     return tmp_path / cfg.run_name, cfg
 
 

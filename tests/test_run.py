@@ -9,14 +9,14 @@ import pytest
 
 from harness.run import run
 from harness.rundir import read_jsonl
-from harness.settings import compose
+from harness.settings import compose, compose_resolved
 
 FILES = ["config.yaml", "status.json", "metrics.jsonl", "eval.json", "eval_samples.jsonl"]
 
 
 def _run(tmp_path, *overrides):
-    cfg = compose(["profile=smoke", f"results={tmp_path}", *overrides])
-    run(cfg, "resolved: true\n")
+    cfg, resolved_yaml = compose_resolved(["profile=smoke", f"results={tmp_path}", *overrides])
+    run(cfg, resolved_yaml)
     return tmp_path / cfg.run_name
 
 
@@ -105,3 +105,17 @@ def test_missing_model_path_fails_before_any_folder(tmp_path):
     with pytest.raises(ConfigError, match="model.path='/nonexistent'"):
         compose(["profile=smoke", "model.path=/nonexistent", f"results={tmp_path}"])
     assert not any(tmp_path.iterdir())
+
+
+def test_relaunch_with_another_config_is_refused_and_keeps_the_run(tmp_path, smoke_base):
+    from harness.config import ConfigError
+
+    folder = _run(tmp_path, "exposure=1")
+    before = {f: (folder / f).read_text() for f in ("config.yaml", "metrics.jsonl", "status.json")}
+    # same run name, other teacher: skipping would hand back the base-teacher run as "live"
+    with pytest.raises(ConfigError, match=r"teacher.mode: 'base' -> 'live'.*tag=<label>"):
+        _run(tmp_path, "exposure=1", "teacher.mode=live")
+    assert {f: (folder / f).read_text() for f in before} == before
+    _run(tmp_path, "exposure=1", "teacher.mode=live", "tag=live")  # a new name is a new run
+    assert (tmp_path / "opsd-live-r1-s0" / "eval.json").is_file()
+    _run(tmp_path, "exposure=1", "train.report_to=none", "force=false")  # neutral keys: a plain skip

@@ -79,3 +79,16 @@ def test_seeds_replace_an_experiment_presets_seeds():
                            ["method=atesd", "seed=4"]]
     with pytest.raises(ValueError, match="SEEDS='x'"):
         groups("x")
+
+
+def test_folder_with_another_config_fails_before_launch(tmp_path, smoke_base):
+    res = tmp_path / "runs"
+    assert sweep(res, exposures="1").returncode == 0
+    stamp = (res / "opsd-r1-s0" / "metrics.jsonl").stat().st_mtime_ns
+    cmd = [sys.executable, "-m", "harness.sweep", "--exposures", "0,1", "--results", str(res),
+           "--", "profile=smoke", "loss.beta=1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "loss.beta: 0.5 -> 1.0" in r.stderr and "opsd-r" in r.stderr
+    assert not (res / "opsd-r0-s0").exists()  # nothing launched
+    assert (res / "opsd-r1-s0" / "metrics.jsonl").stat().st_mtime_ns == stamp

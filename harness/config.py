@@ -196,9 +196,12 @@ class TrainConfig:
 class ProbeConfig:
     every: int = F(10, "probe the mismatch at every exposure every N steps (0: off)")
     exposures: list[float] = F([0.0, 0.25, 0.5, 0.75, 1.0], "exposures the probe measures")
+    max_rows: int = F(0, "teacher rows (exposures x rollouts) per forward; 0: all exposures in one "
+                         "forward. Set it when the logits of all of them do not fit in memory")
 
     def __post_init__(self) -> None:
         require(self.every >= 0, "probe.every", self.every, ">= 0")
+        require(self.max_rows >= 0, "probe.max_rows", self.max_rows, ">= 0")
         for r in self.exposures:
             in_unit("probe.exposures item", r)
 

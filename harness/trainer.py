@@ -106,26 +106,31 @@ class OPSDTrainer(SDFTTrainer):
 
     @torch.no_grad()
     def probe_rows(self, batch: dict[str, Any], problem_ids: list[str], step: int) -> list[dict]:
-        """Mismatch at every probed exposure on these rollouts: one teacher forward for all."""
+        """Mismatch at every probed exposure on these rollouts, as few teacher forwards as
+        probe.max_rows allows (one for all exposures by default)."""
         exposures = list(self.run_cfg.probe.exposures)
         comp_B_C, cmask_B_C = batch["completion_ids"], batch["completion_mask"]
         n, c_len = comp_B_C.shape
-        prompts = [p for r in exposures for p in self.teacher_context_builder.teacher_prompts(problem_ids, r)]
-        t_in = self.teacher_context_builder.build_ids(prompts, comp_B_C.repeat(len(exposures), 1),
-                                                      cmask_B_C.repeat(len(exposures), 1))
         s_ids = torch.cat([batch["prompt_ids"], comp_B_C], 1)
         s_mask = torch.cat([batch["prompt_mask"], cmask_B_C], 1)
         s_logits_B_C_V = self._forward_logits(self.model, s_ids, s_mask, c_len) * self.temperature
-        with self._get_teacher_context_for_self_distillation():
-            t_logits_EB_C_V = self._forward_logits(
-                self.teacher_model, t_in["teacher_input_ids"], t_in["teacher_attention_mask"],
-                c_len) * self.temperature
+        max_rows = self.run_cfg.probe.max_rows
+        per_forward = max(1, max_rows // n) if max_rows else len(exposures)
         rows = []
-        for i, r in enumerate(exposures):
-            t_logits = t_logits_EB_C_V[i * n:(i + 1) * n]
-            rows.append({"step": step, "kind": "probe", "probe_exposure": r,
-                         "mismatch_kl_st": masked_mean(kl(s_logits_B_C_V, t_logits), cmask_B_C).item(),
-                         "mismatch_kl_ts": masked_mean(kl(t_logits, s_logits_B_C_V), cmask_B_C).item()})
+        for start in range(0, len(exposures), per_forward):
+            chunk = exposures[start:start + per_forward]
+            prompts = [p for r in chunk for p in self.teacher_context_builder.teacher_prompts(problem_ids, r)]
+            t_in = self.teacher_context_builder.build_ids(prompts, comp_B_C.repeat(len(chunk), 1),
+                                                          cmask_B_C.repeat(len(chunk), 1))
+            with self._get_teacher_context_for_self_distillation():
+                t_logits_EB_C_V = self._forward_logits(
+                    self.teacher_model, t_in["teacher_input_ids"], t_in["teacher_attention_mask"],
+                    c_len) * self.temperature
+            for i, r in enumerate(chunk):
+                t_logits = t_logits_EB_C_V[i * n:(i + 1) * n]
+                rows.append({"step": step, "kind": "probe", "probe_exposure": r,
+                             "mismatch_kl_st": masked_mean(kl(s_logits_B_C_V, t_logits), cmask_B_C).item(),
+                             "mismatch_kl_ts": masked_mean(kl(t_logits, s_logits_B_C_V), cmask_B_C).item()})
         return rows
 
     # ---- loss ------------------------------------------------------------------------------

@@ -119,3 +119,16 @@ def test_relaunch_with_another_config_is_refused_and_keeps_the_run(tmp_path, smo
     _run(tmp_path, "exposure=1", "teacher.mode=live", "tag=live")  # a new name is a new run
     assert (tmp_path / "opsd-live-r1-s0" / "eval.json").is_file()
     _run(tmp_path, "exposure=1", "train.report_to=none", "force=false")  # neutral keys: a plain skip
+
+
+def test_probe_in_chunks_measures_the_same(tmp_path, smoke_base):
+    one = _rows(_run(tmp_path / "one", "exposure=1"), "probe")
+    # smoke: 4 rollouts a step, so max_rows=4 is one exposure per teacher forward
+    chunked = _rows(_run(tmp_path / "chunked", "exposure=1", "probe.max_rows=4"), "probe")
+    def keys(rows):
+        return [(r["step"], r["probe_exposure"]) for r in rows]
+
+    assert keys(one) == keys(chunked)
+    for a, b in zip(one, chunked):
+        assert b["mismatch_kl_st"] == pytest.approx(a["mismatch_kl_st"], abs=1e-5)
+        assert b["mismatch_kl_ts"] == pytest.approx(a["mismatch_kl_ts"], abs=1e-5)

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback, set_seed
 
 from harness.config import ConfigError, RunConfig, to_run_config
-from harness.rundir import RunDir, atomic_write, config_conflict, write_eval
+from harness.rundir import RunDir, atomic_write, refuse_config_conflict, write_eval
 from harness.slots import slot
 
 SOURCE_STATE = "exposure_source.pt"
@@ -92,9 +92,7 @@ def prepare_folder(cfg: RunConfig) -> RunDir | None:
 
     A folder holding a run of another config is refused (ConfigError), never reused.
     """
-    conflict = config_conflict(cfg)
-    if conflict:
-        raise ConfigError(conflict)
+    refuse_config_conflict(cfg)
     rd = RunDir(Path(cfg.results) / cfg.run_name)
     if rd.is_done() and not cfg.force:
         print(f"skip {rd.path}: already done (force=true re-runs it)")
@@ -130,7 +128,7 @@ def main(dcfg: DictConfig) -> dict | None:
     try:
         cfg = to_run_config(dcfg)
         return run(cfg, OmegaConf.to_yaml(dcfg, resolve=True))
-    except ConfigError as err:  # raised before any folder is written
+    except ConfigError as err:  # bad values and folder conflicts: before anything is written
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -124,8 +124,9 @@ def matters(key: str, method: str) -> bool:
     return method != "base" or key.split(".")[0] in BASE_RUN_KEYS
 
 
-def config_conflict(cfg: RunConfig) -> str | None:
-    """Why cfg's run folder holds a different run (None when absent, equal, or force is on).
+def refuse_config_conflict(cfg: RunConfig) -> None:
+    """Raise ConfigError when cfg's run folder holds a run of a different config (nothing
+    to refuse when the folder is absent, its config is equal, or force is on).
 
     A relaunch skips (done) or resumes (checkpoints) the run in the folder, so that run
     must be the one asked for: e.g. `teacher.mode=live` must not reuse a base-teacher run.
@@ -134,21 +135,22 @@ def config_conflict(cfg: RunConfig) -> str | None:
 
     from omegaconf import OmegaConf
 
-    from harness.config import to_run_config
+    from harness.config import ConfigError, to_run_config
 
     stored_path = Path(cfg.results) / cfg.run_name / "config.yaml"
     if cfg.force or not stored_path.is_file():
-        return None
+        return
     try:
         stored = flat(asdict(to_run_config(OmegaConf.load(stored_path))))
     except Exception as err:  # unreadable: refuse rather than guess
-        return f"{stored_path} is not a readable run config ({str(err).splitlines()[0]})"
+        raise ConfigError(f"{stored_path} is not a readable run config "
+                          f"({str(err).splitlines()[0]})") from None
     want = flat(asdict(cfg))
     diff = sorted(k for k in set(want) | set(stored) if matters(k, cfg.method.name)
                   and want.get(k, "<unset>") != stored.get(k, "<unset>"))
     if not diff:
-        return None
+        return
     shown = ", ".join(f"{k}: {stored.get(k, '<unset>')!r} -> {want.get(k, '<unset>')!r}" for k in diff[:3])
     more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
-    return (f"{stored_path.parent} holds a run with a different config ({shown}{more}); "
-            f"set tag=<label> or results=<dir> for a new run, or force=true to replace it")
+    raise ConfigError(f"{stored_path.parent} holds a run with a different config ({shown}{more}); "
+                      f"set tag=<label> or results=<dir> for a new run, or force=true to replace it")

@@ -20,7 +20,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from harness.config import ConfigError, RunConfig
-from harness.rundir import config_conflict
+from harness.rundir import refuse_config_conflict
 from harness.settings import compose, compose_raw, compose_resolved, fail
 
 LAUNCHERS = ("local", "slurm")
@@ -85,9 +85,7 @@ def validate(groups: list[list[str]], common: list[str]) -> list[RunConfig]:
     if dup:
         raise ConfigError(f"run names collide: {sorted(dup)} (give each group a distinct name/tag)")
     for c in cfgs:  # a folder holding another config's run would be skipped or resumed
-        conflict = config_conflict(c)
-        if conflict:
-            raise ConfigError(conflict)
+        refuse_config_conflict(c)
     return cfgs
 
 

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq  # noqa: E402
 import yaml  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from harness.rundir import read_json, read_jsonl  # noqa: E402
+from harness.rundir import flat, read_json, read_jsonl  # noqa: E402
 
 CACHE_VERSION = 1  # bump when the tables' columns change meaning: old caches are then rebuilt
 RUN_FILES = ("config.yaml", "status.json", "metrics.jsonl", "eval.json")
@@ -92,16 +92,8 @@ def run_folders(root: Path) -> list[Path]:
 
 def flatten(tree: dict, prefix: str = "cfg.") -> dict[str, Any]:
     """{"a": {"b": 1}} -> {"cfg.a.b": 1}; lists become JSON text (parquet-safe, comparable)."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        elif isinstance(value, list):
-            out[name] = json.dumps(value, sort_keys=True)
-        else:
-            out[name] = value
-    return out
+    return {f"{prefix}{key}": json.dumps(value, sort_keys=True) if isinstance(value, list) else value
+            for key, value in flat(tree).items()}
 
 
 def is_fixed(cfg: dict) -> bool:

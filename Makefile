@@ -13,7 +13,7 @@ LAUNCHER ?= local
 EXPERIMENT ?=
 ARGS ?=
 
-.PHONY: venv base sweep test test-slow lint figures slurm-up slurm-down clean-base
+.PHONY: venv base sweep test test-slow lint figures bench slurm-up slurm-down clean-base
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -45,6 +45,10 @@ lint: venv
 # Tables and figures from the run folders (ARGS="--group-by task.x" when task configs mix).
 figures: venv
 	$(BIN)/python -m analysis.figures --results $(RESULTS) $(ARGS)
+
+# Side-by-side timings (ratios), e.g. the probe's one batched forward vs one per exposure.
+bench: venv
+	$(BIN)/python -m harness.bench $(ARGS)
 
 slurm-up:
 	bash tests/slurm/start_cluster.sh

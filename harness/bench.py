@@ -3,10 +3,10 @@
 python -m harness.bench [--rollouts 16] [--repeats 7] [hydra overrides, e.g. profile=smoke]
 
 The probe (harness/trainer.py, `probe.max_rows`) scores the same rollouts under a
-teacher shown each probed exposure. This times both ways on the configured model
-shape (untrained weights: the cost does not depend on them), interleaved in one
-process so that machine noise hits both alike, and prints the median of each and
-their ratio. It also checks that both ways give the same mismatch.
+teacher shown each probed exposure. This times both ways through the trainer's own
+loop (`probe_mismatch`) on the configured model shape (untrained weights: the cost
+does not depend on them), interleaved in one process so that machine noise hits both
+alike, and prints the median of each and their ratio. It also checks that both ways give the same mismatch.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import torch
 
 from harness.config import RunConfig
 from harness.exposure import PromptTemplates, ReferenceCutter
-from harness.losses import kl, masked_mean
 from harness.models import TinyModelSpec, build_model, build_tokenizer
 from harness.tasks.datasets import TaskData
 from harness.tasks.synthetic import take
@@ -44,24 +43,20 @@ def left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tenso
     return ids_B_T, mask_B_T
 
 
-@torch.no_grad()
-def mismatch_per_exposure(model, prompts: list[list[int]], comp_B_C: torch.Tensor,
-                          cmask_B_C: torch.Tensor, s_logits_B_C_V: torch.Tensor, pad: int,
-                          per_forward: int) -> list[float]:
-    """KL(S||T) for each exposure, `per_forward` exposures per teacher forward."""
+def teacher_logits_fn(model, prompts: list[list[int]], exposures: list[float], comp_B_C: torch.Tensor,
+                      cmask_B_C: torch.Tensor, pad: int):
+    """teacher_logits(chunk) for harness.trainer.probe_mismatch, from pre-tokenised prompts."""
     n, c_len = comp_B_C.shape
-    out = []
-    for start in range(0, len(prompts) // n, per_forward):
-        chunk = prompts[start * n:(start + per_forward) * n]
-        reps = len(chunk) // n
-        p_ids, p_mask = left_pad(chunk, pad)
-        ids = torch.cat([p_ids, comp_B_C.repeat(reps, 1)], 1)
-        mask = torch.cat([p_mask, cmask_B_C.repeat(reps, 1)], 1)
-        t_logits_EB_C_V = model(input_ids=ids, attention_mask=mask).logits[:, -c_len - 1:-1]
-        for i in range(reps):
-            t = t_logits_EB_C_V[i * n:(i + 1) * n]
-            out.append(masked_mean(kl(s_logits_B_C_V, t), cmask_B_C).item())
-    return out
+    by_exposure = {r: prompts[i * n:(i + 1) * n] for i, r in enumerate(exposures)}
+
+    def teacher_logits(chunk: list[float]) -> torch.Tensor:
+        rows = [p for r in chunk for p in by_exposure[r]]
+        p_ids, p_mask = left_pad(rows, pad)
+        ids = torch.cat([p_ids, comp_B_C.repeat(len(chunk), 1)], 1)
+        mask = torch.cat([p_mask, cmask_B_C.repeat(len(chunk), 1)], 1)
+        return model(input_ids=ids, attention_mask=mask).logits[:, -c_len - 1:-1]
+
+    return teacher_logits
 
 
 def main(argv: list[str]) -> None:
@@ -78,6 +73,8 @@ def main(argv: list[str]) -> None:
         cfg = compose(a.overrides)
     except ValueError as err:
         fail(err)
+    from harness.trainer import probe_mismatch  # TRL import: only once the input is valid
+
     torch.set_num_threads(cfg.train.threads)
     tok = build_tokenizer()
     m = cfg.model
@@ -91,18 +88,20 @@ def main(argv: list[str]) -> None:
         s_ids, s_mask = left_pad(student, tok.pad_token_id)
         s_logits = model(input_ids=torch.cat([s_ids, comp_B_C], 1),
                          attention_mask=torch.cat([s_mask, cmask_B_C], 1)).logits[:, -c_len - 1:-1]
-    ways = {"one forward": len(cfg.probe.exposures), "one per exposure": 1}
+    exposures = list(cfg.probe.exposures)
+    teacher_logits = teacher_logits_fn(model, prompts, exposures, comp_B_C, cmask_B_C, tok.pad_token_id)
+    ways = {"one forward": 0, "one per exposure": a.rollouts}  # probe.max_rows of each way
     times: dict[str, list[float]] = {w: [] for w in ways}
     results = {}
     for _ in range(a.repeats):
-        for way, per_forward in ways.items():
+        for way, max_rows in ways.items():
             t0 = time.perf_counter()
-            results[way] = mismatch_per_exposure(model, prompts, comp_B_C, cmask_B_C, s_logits,
-                                                 tok.pad_token_id, per_forward)
+            rows = probe_mismatch(exposures, max_rows, teacher_logits, s_logits, cmask_B_C)
             times[way].append(time.perf_counter() - t0)
+            results[way] = [r["mismatch_kl_st"] for r in rows]
     med = {w: statistics.median(t) for w, t in times.items()}
     agree = max(abs(x - y) for x, y in zip(*results.values()))
-    print(f"probe of {len(cfg.probe.exposures)} exposures x {a.rollouts} rollouts, "
+    print(f"probe of {len(exposures)} exposures x {a.rollouts} rollouts, "
           f"{a.repeats} interleaved rounds, {cfg.train.threads} thread(s):")
     for w in ways:
         print(f"  {w:<17} median {med[w] * 1000:8.1f} ms")

@@ -15,6 +15,7 @@ Rollout sampling, the frozen/live/EMA teacher, optimiser and checkpoints are TRL
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -108,30 +109,23 @@ class OPSDTrainer(SDFTTrainer):
     def probe_rows(self, batch: dict[str, Any], problem_ids: list[str], step: int) -> list[dict]:
         """Mismatch at every probed exposure on these rollouts, as few teacher forwards as
         probe.max_rows allows (one for all exposures by default)."""
-        exposures = list(self.run_cfg.probe.exposures)
         comp_B_C, cmask_B_C = batch["completion_ids"], batch["completion_mask"]
-        n, c_len = comp_B_C.shape
+        c_len = comp_B_C.shape[1]
         s_ids = torch.cat([batch["prompt_ids"], comp_B_C], 1)
         s_mask = torch.cat([batch["prompt_mask"], cmask_B_C], 1)
         s_logits_B_C_V = self._forward_logits(self.model, s_ids, s_mask, c_len) * self.temperature
-        max_rows = self.run_cfg.probe.max_rows
-        per_forward = max(1, max_rows // n) if max_rows else len(exposures)
-        rows = []
-        for start in range(0, len(exposures), per_forward):
-            chunk = exposures[start:start + per_forward]
-            prompts = [p for r in chunk for p in self.teacher_context_builder.teacher_prompts(problem_ids, r)]
-            t_in = self.teacher_context_builder.build_ids(prompts, comp_B_C.repeat(len(chunk), 1),
-                                                          cmask_B_C.repeat(len(chunk), 1))
+
+        def teacher_logits(chunk: list[float]) -> torch.Tensor:
+            builder = self.teacher_context_builder
+            prompts = [p for r in chunk for p in builder.teacher_prompts(problem_ids, r)]
+            t_in = builder.build_ids(prompts, comp_B_C.repeat(len(chunk), 1), cmask_B_C.repeat(len(chunk), 1))
             with self._get_teacher_context_for_self_distillation():
-                t_logits_EB_C_V = self._forward_logits(
-                    self.teacher_model, t_in["teacher_input_ids"], t_in["teacher_attention_mask"],
-                    c_len) * self.temperature
-            for i, r in enumerate(chunk):
-                t_logits = t_logits_EB_C_V[i * n:(i + 1) * n]
-                rows.append({"step": step, "kind": "probe", "probe_exposure": r,
-                             "mismatch_kl_st": masked_mean(kl(s_logits_B_C_V, t_logits), cmask_B_C).item(),
-                             "mismatch_kl_ts": masked_mean(kl(t_logits, s_logits_B_C_V), cmask_B_C).item()})
-        return rows
+                return self._forward_logits(self.teacher_model, t_in["teacher_input_ids"],
+                                            t_in["teacher_attention_mask"], c_len) * self.temperature
+
+        return [{"step": step, "kind": "probe", **row} for row in probe_mismatch(
+            list(self.run_cfg.probe.exposures), self.run_cfg.probe.max_rows, teacher_logits,
+            s_logits_B_C_V, cmask_B_C)]
 
     # ---- loss ------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -169,6 +163,27 @@ class OPSDTrainer(SDFTTrainer):
             for r in self.exposure_source.step_end(step, row):
                 self.run_dir.append_metrics({"step": step, "kind": "controller", **r})
         super().log(logs, start_time)
+
+
+@torch.no_grad()
+def probe_mismatch(exposures: list[float], max_rows: int,
+                   teacher_logits: Callable[[list[float]], torch.Tensor],
+                   s_logits_B_C_V: torch.Tensor, cmask_B_C: torch.Tensor) -> list[dict[str, float]]:
+    """Mismatch both ways at each exposure; `teacher_logits(chunk)` gives the teacher's
+    logits_EB_C_V for a chunk of exposures (rows exposure-major). A chunk holds at most
+    max_rows // B exposures (at least one); max_rows = 0 puts all in one forward."""
+    n = s_logits_B_C_V.shape[0]
+    per_forward = max(1, max_rows // n) if max_rows else len(exposures)
+    rows = []
+    for start in range(0, len(exposures), per_forward):
+        chunk = exposures[start:start + per_forward]
+        t_logits_EB_C_V = teacher_logits(chunk)
+        for i, r in enumerate(chunk):
+            t_logits_B_C_V = t_logits_EB_C_V[i * n:(i + 1) * n]
+            rows.append({"probe_exposure": r,
+                         "mismatch_kl_st": masked_mean(kl(s_logits_B_C_V, t_logits_B_C_V), cmask_B_C).item(),
+                         "mismatch_kl_ts": masked_mean(kl(t_logits_B_C_V, s_logits_B_C_V), cmask_B_C).item()})
+    return rows
 
 
 def sdft_args(cfg: RunConfig, output_dir: str) -> SDFTConfig:

@@ -1,16 +1,22 @@
-"""Build (or reuse) the tiny base model: TRL SFTTrainer on student- and teacher-format solutions.
+"""The tiny base model: the shipped one, a cached build, or a fresh TRL SFT build.
 
-python -m harness.base [hydra overrides]      # or: make base
+python -m harness.base [--ship] [hydra overrides]      # or: make base
 
-The base model must make the privileged teacher better than the student, so half
-the SFT examples show a (partial or full) reference before the problem. The model
-is cached under base.cache_dir/<hash of everything that shapes it>, reused when the
-config is unchanged, rebuilt when it changes. The command ends with the table of
-student and teacher (r = 0.25, 0.5, 1) Average@k per suite.
+Where a run's base model comes from (`resolve_base`), in order: model.path; the
+shipped model (harness/assets/base_default, checksummed) when the base config's key
+matches its manifest; a build cached under base.cache_dir/<profile>-<key>; else a
+build on demand where base.build_missing is on (the smoke profile), or one clear line
+refusing the run (the default profile: a changed base config needs `make base` first).
+
+`make base` always rebuilds from scratch (SFT: half the rows show a partial or full
+reference before the problem, so the privileged teacher beats the student), prints the
+student/teacher table and how it compares with the shipped model's; `--ship` makes the
+new build the shipped model.
 """
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import hashlib
 import json
@@ -21,27 +27,64 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 from datasets import Dataset
 
-from harness.config import RunConfig
+from harness.config import ConfigError, RunConfig
 from harness.exposure import PromptTemplates, ReferenceCutter
-from harness.models import TinyModelSpec, build_model, build_tokenizer, load, save
+from harness.models import TinyModelSpec, build_model, build_tokenizer, save
+from harness.shipped import SHIPPED_DIR, read_manifest, verify
 from harness.tasks.datasets import TaskData
 from harness.tasks.synthetic import take
 
-BASE_VERSION = 1  # bump when the recipe below changes meaning
+BASE_VERSION = 2  # bump when the recipe below changes meaning
+# base.* keys that say where or whether a model is built, not what it is.
+NOT_SHAPING = ("cache_dir", "build_missing")
 
 
 def templates_of(cfg: RunConfig) -> PromptTemplates:
     return PromptTemplates(student=cfg.task.student_template, teacher=cfg.task.teacher_template)
 
 
+def base_shaping(cfg: RunConfig) -> dict:
+    """Everything that shapes the base model's weights (the key is its hash)."""
+    base = {k: v for k, v in asdict(cfg.base).items() if k not in NOT_SHAPING}
+    return {"v": BASE_VERSION, "model": asdict(cfg.model), "base": base,
+            "task": asdict(cfg.task), "unit": cfg.exposure_unit}
+
+
 def base_key(cfg: RunConfig) -> str:
-    shaping = {"v": BASE_VERSION, "model": asdict(cfg.model), "base": asdict(cfg.base),
-               "task": asdict(cfg.task), "unit": cfg.exposure_unit}
-    shaping["base"].pop("cache_dir")
-    return hashlib.sha1(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:12]
+    return hashlib.sha1(json.dumps(base_shaping(cfg), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def cache_path(cfg: RunConfig) -> Path:
+    return Path(cfg.base.cache_dir) / f"{cfg.profile}-{base_key(cfg)}"
+
+
+def shaping_diff(want: dict, have: dict, limit: int = 3) -> str:
+    from harness.rundir import flat
+
+    a, b = flat(have), flat(want)
+    keys = sorted(k for k in set(a) | set(b) if a.get(k, "<unset>") != b.get(k, "<unset>"))
+    shown = ", ".join(f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def resolve_base(cfg: RunConfig) -> Path | None:
+    """The base model folder for cfg, None when it must be built (build_missing), or
+    ConfigError (one line) when it is missing and may not be built on demand."""
+    if cfg.model.path:
+        return Path(cfg.model.path)
+    manifest = read_manifest(SHIPPED_DIR)
+    if manifest is not None and manifest["key"] == base_key(cfg):
+        verify(SHIPPED_DIR)
+        return SHIPPED_DIR
+    if (cache_path(cfg) / "config.json").is_file():
+        return cache_path(cfg)
+    if cfg.base.build_missing:
+        return None
+    diff = shaping_diff(base_shaping(cfg), manifest["shaping"]) if manifest else "no shipped model"
+    raise ConfigError(f"no base model for this base config (differs from the shipped one: {diff}); "
+                      f"build it first with `make base ARGS='<the same overrides>'`")
 
 
 def sft_rows(cfg: RunConfig, tokenizer, n: int) -> list[dict[str, str]]:
@@ -68,19 +111,20 @@ def train_base(cfg: RunConfig, out_dir: Path) -> None:
 
     envsafe.install()  # accelerate would otherwise rewrite the C environment under live threads
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     tok = build_tokenizer()
-    m = cfg.model
+    m, b = cfg.model, cfg.base
     spec = TinyModelSpec(m.hidden_size, m.num_layers, m.num_heads, m.num_kv_heads,
                          m.intermediate_size)
-    model = build_model(tok, spec, seed=cfg.base.seed)
-    rows = sft_rows(cfg, tok, cfg.base.steps * cfg.base.batch_size)
+    model = build_model(tok, spec, seed=b.seed)
+    rows = sft_rows(cfg, tok, b.steps * b.batch_size)
     args = SFTConfig(
-        output_dir=str(out_dir / "trainer"), max_steps=cfg.base.steps,
-        per_device_train_batch_size=cfg.base.batch_size, learning_rate=cfg.base.lr,
-        lr_scheduler_type="cosine", warmup_steps=min(50, cfg.base.steps // 10),
-        weight_decay=0.0, logging_steps=max(1, cfg.base.steps // 20), save_strategy="no",
-        report_to="none", seed=cfg.base.seed, data_seed=cfg.base.seed, use_cpu=True,
+        output_dir=str(out_dir / "trainer"), max_steps=b.steps,
+        per_device_train_batch_size=b.batch_size, learning_rate=b.lr,
+        lr_scheduler_type=b.lr_schedule, warmup_steps=min(50, b.steps // 10),
+        weight_decay=0.0, logging_steps=max(1, b.steps // 20), save_strategy="no",
+        report_to="none", seed=b.seed, data_seed=b.seed, use_cpu=True,
+        # Rows of similar length share a batch: far less padding, same rows per epoch.
+        train_sampling_strategy="group_by_length" if b.group_by_length else "random",
         dataloader_num_workers=0, completion_only_loss=True, max_length=256,
         disable_tqdm=False, bf16=False, fp16=False,
     )
@@ -94,45 +138,55 @@ def train_base(cfg: RunConfig, out_dir: Path) -> None:
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)
 
 
-def ensure_base(cfg: RunConfig) -> Path:
-    """Path of the base model for cfg, building it once (a file lock serialises builders)."""
-    if cfg.model.path:
-        path = Path(cfg.model.path)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"model.path={cfg.model.path!r} is not a saved model folder")
-        return path
-    root = Path(cfg.base.cache_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{cfg.profile}-{base_key(cfg)}"
-    with open(root / f".{final.name}.lock", "w") as lock:
+def build(cfg: RunConfig, fresh: bool = False) -> Path:
+    """Build cfg's base model into the cache (once; fresh: again), under a file lock."""
+    final = cache_path(cfg)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (final / "config.json").is_file():
-            tmp = root / f".tmp-{final.name}"
+        if fresh or not (final / "config.json").is_file():
+            tmp = final.parent / f".tmp-{final.name}"
             shutil.rmtree(tmp, ignore_errors=True)
             t0 = time.time()
             print(f"building base model {final} (TRL SFT, {cfg.base.steps} steps)", flush=True)
             train_base(cfg, tmp)
             (tmp / "build.json").write_text(json.dumps(
                 {"seconds": round(time.time() - t0, 1), "config": asdict(cfg)}, indent=1))
-            tmp.rename(final)  # atomic: a half-built model is never seen as built
+            shutil.rmtree(final, ignore_errors=True)
+            tmp.rename(final)  # a half-built model is never seen as built
     return final
 
 
+def ensure_base(cfg: RunConfig) -> Path:
+    """Path of the base model for cfg: shipped, cached, or built now where allowed."""
+    return resolve_base(cfg) or build(cfg)
+
+
 def main(argv: list[str]) -> None:
-    from harness.evaluate import teacher_table
+    from harness.basecheck import compare_with_shipped, describe, table_values
     from harness.settings import compose, fail
 
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ship", action="store_true",
+                    help=f"make the new build the shipped model ({SHIPPED_DIR})")
+    ap.add_argument("overrides", nargs="*", help="hydra overrides, e.g. base.seed=1")
+    a = ap.parse_args(argv)
     try:
-        cfg = compose(argv)
+        cfg = compose(a.overrides)
     except ValueError as err:
         fail(err)
-    t0 = time.time()
-    path = ensure_base(cfg)
-    model, tok = load(path)
-    table = teacher_table(model, tok, cfg, exposures=(0.25, 0.5, 1.0))
-    (path / "base_report.md").write_text(table)
-    print(table)
-    print(f"base model: {path} ({time.time() - t0:.0f} s in all)")
+    if cfg.model.path:
+        fail(ConfigError(f"model.path={cfg.model.path!r} is set: nothing to build"))
+    path = build(cfg, fresh=True)
+    seconds = json.loads((path / "build.json").read_text())["seconds"]
+    values = table_values(path, cfg)
+    print(describe(values, cfg.eval.k))
+    print(compare_with_shipped(path, cfg, values))
+    print(f"base model: {path} (SFT build {seconds:.0f} s)")
+    if a.ship:
+        from harness.basecheck import ship_build
+
+        print(f"shipped: {ship_build(path, cfg, values, seconds)}")
 
 
 if __name__ == "__main__":

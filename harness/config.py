@@ -24,6 +24,7 @@ UNITS = ("tokens", "steps")
 PROGRESS_MEASURES = ("val_accuracy", "ref_nll", "train_loss")
 CONTROLLER_STATES = ("stats", "none")
 SCHEDULES = ("linear_up", "linear_down", "step")
+LR_SCHEDULES = ("cosine", "linear", "constant_with_warmup")
 
 
 class ConfigError(ValueError):
@@ -115,7 +116,12 @@ class BaseTrainConfig:
     seed: int = F(0, "seed of init and data")
     student_fraction: float = F(0.5, "share of examples in the student format (no reference)")
     full_ref_fraction: float = F(0.5, "of teacher-format examples, share with the full reference")
+    lr_schedule: str = F("cosine", "transformers lr_scheduler_type of the SFT")
+    group_by_length: bool = F(False, "batch rows of similar length together (less padding)")
     cache_dir: str = F(".cache/base", "where built base models are kept, keyed by config hash")
+    build_missing: bool = F(False, "build the base model on demand when neither the shipped model "
+                                   "nor the cache has one for this config (false: refuse; `make base` "
+                                   "builds it)")
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "base.steps", self.steps, ">= 1")
@@ -123,6 +129,8 @@ class BaseTrainConfig:
         require(self.lr > 0, "base.lr", self.lr, "> 0")
         in_unit("base.student_fraction", self.student_fraction)
         in_unit("base.full_ref_fraction", self.full_ref_fraction)
+        require(self.lr_schedule in LR_SCHEDULES, "base.lr_schedule", self.lr_schedule,
+                f"one of {LR_SCHEDULES}")
 
 
 @dataclass

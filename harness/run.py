@@ -22,6 +22,7 @@ from transformers import TrainerCallback, set_seed
 
 from harness.config import ConfigError, RunConfig, to_run_config
 from harness.rundir import RunDir, atomic_write, refuse_config_conflict, write_eval
+from harness.runlock import hold
 from harness.slots import slot
 
 SOURCE_STATE = "exposure_source.pt"
@@ -39,8 +40,11 @@ class SourceCheckpoint(TrainerCallback):
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
-    ckpts = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return ckpts[-1] if ckpts else None
+    """The newest complete checkpoint: the source state is saved last (on_save), so a
+    folder without it is one a kill interrupted, and is not resumed from."""
+    ckpts = [p for p in folder.glob("checkpoint-*")
+             if (p / SOURCE_STATE).is_file() and (p / "trainer_state.json").is_file()]
+    return max(ckpts, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
 def train_rows(cfg: RunConfig, data, templates) -> tuple[list[dict], dict]:
@@ -73,7 +77,9 @@ def train_and_eval(cfg: RunConfig, rd: RunDir) -> dict:
     rows, problems = train_rows(cfg, data, templates_of(cfg))
     source = make_source(cfg, evaluator=(data, tok))
     resume = latest_checkpoint(rd.checkpoints)
-    if resume is not None:
+    if resume is None:  # exactly-once rows: an attempt that left no checkpoint is redone whole
+        rd.start_afresh()
+    else:
         source.load_state_dict(torch.load(resume / SOURCE_STATE, weights_only=False))
         rd.truncate_metrics_after(int(resume.name.split("-")[1]))
     trainer = OPSDTrainer(model=model, args=sdft_args(cfg, str(rd.checkpoints)),
@@ -104,23 +110,40 @@ def prepare_folder(cfg: RunConfig) -> RunDir | None:
 
 
 def run(cfg: RunConfig, resolved_yaml: str) -> dict | None:
-    rd = prepare_folder(cfg)
-    if rd is None:
-        return None
-    atomic_write(rd.path / "config.yaml", resolved_yaml)
-    with slot(Path(cfg.results) / ".slots", int(cfg.launcher.get("max_parallel", 0))):
-        rd.set_status("running", host=os.uname().nodename, pid=os.getpid())
-        try:
-            summary = train_and_eval(cfg, rd)
-        except BaseException as err:
-            rd.set_status("failed", f"{type(err).__name__}: {err}".splitlines()[0],
-                          traceback=traceback.format_exc()[-4000:])
-            raise
-    rd.set_status("done", suites={k: v["average"] for k, v in summary["suites"].items()})
+    """Train and evaluate cfg's run unless it is done; one live process per run folder."""
+    from harness.base import resolve_base
+
+    resolve_base(cfg)  # a missing base model: one line, before any folder is touched
+    with hold(Path(cfg.results), cfg.run_name):
+        rd = prepare_folder(cfg)
+        if rd is None:
+            return None
+        atomic_write(rd.path / "config.yaml", resolved_yaml)
+        summary = train_in_slot(cfg, rd)
+        rd.set_status("done", suites={k: v["average"] for k, v in summary["suites"].items()})
     for name, r in summary["suites"].items():
         print(f"{name}: Average@{r['k']} = {r['average']:.3f} ± {r['se']:.3f}")
     print(f"run folder: {rd.path}")
     return summary
+
+
+def train_in_slot(cfg: RunConfig, rd: RunDir) -> dict:
+    with slot(Path(cfg.results) / ".slots", int(cfg.launcher.get("max_parallel", 0))):
+        starts = (rd.status() or {}).get("starts", 0) + 1
+        rd.set_status("running", host=os.uname().nodename, pid=os.getpid(), starts=starts)
+        try:
+            return train_and_eval(cfg, rd)
+        except BaseException as err:
+            rd.set_status("failed", f"{type(err).__name__}: {err}".splitlines()[0],
+                          traceback=traceback.format_exc()[-4000:])
+            raise
+
+
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 @hydra.main(config_path="../sweeps", config_name="config", version_base="1.3")
@@ -131,6 +154,13 @@ def main(dcfg: DictConfig) -> dict | None:
     except ConfigError as err:  # bad values and folder conflicts: before anything is written
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception:
+        if not in_multirun():
+            raise
+        # One failed run must not stop its siblings: its status.json says failed and why,
+        # the sweep's closing table lists it, and the traceback stays in this job's log.
+        traceback.print_exc()
+        return None
 
 
 if __name__ == "__main__":

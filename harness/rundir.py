@@ -31,6 +31,10 @@ NEUTRAL_KEYS = ("force", "results", "launcher", "name", "tag", "train.report_to"
 BASE_RUN_KEYS = ("task", "model", "base", "eval", "exposure_unit", "profile")
 
 
+# What a run writes before it is done; a relaunch without a checkpoint removes them.
+PARTIAL_FILES = ("metrics.jsonl", "eval.json", "eval_samples.jsonl")
+
+
 def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -100,6 +104,14 @@ class RunDir:
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(row, default=float) + "\n")
             f.flush()
+
+    def start_afresh(self) -> None:
+        """Drop what an attempt without a checkpoint left (its rows would be written again)."""
+        import shutil
+
+        for name in PARTIAL_FILES:
+            (self.path / name).unlink(missing_ok=True)
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
 
     def truncate_metrics_after(self, step: int) -> None:
         """Keep rows with step <= `step` (resume: exactly-once rows across restarts)."""

@@ -25,7 +25,8 @@ def final_mismatch(rd: RunDir) -> float | None:
 def run_row(rd: RunDir) -> dict:
     status = rd.status() or {"state": "missing"}
     cfg_path = rd.path / "config.yaml"
-    row = {"run": rd.path.name, "state": status.get("state"), "mismatch": final_mismatch(rd)}
+    row = {"run": rd.path.name, "state": status.get("state"), "mismatch": final_mismatch(rd),
+           "reason": status.get("reason", "")}
     if cfg_path.exists():
         import yaml
 
@@ -62,6 +63,9 @@ def print_summary(root: Path, names: list[str] | None = None) -> list[dict]:
         print(line)
     print("Average@k per suite; (Δ vs the base model); KL(S||T): mean mismatch of the last "
           f"{LAST_ROWS} steps")
+    for r in rows:
+        if r["state"] != "done":
+            print(f"{r['run']} {r['state']}: {r['reason'] or 'no reason recorded'}")
     return rows
 
 

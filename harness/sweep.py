@@ -86,6 +86,10 @@ def validate(groups: list[list[str]], common: list[str]) -> list[RunConfig]:
         raise ConfigError(f"run names collide: {sorted(dup)} (give each group a distinct name/tag)")
     for c in cfgs:  # a folder holding another config's run would be skipped or resumed
         refuse_config_conflict(c)
+    from harness.base import base_key, resolve_base
+
+    for key in {base_key(c): c for c in cfgs}.values():  # a missing base model: refused here
+        resolve_base(key)
     return cfgs
 
 
@@ -140,10 +144,10 @@ def main(argv: list[str]) -> None:
     codes = [launch(g, common, a.results) for g in groups]
     from harness.summary import print_summary
 
-    print_summary(Path(a.results), [c.run_name for c in cfgs])
+    rows = print_summary(Path(a.results), [c.run_name for c in cfgs])
     print(f"sweep finished in {time.time() - t0:.0f} s; run folders under {a.results}; "
           f"figures and tables: make figures RESULTS={a.results}")
-    if any(codes):
+    if any(codes) or any(r["state"] != "done" for r in rows):
         raise SystemExit(1)
 
 

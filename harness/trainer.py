@@ -14,6 +14,7 @@ Rollout sampling, the frozen/live/EMA teacher, optimiser and checkpoints are TRL
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,7 @@ import torch
 from trl.experimental.sdft import SDFTConfig, SDFTTrainer
 from trl.trainer.utils import pad
 
-from harness import envsafe
+from harness import envsafe, faults
 from harness.config import RunConfig
 from harness.exposure import PromptTemplates, ReferenceCutter
 from harness.losses import entropy, generalized_jsd, kl, masked_mean
@@ -123,9 +124,11 @@ class OPSDTrainer(SDFTTrainer):
                 return self._forward_logits(self.teacher_model, t_in["teacher_input_ids"],
                                             t_in["teacher_attention_mask"], c_len) * self.temperature
 
-        return [{"step": step, "kind": "probe", **row} for row in probe_mismatch(
-            list(self.run_cfg.probe.exposures), self.run_cfg.probe.max_rows, teacher_logits,
-            s_logits_B_C_V, cmask_B_C)]
+        rows = probe_mismatch(list(self.run_cfg.probe.exposures), self.run_cfg.probe.max_rows,
+                              teacher_logits, s_logits_B_C_V, cmask_B_C)
+        for row in rows:
+            check_finite(row, step, ("mismatch_kl_st", "mismatch_kl_ts"))
+        return [{"step": step, "kind": "probe", **row} for row in rows]
 
     # ---- loss ------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -134,6 +137,9 @@ class OPSDTrainer(SDFTTrainer):
         per_token_B_C = generalized_jsd(logits.teacher_logits, logits.student_logits, lc.beta,
                                         lc.support, lc.topk)
         loss = masked_mean(per_token_B_C, logits.loss_mask)
+        step = self.state.global_step + 1
+        if model.training and faults.poison(self.run_cfg.run_name, step):
+            loss = loss * float("nan")
         with torch.no_grad():
             # Mismatch at temperature 1: undo SDFT's division of the logits by the sampling T.
             s = logits.student_logits.detach() * self.temperature
@@ -146,6 +152,8 @@ class OPSDTrainer(SDFTTrainer):
                 "teacher_entropy": masked_mean(entropy(t), m).item(),
                 "student_entropy": masked_mean(entropy(s), m).item(),
             })
+        if model.training:
+            check_finite(self.step_stats, step, ("loss", "mismatch_kl_st", "mismatch_kl_ts"))
         return loss / (self.current_gradient_accumulation_steps if model.training else 1.0)
 
     # ---- one metrics row per optimiser step ----------------------------------------------------
@@ -162,7 +170,18 @@ class OPSDTrainer(SDFTTrainer):
             self.run_dir.append_metrics(row)
             for r in self.exposure_source.step_end(step, row):
                 self.run_dir.append_metrics({"step": step, "kind": "controller", **r})
+            faults.maybe_kill(self.run_cfg.run_name, step)
         super().log(logs, start_time)
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss or mismatch went NaN/inf: the run stops (status failed) instead of training on."""
+
+
+def check_finite(stats: dict[str, float], step: int, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if not math.isfinite(stats[key]):
+            raise NonFiniteError(f"non-finite {key} at step {step}: {stats[key]}")
 
 
 @torch.no_grad()

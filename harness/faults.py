@@ -1,0 +1,40 @@
+"""Fault injection for tests: make one named run die or go non-finite at a given step.
+
+HARNESS_FAULT="opsd-r1-s0:kill@3" python -m harness.run profile=smoke exposure=1
+
+HARNESS_FAULT holds comma-separated `<run name>:<kind>@<step>` items; a run acts only
+on items with its own name, so one run of a sweep can fail while its siblings go on.
+Kinds: `kill` - SIGKILL the run's own process once that step's metrics rows are
+written (a hard crash: no handler runs); `nan` - that step's loss becomes NaN (the
+non-finite check must stop the run). Unset, this module does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "HARNESS_FAULT"
+KINDS = ("kill", "nan")
+
+
+def planned(run_name: str, kind: str) -> set[int]:
+    """Steps at which `kind` is injected into this run."""
+    steps = set()
+    for item in filter(None, (x.strip() for x in os.environ.get(ENV, "").split(","))):
+        name, _, what = item.rpartition(":")
+        k, _, step = what.partition("@")
+        if k not in KINDS or not step.isdigit() or not name:
+            raise ValueError(f"{ENV} item {item!r} is not <run name>:<kill|nan>@<step>")
+        if name == run_name and k == kind:
+            steps.add(int(step))
+    return steps
+
+
+def maybe_kill(run_name: str, step: int) -> None:
+    if step in planned(run_name, "kill"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def poison(run_name: str, step: int) -> bool:
+    return step in planned(run_name, "nan")

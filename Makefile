@@ -13,7 +13,7 @@ LAUNCHER ?= local
 EXPERIMENT ?=
 ARGS ?=
 
-.PHONY: venv base sweep test test-slow lint figures bench slurm-up slurm-down clean-base
+.PHONY: venv base base-spread sweep test test-slow lint figures bench slurm-up slurm-down clean-base
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,8 +25,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Rebuild the base model from scratch and compare it with the shipped one (ARGS="--ship" ships it).
 base: venv
 	$(BIN)/python -m harness.base $(ARGS)
+
+# The base recipe's spread over seeds (SEEDS=0,1,2): one table row per seed.
+base-spread: venv
+	$(BIN)/python -m harness.base_spread --seeds '$(or $(SEEDS),0,1,2)' $(ARGS)
 
 sweep: venv
 	$(BIN)/python -m harness.sweep --exposures '$(EXPOSURES)' --seeds '$(SEEDS)' \

@@ -34,7 +34,7 @@ from harness.exposure import PromptTemplates, ReferenceCutter
 from harness.models import TinyModelSpec, build_model, build_tokenizer, save
 from harness.shipped import SHIPPED_DIR, read_manifest, verify
 from harness.tasks.datasets import TaskData
-from harness.tasks.synthetic import take
+from harness.tasks.synthetic import erring_solution, take
 
 BASE_VERSION = 2  # bump when the recipe below changes meaning
 # base.* keys that say where or whether a model is built, not what it is.
@@ -94,13 +94,21 @@ def sft_rows(cfg: RunConfig, tokenizer, n: int) -> list[dict[str, str]]:
     cutter = ReferenceCutter(tokenizer, cfg.exposure_unit)
     tpl = templates_of(cfg)
     rows = []
-    for p in take(data.train_stream(cfg.base.seed), n):
+    clean_rows = round(cfg.base.error_from * n)
+    for i, p in enumerate(take(data.train_stream(cfg.base.seed), n)):
         if rng.random() < cfg.base.student_fraction:
-            prompt = tpl.student_prompt(p.problem)
+            reference = ""
         else:
             r = 1.0 if rng.random() < cfg.base.full_ref_fraction else rng.random()
-            prompt = tpl.teacher_prompt(p.problem, cutter.prefix(p.solution, p.steps, r))
-        rows.append({"prompt": prompt, "completion": " " + p.solution + tokenizer.eos_token})
+            reference = cutter.prefix(p.solution, p.steps, r)
+        prompt = tpl.teacher_prompt(p.problem, reference)  # no reference: the student prompt
+        # After the clean phase, what the model writes itself (not copied from the shown
+        # reference) errs at base.step_error per step: the student's imperfection is then
+        # set by the data, not by how far a seed's SFT run happened to get.
+        error = cfg.base.step_error if i >= clean_rows else 0.0
+        solution = erring_solution(p, cfg.task.modulus, error, rng,
+                                   clean_tokens=len(reference.split()))
+        rows.append({"prompt": prompt, "completion": " " + solution + tokenizer.eos_token})
     return rows
 
 
@@ -121,10 +129,10 @@ def train_base(cfg: RunConfig, out_dir: Path) -> None:
         output_dir=str(out_dir / "trainer"), max_steps=b.steps,
         per_device_train_batch_size=b.batch_size, learning_rate=b.lr,
         lr_scheduler_type=b.lr_schedule, warmup_steps=min(50, b.steps // 10),
-        weight_decay=0.0, logging_steps=max(1, b.steps // 20), save_strategy="no",
+        weight_decay=b.weight_decay, logging_steps=max(1, b.steps // 20), save_strategy="no",
         report_to="none", seed=b.seed, data_seed=b.seed, use_cpu=True,
-        # Rows of similar length share a batch: far less padding, same rows per epoch.
-        train_sampling_strategy="group_by_length" if b.group_by_length else "random",
+        # Rows in the order drawn (already i.i.d.): the clean phase comes first.
+        train_sampling_strategy="sequential",
         dataloader_num_workers=0, completion_only_loss=True, max_length=256,
         disable_tqdm=False, bf16=False, fp16=False,
     )

@@ -116,8 +116,12 @@ class BaseTrainConfig:
     seed: int = F(0, "seed of init and data")
     student_fraction: float = F(0.5, "share of examples in the student format (no reference)")
     full_ref_fraction: float = F(0.5, "of teacher-format examples, share with the full reference")
+    step_error: float = F(0.0, "chance that a step result the model computes itself (not copied "
+                               "from the shown reference) is wrong in the SFT targets")
+    error_from: float = F(0.0, "share of the SFT steps after which targets carry step_error "
+                               "(before it they are clean, so the arithmetic is learned first)")
     lr_schedule: str = F("cosine", "transformers lr_scheduler_type of the SFT")
-    group_by_length: bool = F(False, "batch rows of similar length together (less padding)")
+    weight_decay: float = F(0.0, "AdamW weight decay of the SFT")
     cache_dir: str = F(".cache/base", "where built base models are kept, keyed by config hash")
     build_missing: bool = F(False, "build the base model on demand when neither the shipped model "
                                    "nor the cache has one for this config (false: refuse; `make base` "
@@ -127,8 +131,11 @@ class BaseTrainConfig:
         require(self.steps >= 1, "base.steps", self.steps, ">= 1")
         require(self.batch_size >= 1, "base.batch_size", self.batch_size, ">= 1")
         require(self.lr > 0, "base.lr", self.lr, "> 0")
+        require(self.weight_decay >= 0, "base.weight_decay", self.weight_decay, ">= 0")
         in_unit("base.student_fraction", self.student_fraction)
         in_unit("base.full_ref_fraction", self.full_ref_fraction)
+        in_unit("base.step_error", self.step_error)
+        in_unit("base.error_from", self.error_from)
         require(self.lr_schedule in LR_SCHEDULES, "base.lr_schedule", self.lr_schedule,
                 f"one of {LR_SCHEDULES}")
 

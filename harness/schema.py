@@ -66,6 +66,14 @@ EVAL_JSON = {
     "exposure": "null: student prompt (no reference)",
     "seconds": "wall time of the evaluation",
 }
+STATUS_JSON = {
+    "state": "running, done or failed (a folder left 'running' by a dead process is resumed "
+             "by the next launch)",
+    "reason": "why it failed, one line (e.g. 'NonFiniteError: non-finite loss at step 2: nan')",
+    "updated": "time of the last change", "host": "machine of the last start", "pid": "its process",
+    "starts": "how many times training started in this folder (1 + resumes)",
+    "suites": "done: Average@k per suite", "traceback": "failed: the end of the traceback",
+}
 EVAL_SAMPLE = {
     "suite": "suite name", "problem_id": "stable problem id", "sample": "sample index 0..k-1",
     "answer": "extracted answer (null if none)", "gold": "reference answer",
@@ -77,7 +85,7 @@ def as_markdown() -> str:
     out = []
     for title, table in [("metrics.jsonl train row", TRAIN_ROW), ("probe row", PROBE_ROW),
                          ("controller row", CONTROLLER_ROW), ("eval row", EVAL_ROW), ("eval.json", EVAL_JSON),
-                         ("eval_samples.jsonl", EVAL_SAMPLE)]:
+                         ("eval_samples.jsonl", EVAL_SAMPLE), ("status.json", STATUS_JSON)]:
         out += [f"### {title}", "", "| key | meaning |", "|---|---|"]
         out += [f"| `{k}` | {v} |" for k, v in table.items()] + [""]
     return "\n".join(out)

@@ -68,3 +68,29 @@ def test_data_file_row_missing_field(tmp_path):
 def test_data_file_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_jsonl_problems(tmp_path / "nope.jsonl")
+
+
+def test_erring_solution_errs_only_where_not_copied_and_stays_consistent():
+    import random
+
+    from harness.tasks.synthetic import STEP_TOKENS, erring_solution, make_suite, parse_problem
+
+    problems = make_suite("e", 4, 200, modulus=13, seed=3)
+    assert all(erring_solution(p, 13, 0.0, random.Random(0)) == p.solution for p in problems)
+    assert all(erring_solution(p, 13, 1.0, random.Random(0), clean_tokens=999) == p.solution
+               for p in problems)  # everything shown: all copied, nothing to get wrong
+    rng, wrong_steps, total = random.Random(1), 0, 0
+    for p in problems:
+        text = erring_solution(p, 13, 0.3, rng, clean_tokens=2 * STEP_TOKENS)
+        words = text.split()
+        assert words[:2 * STEP_TOKENS] == p.solution.split()[:2 * STEP_TOKENS]  # shown part exact
+        operands, ops = parse_problem(p.problem)
+        for i in range(2, 4):  # the chain goes on from whatever the previous step wrote
+            acc, op, b, _, res = words[i * STEP_TOKENS:i * STEP_TOKENS + 5]
+            a_, b_ = int(acc), int(b)
+            true = {"+": a_ + b_, "-": a_ - b_, "x": a_ * b_}[op] % 13
+            assert op == ops[i] and b_ == operands[i + 1]
+            wrong_steps += int(res) != true
+            total += 1
+        assert words[-1] == words[-4]  # ans repeats the last result
+    assert 0.2 < wrong_steps / total < 0.4  # error_rate 0.3

@@ -46,6 +46,31 @@ def build_problem(operands: list[int], ops: list[str], modulus: int) -> Problem:
                    solution=" ".join(steps), answer=str(acc), steps=tuple(steps))
 
 
+STEP_TOKENS = 6  # `acc op b = next ;`: the result is token 4 of its step
+
+
+def parse_problem(text: str) -> tuple[list[int], list[str]]:
+    """(operands, ops) of a problem text `a0 op1 a1 ...`."""
+    words = text.split()
+    return [int(w) for w in words[0::2]], words[1::2]
+
+
+def erring_solution(problem: Problem, modulus: int, error_rate: float, rng: random.Random,
+                    clean_tokens: int = 0) -> str:
+    """The solution a solver that errs would write: each step result at token index >=
+    clean_tokens (the part not copied from a shown reference) is, with probability
+    error_rate, replaced by a uniformly drawn wrong value, and the chain goes on from it."""
+    operands, ops = parse_problem(problem.problem)
+    acc, steps = operands[0], []
+    for i, (op, b) in enumerate(zip(ops, operands[1:])):
+        nxt = _apply(op, acc, b, modulus)
+        if i * STEP_TOKENS + 4 >= clean_tokens and rng.random() < error_rate:
+            nxt = (nxt + rng.randrange(1, modulus)) % modulus
+        steps.append(f"{acc} {op} {b} = {nxt} ;")
+        acc = nxt
+    return " ".join([*steps, f"ans {acc}"])
+
+
 def sample_problem(rng: random.Random, num_ops: int, modulus: int) -> Problem:
     operands = [rng.randrange(modulus) for _ in range(num_ops + 1)]
     ops = [rng.choice(OPS) for _ in range(num_ops)]

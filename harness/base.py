@@ -34,7 +34,7 @@ from harness.exposure import PromptTemplates, ReferenceCutter
 from harness.models import TinyModelSpec, build_model, build_tokenizer, save
 from harness.shipped import SHIPPED_DIR, read_manifest, verify
 from harness.tasks.datasets import TaskData
-from harness.tasks.synthetic import erring_solution, take
+from harness.tasks.synthetic import erring_solution, take, train_stream
 
 BASE_VERSION = 2  # bump when the recipe below changes meaning
 # base.* keys that say where or whether a model is built, not what it is.
@@ -94,8 +94,11 @@ def sft_rows(cfg: RunConfig, tokenizer, n: int) -> list[dict[str, str]]:
     cutter = ReferenceCutter(tokenizer, cfg.exposure_unit)
     tpl = templates_of(cfg)
     rows = []
-    clean_rows = round(cfg.base.error_from * n)
-    for i, p in enumerate(take(data.train_stream(cfg.base.seed), n)):
+    b = cfg.base
+    clean_rows, warm_rows = round(b.error_from * n), round(b.warmup_share * n)
+    warm = train_stream(tuple(b.warmup_ops), cfg.task.modulus, b.seed, exclude=data.held_out)
+    problems = take(warm, warm_rows) + take(data.train_stream(b.seed), n - warm_rows)
+    for i, p in enumerate(problems):
         if rng.random() < cfg.base.student_fraction:
             reference = ""
         else:

@@ -110,15 +110,19 @@ class ModelConfig:
 class BaseTrainConfig:
     """SFT of the tiny base model (TRL SFTTrainer)."""
 
-    steps: int = F(700, "optimiser steps (default 700; 500 left the student below the 15% spec)")
-    batch_size: int = F(64, "sequences per step")
-    lr: float = F(2e-3, "peak learning rate (cosine)")
+    steps: int = F(5000, "optimiser steps")
+    batch_size: int = F(8, "sequences per step (small: more updates per row)")
+    lr: float = F(1e-3, "peak learning rate")
     seed: int = F(0, "seed of init and data")
     student_fraction: float = F(0.5, "share of examples in the student format (no reference)")
     full_ref_fraction: float = F(0.5, "of teacher-format examples, share with the full reference")
-    step_error: float = F(0.0, "chance that a step result the model computes itself (not copied "
+    warmup_ops: list[int] = F([1, 2], "[min, max] operations of the problems in the first "
+                                      "warmup_share of the SFT rows (short chains: cheap steps that "
+                                      "teach the arithmetic table)")
+    warmup_share: float = F(0.3, "share of the SFT rows drawn with warmup_ops (0: none)")
+    step_error: float = F(0.15, "chance that a step result the model computes itself (not copied "
                                "from the shown reference) is wrong in the SFT targets")
-    error_from: float = F(0.0, "share of the SFT steps after which targets carry step_error "
+    error_from: float = F(0.75, "share of the SFT steps after which targets carry step_error "
                                "(before it they are clean, so the arithmetic is learned first)")
     lr_schedule: str = F("cosine", "transformers lr_scheduler_type of the SFT")
     weight_decay: float = F(0.0, "AdamW weight decay of the SFT")
@@ -135,6 +139,10 @@ class BaseTrainConfig:
         in_unit("base.student_fraction", self.student_fraction)
         in_unit("base.full_ref_fraction", self.full_ref_fraction)
         in_unit("base.step_error", self.step_error)
+        in_unit("base.warmup_share", self.warmup_share)
+        lo_hi = list(self.warmup_ops)
+        require(len(lo_hi) == 2 and 1 <= lo_hi[0] <= lo_hi[1] <= 12, "base.warmup_ops", lo_hi,
+                "[min, max] with 1 <= min <= max <= 12")
         in_unit("base.error_from", self.error_from)
         require(self.lr_schedule in LR_SCHEDULES, "base.lr_schedule", self.lr_schedule,
                 f"one of {LR_SCHEDULES}")

@@ -58,3 +58,28 @@ def test_evaluate_cli_bad_input(tmp_path, smoke_base):
                             *extra, "profile=smoke"], capture_output=True, text=True, timeout=300)
         assert r.returncode == 2 and msg in r.stderr, (extra, r.stderr[-500:])
         assert not (tmp_path / "o").exists()
+
+
+def test_sft_rows_warm_phase_then_erring_phase():
+    from harness.tasks.synthetic import STEP_TOKENS
+
+    cfg = compose(["base.warmup_ops=[1,2]", "base.warmup_share=0.25", "base.step_error=0.5",
+                   "base.error_from=0.5"])
+    tok = build_tokenizer()
+    rows = sft_rows(cfg, tok, 400)
+
+    def ops(row):  # operations of the row's problem (the text after the reference, if any)
+        problem = row["prompt"].split("|")[-1].replace("?", "")
+        return len(problem.split()) // 2
+
+    def wrong_steps(row):
+        words = row["completion"].replace(tok.eos_token, "").split()
+        n = 0
+        for i in range(0, len(words) - 2, STEP_TOKENS):
+            a, op, b, _, res = words[i:i + 5]
+            n += int(res) != {"+": int(a) + int(b), "-": int(a) - int(b), "x": int(a) * int(b)}[op] % 13
+        return n
+
+    assert all(1 <= ops(r) <= 2 for r in rows[:100]) and all(2 <= ops(r) <= 5 for r in rows[100:])
+    assert sum(wrong_steps(r) for r in rows[:200]) == 0  # the clean phase is clean
+    assert sum(wrong_steps(r) for r in rows[200:]) > 50  # then about half the computed steps err

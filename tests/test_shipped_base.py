@@ -62,12 +62,12 @@ def test_changed_file_fails_its_checksum(tmp_path):
 
 def test_changed_base_config_without_a_build_is_refused_in_one_line(tmp_path):
     cfg = compose(["base.lr=0.00123", f"base.cache_dir={tmp_path / 'cache'}"])
-    with pytest.raises(ConfigError, match=r"base.lr: 0.002 -> 0.00123.*make base"):
+    with pytest.raises(ConfigError, match=r"base.lr: 0.001 -> 0.00123.*make base"):
         resolve_base(cfg)
     res = tmp_path / "runs"
     r = subprocess.run([sys.executable, "-m", "harness.sweep", "--exposures", "1", "--results", str(res),
                         "--", "base.lr=0.00123", f"base.cache_dir={tmp_path / 'cache'}"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "base.lr: 0.002 -> 0.00123" in r.stderr
+    assert "base.lr: 0.001 -> 0.00123" in r.stderr
     assert not res.exists() and not (tmp_path / "cache").exists()

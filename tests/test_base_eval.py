@@ -32,7 +32,9 @@ def test_sft_rows_mix_student_and_teacher_formats(smoke_cfg):
     teacher = [r for r in rows if r["prompt"].startswith("ref :")]
     assert 0.35 < len(teacher) / len(rows) < 0.65  # base.student_fraction = 0.5
     assert all(r["completion"].endswith(tok.eos_token) for r in rows)
-    assert sft_rows(smoke_cfg, tok, 50) == rows[:50]  # deterministic by seed
+    assert sft_rows(smoke_cfg, tok, 400) == rows  # deterministic by seed
+    other_seed = compose(["profile=smoke", "base.seed=1"])
+    assert sft_rows(other_seed, tok, 400) != rows
 
 
 def test_evaluate_cli_writes_files(tmp_path, smoke_base):

@@ -71,3 +71,22 @@ def test_changed_base_config_without_a_build_is_refused_in_one_line(tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "base.lr: 0.001 -> 0.00123" in r.stderr
     assert not res.exists() and not (tmp_path / "cache").exists()
+
+
+def test_make_base_comparison_with_the_shipped_model(tmp_path):
+    from harness.basecheck import compare_with_shipped, describe
+
+    manifest = read_manifest(SHIPPED_DIR)
+    same = compare_with_shipped(SHIPPED_DIR, compose([]), manifest["table"])
+    assert "bit-identical to the shipped model: yes" in same
+    assert "student (no reference): easy_k3 +0.0, medium_k4 +0.0, hard_k5 +0.0" in same
+    moved = {row: {s: [v[0] + 0.05, v[1]] for s, v in cells.items()}
+             for row, cells in manifest["table"].items()}
+    other = tmp_path / "other"
+    shutil.copytree(SHIPPED_DIR, other)
+    (other / "model.safetensors").write_bytes(b"not the same weights")
+    text = compare_with_shipped(other, compose([]), moved)
+    assert "bit-identical to the shipped model: no" in text and "medium_k4 +5.0" in text
+    assert "another base config (base.lr: 0.001 -> 0.002)" in compare_with_shipped(
+        other, compose(["base.lr=0.002"]), moved)
+    assert describe(manifest["table"], 12).splitlines()[2].startswith("| student (no reference) | 0.575")

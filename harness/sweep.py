@@ -114,6 +114,10 @@ def build_groups(a: argparse.Namespace, common: list[str]) -> list[list[str]]:
             groups = [[ov for ov in g if not ov.startswith("seed=")] + [f"seed={seeds}"] for g in groups]
         return groups
     exposures, seeds = parse_exposures(a.exposures), parse_seeds(a.seeds or "0")
+    if compose([*common, f"method={a.method}"]).method.exposure_source != "fixed":
+        # atesd, schedule, random choose their own exposure: EXPOSURES would only make
+        # runs with colliding names (the exposure is not in them).
+        return [[f"method={a.method}", f"seed={fmt(seeds)}"]]
     return [[f"method={a.method}", f"exposure={fmt(exposures)}", f"seed={fmt(seeds)}"]]
 
 

@@ -92,3 +92,18 @@ def test_folder_with_another_config_fails_before_launch(tmp_path, smoke_base):
     assert "loss.beta: 0.5 -> 1.0" in r.stderr and "opsd-r" in r.stderr
     assert not (res / "opsd-r0-s0").exists()  # nothing launched
     assert (res / "opsd-r1-s0" / "metrics.jsonl").stat().st_mtime_ns == stamp
+
+
+def test_methods_without_a_fixed_exposure_ignore_the_exposure_grid():
+    from argparse import Namespace
+
+    from harness.sweep import build_groups, validate
+
+    def groups(method):
+        return build_groups(Namespace(experiment="", seeds="0,1", exposures="0,0.5,1", method=method),
+                            ["results=/tmp/unused", "profile=smoke"])
+
+    assert groups("atesd") == [["method=atesd", "seed=0,1"]]  # was: run names collide
+    assert groups("opsd") == [["method=opsd", "exposure=0,0.5,1", "seed=0,1"]]
+    names = [c.run_name for c in validate(groups("random"), ["results=/tmp/unused", "profile=smoke"])]
+    assert names == ["random-s0", "random-s1"]

@@ -55,27 +55,16 @@ def describe(values: dict[str, dict[str, list[float]]], k: int) -> str:
 @torch.no_grad()
 def check_numbers(model, tokenizer, cfg: RunConfig) -> dict:
     """Student Average@CHECK_K (seeded sampling) and mean reference NLL on a fixed subset."""
-    from harness.base import templates_of
+    from harness.controller import ref_nll
     from harness.evaluate import eval_suite
     from harness.tasks.datasets import TaskData
 
     problems = TaskData(cfg.task).suite(CHECK_SUITE)[:CHECK_PROBLEMS]
     check_cfg = replace(cfg, eval=replace(cfg.eval, k=CHECK_K, seed=CHECK_SEED))
     summary, _ = eval_suite(model, tokenizer, check_cfg, CHECK_SUITE, problems)
-    tpl = templates_of(cfg)
-    nll_sum, n_tokens = 0.0, 0
-    for p in problems:  # one at a time: no padding, so no batch-shape effects on the numbers
-        prompt = tokenizer(tpl.student_prompt(p.problem), add_special_tokens=False)["input_ids"]
-        target = tokenizer(" " + p.solution + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-        ids_1_T = torch.tensor([prompt + target])
-        logp_T_V = torch.log_softmax(model(ids_1_T).logits[0, :-1].float(), -1)
-        tgt_T = ids_1_T[0, 1:]
-        nll_T = -logp_T_V.gather(-1, tgt_T[:, None])[:, 0]
-        nll_sum += nll_T[len(prompt) - 1:].sum().item()
-        n_tokens += len(target)
     return {"suite": CHECK_SUITE, "problems": CHECK_PROBLEMS, "k": CHECK_K, "seed": CHECK_SEED,
             "temperature": cfg.eval.temperature, "average": summary["average"],
-            "ref_nll": nll_sum / n_tokens}
+            "ref_nll": ref_nll(model, tokenizer, cfg, problems)}
 
 
 def compare_with_shipped(path: Path, cfg: RunConfig, values: dict) -> str:

@@ -71,19 +71,6 @@ def evaluate(model, tokenizer, cfg: RunConfig, suites: list[str] | None = None,
     return summary, samples
 
 
-def teacher_table(model, tokenizer, cfg: RunConfig, exposures=(0.25, 0.5, 1.0)) -> str:
-    """Markdown table: student and teacher Average@k per suite."""
-    rows = [("student (no reference)", None)] + [(f"teacher r={r:g}", r) for r in exposures]
-    names = [s.name for s in cfg.task.suites]
-    lines = [f"| Average@{cfg.eval.k} | " + " | ".join(names) + " |",
-             "|---|" + "---|" * len(names)]
-    for label, r in rows:
-        res, _ = evaluate(model, tokenizer, cfg, exposure=r)
-        cells = [f"{res['suites'][n]['average']:.3f} ± {res['suites'][n]['se']:.3f}" for n in names]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def main(argv: list[str]) -> None:
     from harness.base import ensure_base
     from harness.models import load

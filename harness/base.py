@@ -32,6 +32,7 @@ from datasets import Dataset
 from harness.config import ConfigError, RunConfig
 from harness.exposure import PromptTemplates, ReferenceCutter
 from harness.models import TinyModelSpec, build_model, build_tokenizer, save
+from harness.rundir import describe_diff
 from harness.shipped import SHIPPED_DIR, read_manifest, verify
 from harness.tasks.datasets import TaskData
 from harness.tasks.synthetic import erring_solution, take, train_stream
@@ -60,15 +61,6 @@ def cache_path(cfg: RunConfig) -> Path:
     return Path(cfg.base.cache_dir) / f"{cfg.profile}-{base_key(cfg)}"
 
 
-def shaping_diff(want: dict, have: dict, limit: int = 3) -> str:
-    from harness.rundir import flat
-
-    a, b = flat(have), flat(want)
-    keys = sorted(k for k in set(a) | set(b) if a.get(k, "<unset>") != b.get(k, "<unset>"))
-    shown = ", ".join(f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
 def resolve_base(cfg: RunConfig) -> Path | None:
     """The base model folder for cfg, None when it must be built (build_missing), or
     ConfigError (one line) when it is missing and may not be built on demand."""
@@ -82,7 +74,7 @@ def resolve_base(cfg: RunConfig) -> Path | None:
         return cache_path(cfg)
     if cfg.base.build_missing:
         return None
-    diff = shaping_diff(base_shaping(cfg), manifest["shaping"]) if manifest else "no shipped model"
+    diff = describe_diff(manifest["shaping"], base_shaping(cfg)) if manifest else "no shipped model"
     raise ConfigError(f"no base model for this base config (differs from the shipped one: {diff}); "
                       f"build it first with `make base ARGS='<the same overrides>'`")
 

@@ -69,14 +69,15 @@ def check_numbers(model, tokenizer, cfg: RunConfig) -> dict:
 
 def compare_with_shipped(path: Path, cfg: RunConfig, values: dict) -> str:
     """Lines saying how a new build compares with the shipped model."""
-    from harness.base import base_key, base_shaping, shaping_diff
+    from harness.base import base_key, base_shaping
+    from harness.rundir import describe_diff
     from harness.shipped import SHIPPED_DIR, read_manifest, sha256
 
     m = read_manifest(SHIPPED_DIR)
     if m is None:
         return "no shipped base model to compare with"
     if m["key"] != base_key(cfg):
-        diff = shaping_diff(base_shaping(cfg), m["shaping"])
+        diff = describe_diff(m["shaping"], base_shaping(cfg))
         return f"the shipped model was made with another base config ({diff})"
     same = sha256(path / "model.safetensors") == m["files"]["model.safetensors"]
     lines = [f"weights bit-identical to the shipped model: {'yes' if same else 'no'} "

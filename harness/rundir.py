@@ -129,6 +129,14 @@ def flat(obj: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def describe_diff(have: dict, want: dict, keep=lambda key: True, limit: int = 3) -> str:
+    """`key: have -> want, ...` for the flat keys that differ (and pass `keep`); '' if none."""
+    a, b = flat(have), flat(want)
+    keys = sorted(k for k in set(a) | set(b) if keep(k) and a.get(k, "<unset>") != b.get(k, "<unset>"))
+    shown = ", ".join(f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in keys[:limit])
+    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
 def matters(key: str, method: str) -> bool:
     """Whether a flat config key changes what a run of this method computes."""
     if any(key == n or key.startswith(n + ".") for n in NEUTRAL_KEYS):
@@ -153,16 +161,12 @@ def refuse_config_conflict(cfg: RunConfig) -> None:
     if cfg.force or not stored_path.is_file():
         return
     try:
-        stored = flat(asdict(to_run_config(OmegaConf.load(stored_path))))
+        stored = asdict(to_run_config(OmegaConf.load(stored_path)))
     except Exception as err:  # unreadable: refuse rather than guess
         raise ConfigError(f"{stored_path} is not a readable run config "
                           f"({str(err).splitlines()[0]})") from None
-    want = flat(asdict(cfg))
-    diff = sorted(k for k in set(want) | set(stored) if matters(k, cfg.method.name)
-                  and want.get(k, "<unset>") != stored.get(k, "<unset>"))
+    diff = describe_diff(stored, asdict(cfg), keep=lambda k: matters(k, cfg.method.name))
     if not diff:
         return
-    shown = ", ".join(f"{k}: {stored.get(k, '<unset>')!r} -> {want.get(k, '<unset>')!r}" for k in diff[:3])
-    more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
-    raise ConfigError(f"{stored_path.parent} holds a run with a different config ({shown}{more}); "
+    raise ConfigError(f"{stored_path.parent} holds a run with a different config ({diff}); "
                       f"set tag=<label> or results=<dir> for a new run, or force=true to replace it")

@@ -56,8 +56,9 @@ def train_rows(cfg: RunConfig, data, templates) -> tuple[list[dict], dict]:
     return rows, {p.id: p for p in problems}
 
 
-def train_and_eval(cfg: RunConfig, rd: RunDir) -> dict:
-    from harness.base import ensure_base, templates_of
+def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None) -> dict:
+    """base_path: the resolved base model, None when it is to be built (resolve_base)."""
+    from harness.base import build, templates_of
     from harness.evaluate import evaluate
     from harness.models import load
     from harness.periodic_eval import PeriodicEval
@@ -67,8 +68,7 @@ def train_and_eval(cfg: RunConfig, rd: RunDir) -> dict:
 
     torch.set_num_threads(cfg.train.threads)
     set_seed(cfg.seed)
-    model_path = ensure_base(cfg)
-    model, tok = load(model_path)
+    model, tok = load(base_path or build(cfg))
     if cfg.method.name == "base":  # the untrained base model's row in every table
         summary, samples = evaluate(model, tok, cfg)
         write_eval(rd.path, summary, samples)
@@ -113,13 +113,13 @@ def run(cfg: RunConfig, resolved_yaml: str) -> dict | None:
     """Train and evaluate cfg's run unless it is done; one live process per run folder."""
     from harness.base import resolve_base
 
-    resolve_base(cfg)  # a missing base model: one line, before any folder is touched
+    base_path = resolve_base(cfg)  # a missing base model: one line, before any folder is touched
     with hold(Path(cfg.results), cfg.run_name):
         rd = prepare_folder(cfg)
         if rd is None:
             return None
         atomic_write(rd.path / "config.yaml", resolved_yaml)
-        summary = train_in_slot(cfg, rd)
+        summary = train_in_slot(cfg, rd, base_path)
         rd.set_status("done", suites={k: v["average"] for k, v in summary["suites"].items()})
     for name, r in summary["suites"].items():
         print(f"{name}: Average@{r['k']} = {r['average']:.3f} ± {r['se']:.3f}")
@@ -127,12 +127,12 @@ def run(cfg: RunConfig, resolved_yaml: str) -> dict | None:
     return summary
 
 
-def train_in_slot(cfg: RunConfig, rd: RunDir) -> dict:
+def train_in_slot(cfg: RunConfig, rd: RunDir, base_path: Path | None) -> dict:
     with slot(Path(cfg.results) / ".slots", int(cfg.launcher.get("max_parallel", 0))):
         starts = (rd.status() or {}).get("starts", 0) + 1
         rd.set_status("running", host=os.uname().nodename, pid=os.getpid(), starts=starts)
         try:
-            return train_and_eval(cfg, rd)
+            return train_and_eval(cfg, rd, base_path)
         except BaseException as err:
             rd.set_status("failed", f"{type(err).__name__}: {err}".splitlines()[0],
                           traceback=traceback.format_exc()[-4000:])

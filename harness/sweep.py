@@ -140,10 +140,10 @@ def main(argv: list[str]) -> None:
         cfgs = validate(groups + [["method=base"]], common)
     except ConfigError as err:
         fail(err)
-    from harness.base import ensure_base
     from harness.run import run
 
-    ensure_base(cfgs[0])  # once, before the jobs start (they would serialise on its lock)
+    # The base run shares the jobs' base config: it builds a missing base model (where that
+    # is allowed) once, before the jobs start and would serialise on its lock.
     run(*compose_resolved([*common, "method=base"]))
     codes = [launch(g, common, a.results) for g in groups]
     from harness.summary import print_summary

@@ -35,7 +35,7 @@ from harness.models import TinyModelSpec, build_model, build_tokenizer, save
 from harness.rundir import describe_diff
 from harness.shipped import SHIPPED_DIR, read_manifest, verify
 from harness.tasks.datasets import TaskData
-from harness.tasks.synthetic import erring_solution, take, train_stream
+from harness.tasks.synthetic import erring_solution, take
 
 BASE_VERSION = 2  # bump when the recipe below changes meaning
 # base.* keys that say where or whether a model is built, not what it is.
@@ -81,26 +81,26 @@ def resolve_base(cfg: RunConfig) -> Path | None:
 
 def sft_rows(cfg: RunConfig, tokenizer, n: int) -> list[dict[str, str]]:
     """n prompt/completion rows: student format, or teacher format at r = 1 or r ~ U[0, 1]."""
-    rng = random.Random(cfg.base.seed)
+    b = cfg.base
+    rng = random.Random(b.seed)
     data = TaskData(cfg.task)
     cutter = ReferenceCutter(tokenizer, cfg.exposure_unit)
     tpl = templates_of(cfg)
     rows = []
-    b = cfg.base
     clean_rows, warm_rows = round(b.error_from * n), round(b.warmup_share * n)
-    warm = train_stream(tuple(b.warmup_ops), cfg.task.modulus, b.seed, exclude=data.held_out)
-    problems = take(warm, warm_rows) + take(data.train_stream(b.seed), n - warm_rows)
+    problems = (take(data.train_stream(b.seed, tuple(b.warmup_ops)), warm_rows)
+                + take(data.train_stream(b.seed), n - warm_rows))
     for i, p in enumerate(problems):
-        if rng.random() < cfg.base.student_fraction:
+        if rng.random() < b.student_fraction:
             reference = ""
         else:
-            r = 1.0 if rng.random() < cfg.base.full_ref_fraction else rng.random()
+            r = 1.0 if rng.random() < b.full_ref_fraction else rng.random()
             reference = cutter.prefix(p.solution, p.steps, r)
         prompt = tpl.teacher_prompt(p.problem, reference)  # no reference: the student prompt
         # After the clean phase, what the model writes itself (not copied from the shown
         # reference) errs at base.step_error per step: the student's imperfection is then
         # set by the data, not by how far a seed's SFT run happened to get.
-        error = cfg.base.step_error if i >= clean_rows else 0.0
+        error = b.step_error if i >= clean_rows else 0.0
         solution = erring_solution(p, cfg.task.modulus, error, rng,
                                    clean_tokens=len(reference.split()))
         rows.append({"prompt": prompt, "completion": " " + solution + tokenizer.eos_token})

@@ -56,9 +56,10 @@ class TaskData:
         self.held_out = {p.problem for ps in self.suites.values() for p in ps} | {
             p.problem for p in self.validation}
 
-    def train_stream(self, seed: int) -> Iterator[Problem]:
-        return synthetic.train_stream(tuple(self.task.train_ops), self.task.modulus, seed,
-                                      exclude=self.held_out)
+    def train_stream(self, seed: int, ops_range: tuple[int, int] | None = None) -> Iterator[Problem]:
+        """Training problems (task.train_ops operations, or ops_range), held-out ones skipped."""
+        ops = tuple(ops_range or self.task.train_ops)
+        return synthetic.train_stream(ops, self.task.modulus, seed, exclude=self.held_out)
 
     def suite(self, name: str) -> list[Problem]:
         if name not in self.suites:

@@ -342,14 +342,24 @@ class RunConfig:
 
     @property
     def run_name(self) -> str:
-        if self.name:
-            return self.name
-        if self.method.name == "base":
-            return "base"
-        method = f"{self.method.name}-{self.tag}" if self.tag else self.method.name
-        if self.method.exposure_source == "fixed":
-            return f"{method}-r{self.exposure:g}-s{self.seed}"
-        return f"{method}-s{self.seed}"
+        return run_name(self.method.name, self.method.exposure_source, self.exposure, self.seed,
+                        self.tag, self.name)
+
+
+def run_name(method: str, exposure_source: str, exposure: float, seed: int,
+             tag: str | None = None, name: str | None = None) -> str:
+    """The run folder name: the one naming rule (RunConfig.run_name and the run-folder reader).
+
+    <method>[-<tag>][-r<exposure>]-s<seed>; `base` for the base model; `name` wins when set.
+    """
+    if name:
+        return name
+    if method == "base":
+        return "base"
+    label = f"{method}-{tag}" if tag else method
+    if exposure_source == "fixed":
+        return f"{label}-r{exposure:g}-s{seed}"
+    return f"{label}-s{seed}"
 
 
 def to_run_config(cfg: DictConfig | dict) -> RunConfig:

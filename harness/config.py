@@ -62,14 +62,18 @@ class SuiteConfig:
 class TaskConfig:
     kind: str = F("synthetic", "synthetic (embedded) or math (local jsonl files)")
     modulus: int = F(13, "synthetic: arithmetic modulo this (<= 100)")
-    train_ops: list[int] = F([2, 6], "synthetic: [min, max] operations of training problems")
+    train_ops: list[int] = F([2, 5], "synthetic: [min, max] operations of training problems")
     seed: int = F(0, "seed of the eval suites (fixed across runs so tables compare)")
-    suites: list[SuiteConfig] = F([], "held-out eval suites, rising difficulty")
     val_size: int = F(64, "held-out validation problems (controller progress), disjoint from all")
     grader: str = F("synthetic", "synthetic (exact answer) or math (\\boxed + math-verify)")
-    train_file: str | None = F(None, "math: jsonl with id, problem, solution, answer")
     student_template: str = F("{problem} ?", "student prompt; {problem}")
+    # Reference before the problem: this order taught the tiny model to copy (DESIGN notes).
     teacher_template: str = F("ref : {reference} | {problem} ?", "teacher prompt; {problem} {reference}")
+    # The three held-out suites stand in for AIME24 / AIME25 / HMMT25 (rising difficulty).
+    suites: list[SuiteConfig] = field(
+        default_factory=lambda: [SuiteConfig("easy_k3", 3, 100), SuiteConfig("medium_k4", 4, 100),
+                                 SuiteConfig("hard_k5", 5, 100)],
+        metadata={"help": "held-out eval suites, rising difficulty"})
 
     def __post_init__(self) -> None:
         require(self.kind in ("synthetic", "math"), "task.kind", self.kind, "synthetic or math")
@@ -113,6 +117,8 @@ class BaseTrainConfig:
     steps: int = F(5000, "optimiser steps")
     batch_size: int = F(8, "sequences per step (small: more updates per row)")
     lr: float = F(1e-3, "peak learning rate")
+    lr_schedule: str = F("cosine", "transformers lr_scheduler_type of the SFT")
+    weight_decay: float = F(0.0, "AdamW weight decay of the SFT")
     seed: int = F(0, "seed of init and data")
     student_fraction: float = F(0.5, "share of examples in the student format (no reference)")
     full_ref_fraction: float = F(0.5, "of teacher-format examples, share with the full reference")
@@ -124,8 +130,6 @@ class BaseTrainConfig:
                                "from the shown reference) is wrong in the SFT targets")
     error_from: float = F(0.75, "share of the SFT steps after which targets carry step_error "
                                "(before it they are clean, so the arithmetic is learned first)")
-    lr_schedule: str = F("cosine", "transformers lr_scheduler_type of the SFT")
-    weight_decay: float = F(0.0, "AdamW weight decay of the SFT")
     cache_dir: str = F(".cache/base", "where built base models are kept, keyed by config hash")
     build_missing: bool = F(False, "build the base model on demand when neither the shipped model "
                                    "nor the cache has one for this config (false: refuse; `make base` "
@@ -311,8 +315,24 @@ class MethodConfig:
 
 
 @dataclass
+class LauncherConfig:
+    """The harness's own launch settings; the launcher's (submitit's) are hydra.launcher.*,
+    typed by hydra-submitit-launcher's LocalQueueConf / SlurmQueueConf (sweeps/launcher/)."""
+
+    max_parallel: int = F(2, "runs training at once on this machine (harness/slots.py); "
+                             "0: no cap (SLURM allocates)")
+
+    def __post_init__(self) -> None:
+        require(self.max_parallel >= 0, "launcher.max_parallel", self.max_parallel, ">= 0")
+
+
+@dataclass
 class RunConfig:
-    method: MethodConfig = field(default_factory=MethodConfig)
+    """Every key of a run and its default: the one source (sweeps/ yaml only selects and
+    resizes; tests/test_defaults.py fails if the composed default differs from this).
+
+    Field order is the order of the keys in a run folder's config.yaml."""
+
     exposure: float = F(1.0, "fixed exposure r in [0, 1] (the teacher sees the first r of the reference)")
     exposure_unit: str = F("tokens", f"unit of the cut: {UNITS}")
     seed: int = F(0, "seed of the run (rollouts, data order, controller)")
@@ -321,8 +341,6 @@ class RunConfig:
     tag: str | None = F(None, "label in the default run name after the method (ablations set it)")
     force: bool = F(False, "re-run even if the run folder says done (old folder kept as .bak)")
     profile: str = F("default", "name of the size profile in use (set by the profile group)")
-    task: TaskConfig = field(default_factory=TaskConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
     base: BaseTrainConfig = field(default_factory=BaseTrainConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -331,7 +349,10 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    launcher: dict = F({}, "launch settings (max_parallel for the local launcher)")
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
         in_unit("exposure", self.exposure)
@@ -362,8 +383,16 @@ def run_name(method: str, exposure_source: str, exposure: float, seed: int,
     return f"{label}-s{seed}"
 
 
+# Keys older run folders' config.yaml may hold that no longer exist (never read).
+RETIRED_KEYS = (("task", "train_file"),)
+
+
 def to_run_config(cfg: DictConfig | dict) -> RunConfig:
     """Merge a composed config into the schema; raise ConfigError naming the bad value."""
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg) if isinstance(cfg, DictConfig) else cfg)
+    for group, key in RETIRED_KEYS:
+        if isinstance(cfg.get(group), DictConfig):
+            cfg[group].pop(key, None)
     try:
         merged = OmegaConf.merge(OmegaConf.structured(RunConfig), cfg)
         obj = OmegaConf.to_object(merged)

@@ -1,6 +1,6 @@
 """A progress bar over a sweep's runs, read from their run folders while the launcher works.
 
-python -m harness.sweep --exposures 0,1 -- profile=smoke      # shows it while the jobs run
+python -m harness.run -m exposure=0,1 profile=smoke      # harness/grid_sweeper.py shows it
 
 The jobs' own bars go to the launcher's log files (submitit), so the sweep itself
 shows one bar: optimiser steps done over all runs of the group, and how many runs
@@ -10,8 +10,8 @@ are done or failed. It only reads status.json and metrics.jsonl.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
@@ -36,19 +36,19 @@ def steps_done(folder: Path, steps: int) -> tuple[int, str]:
     return last, state
 
 
-def watch(proc: subprocess.Popen, runs: list[tuple[Path, int]], every_s: float = 2.0) -> int:
-    """Wait for proc, showing steps done over `runs` ((folder, steps) pairs); its exit code."""
+def watch(is_running: Callable[[], bool], runs: list[tuple[Path, int]], every_s: float = 2.0) -> None:
+    """Show steps done over `runs` ((folder, steps) pairs) until is_running() turns false."""
     total = sum(steps for _, steps in runs)
     already = sum(steps_done(folder, steps)[0] for folder, steps in runs)  # rate counts new steps only
     with tqdm(total=total, initial=already, unit="step", desc=f"{len(runs)} runs",
               dynamic_ncols=True) as bar:
         while True:
-            code = proc.poll()
+            running = is_running()
             states = [steps_done(folder, steps) for folder, steps in runs]
             bar.n = sum(n for n, _ in states)
             bar.set_postfix(done=sum(s == "done" for _, s in states),
                             failed=sum(s == "failed" for _, s in states), refresh=False)
             bar.refresh()
-            if code is not None:
-                return code
+            if not running:
+                return
             time.sleep(every_s)

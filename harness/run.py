@@ -15,36 +15,19 @@ import traceback
 from pathlib import Path
 
 import hydra
-import torch
-from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
-from transformers import TrainerCallback, set_seed
 
+import harness.grid_sweeper  # noqa: F401 - registers the sweeper class (Hydra plugin)
+import harness.hydra_store  # noqa: F401 - registers run_defaults and the sweeper's config
 from harness.config import ConfigError, RunConfig, to_run_config
 from harness.rundir import RunDir, atomic_write, refuse_config_conflict, write_eval
 from harness.runlock import hold
+from harness.settings import CONFIG_DIR
 from harness.slots import slot
 
-SOURCE_STATE = "exposure_source.pt"
-
-
-class SourceCheckpoint(TrainerCallback):
-    """Saves the exposure source (controller) state into each TRL checkpoint folder."""
-
-    def __init__(self, source) -> None:
-        self.source = source
-
-    def on_save(self, args, state, control, **kwargs):
-        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        torch.save(self.source.state_dict(), ckpt / SOURCE_STATE)
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The newest complete checkpoint: the source state is saved last (on_save), so a
-    folder without it is one a kill interrupted, and is not resumed from."""
-    ckpts = [p for p in folder.glob("checkpoint-*")
-             if (p / SOURCE_STATE).is_file() and (p / "trainer_state.json").is_file()]
-    return max(ckpts, key=lambda p: int(p.name.split("-")[1]), default=None)
+# torch, transformers and TRL are imported inside train_and_eval, after the job holds its
+# training slot: a launcher starts every job of a sweep at once, and a job waiting for a
+# slot should hold no model libraries in memory.
 
 
 def train_rows(cfg: RunConfig, data, templates) -> tuple[list[dict], dict]:
@@ -58,7 +41,12 @@ def train_rows(cfg: RunConfig, data, templates) -> tuple[list[dict], dict]:
 
 def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None) -> dict:
     """base_path: the resolved base model, None when it is to be built (resolve_base)."""
+    import torch
+    from datasets import Dataset
+    from transformers import set_seed
+
     from harness.base import build, templates_of
+    from harness.checkpoints import SOURCE_STATE, SourceCheckpoint, latest_checkpoint
     from harness.evaluate import evaluate
     from harness.models import load
     from harness.periodic_eval import PeriodicEval
@@ -128,7 +116,7 @@ def run(cfg: RunConfig, resolved_yaml: str) -> dict | None:
 
 
 def train_in_slot(cfg: RunConfig, rd: RunDir, base_path: Path | None) -> dict:
-    with slot(Path(cfg.results) / ".slots", int(cfg.launcher.get("max_parallel", 0))):
+    with slot(Path(cfg.results) / ".slots", cfg.launcher.max_parallel):
         starts = (rd.status() or {}).get("starts", 0) + 1
         rd.set_status("running", host=os.uname().nodename, pid=os.getpid(), starts=starts)
         try:
@@ -146,7 +134,8 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-@hydra.main(config_path="../sweeps", config_name="config", version_base="1.3")
+# An absolute path: the app is also started from harness.sweep (make sweep), a module import.
+@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
 def main(dcfg: DictConfig) -> dict | None:
     try:
         cfg = to_run_config(dcfg)

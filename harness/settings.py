@@ -13,6 +13,7 @@ from hydra import initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
+import harness.hydra_store  # noqa: F401 - registers run_defaults (the dataclass defaults)
 from harness.config import ConfigError, RunConfig, to_run_config
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "sweeps"

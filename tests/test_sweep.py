@@ -41,17 +41,29 @@ def test_smoke_sweep_two_exposures_then_skip(tmp_path, smoke_base):
 
 
 @pytest.mark.parametrize("args,exposures,msg", [
-    ([], "1.5", "exposure '1.5' is outside [0, 1]"),
-    ([], "abc", "exposure 'abc' is not a number"),
-    ([], "", "EXPOSURES='' is empty"),
+    ([], "1.5", "exposure=1.5 is invalid: must be in [0, 1]"),
+    ([], "abc", "exposure: Value 'abc'"),
+    ([], "", "exposure: Value ''"),
+    (["--seeds", "x"], "0", "seed: Value 'x'"),
     (["--method", "nosuch"], "0", "method/nosuch"),
-    (["--launcher", "cloud"], "0", "LAUNCHER='cloud'"),
+    (["--launcher", "cloud"], "0", "launcher/cloud"),
 ])
 def test_bad_input_fails_before_launch(tmp_path, args, exposures, msg):
     res = tmp_path / "runs"
     r = sweep(res, *args, exposures=exposures)
     assert r.returncode == 2
     assert msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not res.exists()
+
+
+def test_hydra_multirun_refuses_a_bad_point_before_launch(tmp_path):
+    """The sweeper itself (python -m harness.run -m) checks every point, not only make sweep."""
+    res = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "harness.run", "-m", "profile=smoke", f"results={res}",
+           "exposure=0,1.5"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "exposure=1.5 is invalid" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not res.exists()
 
 
@@ -64,21 +76,33 @@ def test_bad_override_fails_before_launch(tmp_path):
     assert not res.exists()
 
 
+def preset_grids(name: str) -> list[dict]:
+    from omegaconf import OmegaConf
+
+    preset = OmegaConf.to_container(OmegaConf.load(f"sweeps/experiment/{name}.yaml"))
+    return preset["hydra"]["sweeper"]["grids"]
+
+
 def test_seeds_replace_an_experiment_presets_seeds():
-    from argparse import Namespace
+    from harness.sweep_plan import points
 
-    from harness.sweep import build_groups
+    grids = preset_grids("atesd_vs_fixed")
+    got = points(grids, ["results=/tmp/unused"])
+    assert len(got) == 5 * 3 + 3
+    assert got[0] == ["method=opsd", "exposure=0", "seed=0", "results=/tmp/unused"]
+    assert got[-1] == ["method=atesd", "seed=2", "results=/tmp/unused"]
+    four = points(grids, ["results=/tmp/unused", "seed=4"])
+    assert len(four) == 5 + 1 and all(p[-1] == "seed=4" for p in four)
+    swept = points(grids, ["seed=4,5"])
+    assert len(swept) == 2 * (5 + 1)
 
-    def groups(seeds):
-        return build_groups(Namespace(experiment="atesd_vs_fixed", seeds=seeds, exposures="", method=""),
-                            ["results=/tmp/unused"])
 
-    assert groups("") == [["method=opsd", "exposure=0,0.25,0.5,0.75,1", "seed=0,1,2"],
-                          ["method=atesd", "seed=0,1,2"]]
-    assert groups("4") == [["method=opsd", "exposure=0,0.25,0.5,0.75,1", "seed=4"],
-                           ["method=atesd", "seed=4"]]
-    with pytest.raises(ValueError, match="SEEDS='x'"):
-        groups("x")
+def test_a_bad_sweep_syntax_is_one_line():
+    from harness.config import ConfigError
+    from harness.sweep_plan import points
+
+    with pytest.raises(ConfigError, match="only comma lists"):
+        points([], ["exposure=interval(0,1)"])
 
 
 def test_folder_with_another_config_fails_before_launch(tmp_path, smoke_base):
@@ -95,15 +119,38 @@ def test_folder_with_another_config_fails_before_launch(tmp_path, smoke_base):
 
 
 def test_methods_without_a_fixed_exposure_ignore_the_exposure_grid():
-    from argparse import Namespace
+    from harness.settings import compose
+    from harness.sweep_plan import plan
 
-    from harness.sweep import build_groups, validate
+    def names(method, extra=()):
+        jobs = plan([], [f"method={method}", "exposure=0,0.5,1", "seed=0,1", "results=/tmp/unused",
+                         "profile=smoke", *extra], compose)
+        return [j.cfg.run_name for j in jobs], jobs
 
-    def groups(method):
-        return build_groups(Namespace(experiment="", seeds="0,1", exposures="0,0.5,1", method=method),
-                            ["results=/tmp/unused", "profile=smoke"])
+    got, jobs = names("atesd")  # was: run names collide
+    assert got == ["atesd-s0", "atesd-s1", "base"]
+    assert not any(o.startswith("exposure=") for j in jobs for o in j.overrides)
+    assert names("random")[0] == ["random-s0", "random-s1", "base"]
+    got, jobs = names("opsd")
+    assert got[:3] == ["opsd-r0-s0", "opsd-r0-s1", "opsd-r0.5-s0"] and len(got) == 7
+    assert jobs[-1].overrides == ["results=/tmp/unused", "profile=smoke", "method=base"]
 
-    assert groups("atesd") == [["method=atesd", "seed=0,1"]]  # was: run names collide
-    assert groups("opsd") == [["method=opsd", "exposure=0,0.5,1", "seed=0,1"]]
-    names = [c.run_name for c in validate(groups("random"), ["results=/tmp/unused", "profile=smoke"])]
-    assert names == ["random-s0", "random-s1"]
+
+def test_one_run_name_for_two_configs_is_refused():
+    from harness.config import ConfigError
+    from harness.settings import compose
+    from harness.sweep_plan import plan
+
+    with pytest.raises(ConfigError, match="run names collide: opsd-r1-s0"):
+        plan([], ["profile=smoke", "exposure=1", "loss.beta=0,1"], compose)
+
+
+def test_experiment_preset_plans_one_job_array():
+    from harness.settings import compose
+    from harness.sweep_plan import plan
+
+    jobs = plan(preset_grids("controller_ablations"), ["experiment=controller_ablations",
+                                                     "profile=smoke", "results=/tmp/unused"], compose)
+    names = [j.cfg.run_name for j in jobs]
+    assert len(names) == len(set(names)) == 3 + 15 + 15 + 1
+    assert {"atesd-bandit-s2", "random-s0", "schedule-linear_up-s1", "opsd-r1-s0", "base"} <= set(names)

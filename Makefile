@@ -1,4 +1,5 @@
 # Entry points: `make sweep EXPOSURES=0,0.25,0.5,0.75,1.0` and `make test`.
+# `make sweep` spells one Hydra multirun (python -m harness.run -m ...): harness/sweep.py.
 # Both create .venv and install the pinned packages on first use.
 PY ?= python3
 VENV := .venv

@@ -2,9 +2,15 @@
 
 python -c "from harness.config import RunConfig; help(RunConfig)"
 
-Hydra composes YAML from sweeps/; `to_run_config` merges it into these schemas
-(unknown keys and wrong types fail there) and `__post_init__` checks ranges, so a
-bad value fails with one line naming it before any work starts.
+These dataclasses are the one source of every key's default (harness/hydra_store.py
+registers them with Hydra as `run_defaults`; sweeps/ only selects groups and resizes).
+`to_run_config` merges a composed config into them (unknown keys and wrong types fail
+there) and `__post_init__` checks ranges, so a bad value fails with one line naming it
+before any work starts.
+
+Longer than ~250 lines on purpose: one short dataclass per config group, each with its
+help text and range checks, read top to bottom as the reference of every key; split
+across modules, `help(RunConfig)` and the defaults would be scattered.
 """
 
 from __future__ import annotations

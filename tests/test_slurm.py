@@ -144,4 +144,6 @@ def test_hydra_sweep_through_slurm_writes_both_run_folders(tmp_path):
         assert (folder / "checkpoints").is_dir()
         status = json.loads((folder / "status.json").read_text())
         assert status["state"] == "done", status
-    assert len(_submitted_job_ids(runs)) >= 1  # the runs really went through SLURM
+    assert (runs / "base" / "eval.json").is_file()  # the base evaluation ran as a job too
+    # Every run of the sweep, base included, went to SLURM as one job array.
+    assert len(_submitted_job_ids(runs)) == 1, _submitted_job_ids(runs)

@@ -154,3 +154,10 @@ def test_experiment_preset_plans_one_job_array():
     names = [j.cfg.run_name for j in jobs]
     assert len(names) == len(set(names)) == 3 + 15 + 15 + 1
     assert {"atesd-bandit-s2", "random-s0", "schedule-linear_up-s1", "opsd-r1-s0", "base"} <= set(names)
+
+
+def test_a_job_waiting_for_its_slot_holds_no_model_libraries():
+    """The launcher starts every job of a sweep at once; the Hydra app must import light."""
+    code = "import sys, harness.run; print(sorted({'torch', 'transformers', 'trl'} & set(sys.modules)))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr

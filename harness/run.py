@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback, set_seed
 
 from harness.config import ConfigError, RunConfig, to_run_config
+from harness.prompts import PromptTemplates
 from harness.rundir import RunDir, atomic_write, refuse_config_conflict, write_eval
 from harness.runlock import hold
 from harness.slots import slot
@@ -47,7 +48,9 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return max(ckpts, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
-def train_rows(cfg: RunConfig, data, templates) -> tuple[list[dict], dict]:
+def train_rows(cfg: RunConfig, data, templates: PromptTemplates) -> tuple[list[dict], dict]:
+    """The trainer's dataset: student prompts (harness/prompts.py), the problem id as the
+    privileged context (the trainer cuts its reference at the exposure in force)."""
     from harness.tasks.synthetic import take
 
     problems = take(data.train_stream(cfg.seed), cfg.train.steps * cfg.train.prompts_per_step)

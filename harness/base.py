@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import hashlib
 import json
 import random
 import shutil
@@ -29,32 +28,14 @@ from pathlib import Path
 
 from datasets import Dataset
 
+from harness.base_identity import base_key, base_shaping
 from harness.config import ConfigError, RunConfig
-from harness.exposure import PromptTemplates, ReferenceCutter
 from harness.models import TinyModelSpec, build_model, build_tokenizer, save
+from harness.prompts import Prompts, templates_of  # noqa: F401 - templates_of: harness/run.py takes it from here
 from harness.rundir import describe_diff
 from harness.shipped import SHIPPED_DIR, read_manifest, verify
 from harness.tasks.datasets import TaskData
 from harness.tasks.synthetic import erring_solution, take
-
-BASE_VERSION = 2  # bump when the recipe below changes meaning
-# base.* keys that say where or whether a model is built, not what it is.
-NOT_SHAPING = ("cache_dir", "build_missing")
-
-
-def templates_of(cfg: RunConfig) -> PromptTemplates:
-    return PromptTemplates(student=cfg.task.student_template, teacher=cfg.task.teacher_template)
-
-
-def base_shaping(cfg: RunConfig) -> dict:
-    """Everything that shapes the base model's weights (the key is its hash)."""
-    base = {k: v for k, v in asdict(cfg.base).items() if k not in NOT_SHAPING}
-    return {"v": BASE_VERSION, "model": asdict(cfg.model), "base": base,
-            "task": asdict(cfg.task), "unit": cfg.exposure_unit}
-
-
-def base_key(cfg: RunConfig) -> str:
-    return hashlib.sha1(json.dumps(base_shaping(cfg), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def cache_path(cfg: RunConfig) -> Path:
@@ -84,8 +65,7 @@ def sft_rows(cfg: RunConfig, tokenizer, n: int) -> list[dict[str, str]]:
     b = cfg.base
     rng = random.Random(b.seed)
     data = TaskData(cfg.task)
-    cutter = ReferenceCutter(tokenizer, cfg.exposure_unit)
-    tpl = templates_of(cfg)
+    prompts = Prompts(cfg, tokenizer)
     rows = []
     clean_rows, warm_rows = round(b.error_from * n), round(b.warmup_share * n)
     problems = (take(data.train_stream(b.seed, tuple(b.warmup_ops)), warm_rows)
@@ -95,15 +75,16 @@ def sft_rows(cfg: RunConfig, tokenizer, n: int) -> list[dict[str, str]]:
             reference = ""
         else:
             r = 1.0 if rng.random() < b.full_ref_fraction else rng.random()
-            reference = cutter.prefix(p.solution, p.steps, r)
-        prompt = tpl.teacher_prompt(p.problem, reference)  # no reference: the student prompt
+            reference = prompts.reference(p, r)
+        # no reference: the student prompt (PromptTemplates.teacher_prompt, the r = 0 rule)
+        prompt = prompts.templates.teacher_prompt(p.problem, reference)
         # After the clean phase, what the model writes itself (not copied from the shown
         # reference) errs at base.step_error per step: the student's imperfection is then
         # set by the data, not by how far a seed's SFT run happened to get.
         error = b.step_error if i >= clean_rows else 0.0
         solution = erring_solution(p, cfg.task.modulus, error, rng,
                                    clean_tokens=len(reference.split()))
-        rows.append({"prompt": prompt, "completion": " " + solution + tokenizer.eos_token})
+        rows.append({"prompt": prompt, "completion": prompts.completion(solution)})
     return rows
 
 

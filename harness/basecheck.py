@@ -33,7 +33,7 @@ def label(r: float | None) -> str:
 
 def table_values(path: Path, cfg: RunConfig) -> dict[str, dict[str, list[float]]]:
     """{row label: {suite: [average, se]}} for the student and the teacher exposures."""
-    from harness.evaluate import evaluate
+    from harness.eval_suites import evaluate
 
     model, tok = load(path)
     out = {}
@@ -55,8 +55,8 @@ def describe(values: dict[str, dict[str, list[float]]], k: int) -> str:
 @torch.no_grad()
 def check_numbers(model, tokenizer, cfg: RunConfig) -> dict:
     """Student Average@CHECK_K (seeded sampling) and mean reference NLL on a fixed subset."""
-    from harness.controller import ref_nll
-    from harness.evaluate import eval_suite
+    from harness.eval_suites import eval_suite
+    from harness.learning_progress import ref_nll
     from harness.tasks.datasets import TaskData
 
     problems = TaskData(cfg.task).suite(CHECK_SUITE)[:CHECK_PROBLEMS]
@@ -69,7 +69,7 @@ def check_numbers(model, tokenizer, cfg: RunConfig) -> dict:
 
 def compare_with_shipped(path: Path, cfg: RunConfig, values: dict) -> str:
     """Lines saying how a new build compares with the shipped model."""
-    from harness.base import base_key, base_shaping
+    from harness.base_identity import base_key, base_shaping
     from harness.rundir import describe_diff
     from harness.shipped import SHIPPED_DIR, read_manifest, sha256
 
@@ -91,7 +91,7 @@ def compare_with_shipped(path: Path, cfg: RunConfig, values: dict) -> str:
 
 
 def ship_build(path: Path, cfg: RunConfig, values: dict, seconds: float) -> Path:
-    from harness.base import base_key, base_shaping
+    from harness.base_identity import base_key, base_shaping
     from harness.shipped import SHIPPED_DIR, ship
 
     model, tok = load(path)

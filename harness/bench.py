@@ -19,8 +19,8 @@ import time
 import torch
 
 from harness.config import RunConfig
-from harness.exposure import PromptTemplates, ReferenceCutter
 from harness.models import TinyModelSpec, build_model, build_tokenizer
+from harness.prompts import Prompts, completion_text
 from harness.tasks.datasets import TaskData
 from harness.tasks.synthetic import take
 
@@ -28,11 +28,11 @@ from harness.tasks.synthetic import take
 def probe_inputs(cfg: RunConfig, tok, rollouts: int) -> tuple[list[list[int]], list[list[int]]]:
     """(teacher prompt ids per exposure x rollout, completion ids per rollout)."""
     problems = take(TaskData(cfg.task).train_stream(cfg.seed), rollouts)
-    tpl = PromptTemplates(cfg.task.student_template, cfg.task.teacher_template)
-    cutter = ReferenceCutter(tok, cfg.exposure_unit)
-    prompts = [tpl.teacher_prompt(p.problem, cutter.prefix(p.solution, p.steps, r))
-               for r in cfg.probe.exposures for p in problems]
-    completions = [tok(" " + p.solution, add_special_tokens=False)["input_ids"] for p in problems]
+    texts = Prompts(cfg, tok)
+    prompts = [texts.teacher(p, r) for r in cfg.probe.exposures for p in problems]
+    # Stand-in rollouts: the references, without the end token (the cost is what is timed).
+    completions = [tok(completion_text(p.solution), add_special_tokens=False)["input_ids"]
+                   for p in problems]
     return [tok(x, add_special_tokens=False)["input_ids"] for x in prompts], completions
 
 

@@ -14,28 +14,25 @@ The controller's randomness is its own (numpy Generator; the policy's init under
 forked torch RNG) and P's sampling runs under a forked RNG, so the controller never
 moves the training RNG. Everything it holds is in `state_dict` (checkpointed with
 the student by harness/run.py).
+
+This module holds the state (EMAs of the training statistics) and the hold-window
+loop; the policy and its REINFORCE update are in harness/reinforce.py, the progress
+measures P in harness/learning_progress.py.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from harness.config import ControllerConfig, RunConfig
-from harness.sources import ExposureSource
+from harness.config import RunConfig
+from harness.exposure_source import ExposureSource
+from harness.learning_progress import ref_nll, val_accuracy
+from harness.reinforce import Decision, Reinforce
 from harness.tasks.problem import Problem
 
-# Samples are kept off 0 and 1: at a = 1 the Beta log-density there is 0 * log(0) = nan.
-R_EPS = 1e-4
 # Names of the state features, in the order the policy sees them (logged as ctrl_state_<name>).
 FEATURES = ("progress", "prev_exposure", "loss", "mismatch", "accuracy", "entropy", "delta")
 # choice: a progress delta of 0.05 (5 validation-accuracy points per window) is a large
@@ -46,127 +43,7 @@ STAT_KEYS = {"loss": "loss", "mismatch_kl_st": "mismatch", "rollout_accuracy": "
              "student_entropy": "entropy"}
 
 
-# ---- the policy ---------------------------------------------------------------------------------
-class BetaPolicy(nn.Module):
-    """state_B_S -> (a_B, b_B) with a, b >= 1. The last layer starts at zero: every state
-    then gives Beta(1 + log 2, 1 + log 2), a broad bump around 0.5 (choice)."""
-
-    def __init__(self, state_dim: int, hidden: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(state_dim, hidden), nn.Tanh())
-        self.head = nn.Linear(hidden, 2)
-        nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
-
-    def forward(self, state_B_S: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ab_B_2 = 1.0 + F.softplus(self.head(self.body(state_B_S)))
-        return ab_B_2[:, 0], ab_B_2[:, 1]
-
-    def dist(self, state_B_S: torch.Tensor) -> torch.distributions.Beta:
-        a_B, b_B = self(state_B_S)
-        return torch.distributions.Beta(a_B, b_B)
-
-
-def sample_beta(rng: np.random.Generator, a: float, b: float) -> float:
-    """One exposure r ~ Beta(a, b) from the controller's own generator, kept in [R_EPS, 1 - R_EPS]."""
-    return float(min(max(rng.beta(a, b), R_EPS), 1.0 - R_EPS))
-
-
-def discounted_reward(deltas: Sequence[float], gamma: float) -> float:
-    """R = sum_j gamma^j delta_j over the W windows that follow a decision (gamma^0 = 1)."""
-    return float(sum(gamma ** j * d for j, d in enumerate(deltas)))
-
-
-@dataclass
-class Decision:
-    """One sampled exposure: the window it governs, what the policy saw, what it drew."""
-
-    window: int
-    state: list[float]
-    r: float
-    a: float
-    b: float
-
-
-class Reinforce:
-    """The Beta policy, its Adam optimiser, the EMA baseline and the decisions awaiting credit."""
-
-    def __init__(self, state_dim: int, cc: ControllerConfig, seed: int) -> None:
-        self.cc = cc
-        with torch.random.fork_rng(devices=[]):  # the policy's init must not move the training RNG
-            torch.manual_seed(seed)
-            self.policy = BetaPolicy(state_dim, cc.hidden_size)
-        self.optim = torch.optim.Adam(self.policy.parameters(), lr=cc.lr)
-        self.rng = np.random.default_rng([seed, 0xA7E5D])  # a stream of its own
-        self.baseline: float | None = None  # choice: starts at the first reward (no arbitrary push)
-        self.pending: list[Decision] = []
-        self.deltas: dict[int, float | None] = {}
-
-    def decide(self, window: int, state: list[float]) -> Decision:
-        with torch.no_grad():
-            a_B, b_B = self.policy(torch.tensor([state], dtype=torch.float32))
-        a, b = a_B.item(), b_B.item()
-        d = Decision(window, list(state), sample_beta(self.rng, a, b), a, b)
-        self.pending.append(d)
-        return d
-
-    def end_window(self, window: int, delta: float | None) -> dict[str, Any]:
-        """Record delta_window; credit and learn from the decision whose W windows have ended
-        (decision window - W + 1: one per window).
-
-        A decision whose reward would need an undefined delta (train_loss progress has no
-        P before the first window) is dropped; decisions whose windows outrun training are
-        never credited (choice: a partial sum would score late decisions on fewer windows).
-        """
-        self.deltas[window] = delta
-        w = self.cc.credit_windows
-        ready = [d for d in self.pending if d.window + w - 1 <= window]
-        self.pending = [d for d in self.pending if d.window + w - 1 > window]
-        credited = []
-        for d in ready:
-            ds = [self.deltas.get(d.window + j) for j in range(w)]
-            if all(x is not None for x in ds):
-                credited.append((d, discounted_reward(ds, self.cc.gamma)))
-        if not credited:
-            return {"ctrl_baseline": self.baseline}
-        loss = self.update(credited)
-        last, reward = credited[-1]
-        return {"ctrl_credited": last.window, "ctrl_reward": reward, "ctrl_baseline": self.baseline,
-                "ctrl_policy_loss": loss}
-
-    def update(self, credited: list[tuple[Decision, float]]) -> float:
-        """One REINFORCE step on the credited decisions; the baseline moves after it."""
-        rewards = [R for _, R in credited]
-        if self.baseline is None:
-            self.baseline = rewards[0]
-        state_B_S = torch.tensor([d.state for d, _ in credited], dtype=torch.float32)
-        r_B = torch.tensor([d.r for d, _ in credited], dtype=torch.float32)
-        # the baseline before this update: it must not contain the reward it is compared with
-        adv_B = torch.tensor([R - self.baseline for R in rewards], dtype=torch.float32)
-        dist = self.policy.dist(state_B_S)
-        loss = -(adv_B * dist.log_prob(r_B)).mean() - self.cc.entropy_bonus * dist.entropy().mean()
-        self.optim.zero_grad()
-        loss.backward()
-        self.optim.step()
-        for R in rewards:
-            self.baseline += self.cc.baseline_rate * (R - self.baseline)
-        return loss.item()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy.state_dict(), "optim": self.optim.state_dict(),
-                "rng": self.rng.bit_generator.state, "baseline": self.baseline,
-                "pending": [asdict(d) for d in self.pending], "deltas": dict(self.deltas)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.optim.load_state_dict(state["optim"])
-        self.rng.bit_generator.state = state["rng"]
-        self.baseline = state["baseline"]
-        self.pending = [Decision(**d) for d in state["pending"]]
-        self.deltas = dict(state["deltas"])
-
-
-# ---- the state ----------------------------------------------------------------------------------
+# ---- the state ---------------------------------------------------------------------------------
 class StatsEMA:
     """EMAs of the training statistics the state reads; the first value initialises each."""
 
@@ -191,68 +68,7 @@ class StatsEMA:
                 math.log1p(max(v.get("entropy", 0.0), 0.0)), math.tanh(last_delta / DELTA_SCALE)]
 
 
-# ---- learning progress --------------------------------------------------------------------------
-@contextmanager
-def rng_untouched(model) -> Iterator[None]:
-    """Sampling reseeds the global RNG; fork it so training draws what it would have drawn."""
-    dev = next(model.parameters()).device
-    devices = [dev.index or 0] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        yield
-
-
-def val_accuracy(model, tokenizer, cfg: RunConfig, problems: list[Problem]) -> float:
-    """Share of correct answers of the student (no reference), k samples per problem."""
-    from harness.evaluate import prompts_for
-    from harness.sampling import sample_completions
-    from harness.tasks.grading import grade
-
-    cc = cfg.controller
-    with rng_untouched(model):
-        completions_P_K = sample_completions(
-            model, tokenizer, prompts_for(problems, cfg, tokenizer, None), cc.progress_samples,
-            cc.progress_temperature, 1.0, cfg.eval.max_new_tokens, cc.progress_batch_size,
-            cc.progress_seed)
-    correct = [grade(cfg.task.grader, text, p.answer)[1]
-               for p, texts in zip(problems, completions_P_K) for text in texts]
-    return sum(correct) / len(correct)
-
-
-@torch.no_grad()
-def ref_nll(model, tokenizer, cfg: RunConfig, problems: list[Problem]) -> float:
-    """Per-token NLL of the reference solutions (the SFT completion format) after the
-    student prompt, teacher-forced; sequences right-padded (positions stay 0..T-1)."""
-    from harness.base import templates_of
-
-    tpl, pad_id = templates_of(cfg), tokenizer.pad_token_id
-    was_training = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    total, count = 0.0, 0
-    step = cfg.controller.progress_batch_size
-    for start in range(0, len(problems), step):
-        chunk = problems[start:start + step]
-        prompt_ids = tokenizer([tpl.student_prompt(p.problem) for p in chunk],
-                               add_special_tokens=False)["input_ids"]
-        target_ids = tokenizer([" " + p.solution + tokenizer.eos_token for p in chunk],
-                               add_special_tokens=False)["input_ids"]
-        seqs = [p + t for p, t in zip(prompt_ids, target_ids)]
-        width = max(len(s) for s in seqs)
-        ids_B_T = torch.tensor([s + [pad_id] * (width - len(s)) for s in seqs], device=dev)
-        attn_B_T = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=dev)
-        target_B_T = torch.tensor([[0] * len(p) + [1] * len(t) + [0] * (width - len(p) - len(t))
-                                   for p, t in zip(prompt_ids, target_ids)], device=dev)
-        logits_B_T_V = model(input_ids=ids_B_T, attention_mask=attn_B_T).logits.float()
-        logp_B_T1 = torch.log_softmax(logits_B_T_V[:, :-1], -1).gather(
-            -1, ids_B_T[:, 1:, None]).squeeze(-1)
-        mask_B_T1 = target_B_T[:, 1:].float()
-        total += -(logp_B_T1 * mask_B_T1).sum().item()
-        count += int(mask_B_T1.sum().item())
-    model.train(was_training)
-    return total / max(count, 1)
-
-
-# ---- the exposure source ------------------------------------------------------------------------
+# ---- the exposure source -----------------------------------------------------------------------
 class ControllerExposure(ExposureSource):
     """ATESD as an ExposureSource: holds r for H steps, measures P, learns, logs one row a window."""
 

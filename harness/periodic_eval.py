@@ -26,7 +26,7 @@ class PeriodicEval(TrainerCallback):
         step = state.global_step
         if not every or step % every or step >= state.max_steps:  # the final eval is the run's own
             return control
-        from harness.evaluate import evaluate
+        from harness.eval_suites import evaluate
 
         with torch.random.fork_rng(devices=[]):
             summary, _ = evaluate(model, self.tokenizer, self.cfg)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 import harness.grid_sweeper  # noqa: F401 - registers the sweeper class (Hydra plugin)
 import harness.hydra_store  # noqa: F401 - registers run_defaults and the sweeper's config
 from harness.config import ConfigError, RunConfig, to_run_config
+from harness.prompts import PromptTemplates
 from harness.rundir import RunDir, atomic_write, refuse_config_conflict, write_eval
 from harness.runlock import hold
 from harness.settings import CONFIG_DIR
@@ -30,7 +31,9 @@ from harness.slots import slot
 # slot should hold no model libraries in memory.
 
 
-def train_rows(cfg: RunConfig, data, templates) -> tuple[list[dict], dict]:
+def train_rows(cfg: RunConfig, data, templates: PromptTemplates) -> tuple[list[dict], dict]:
+    """The trainer's dataset: student prompts (harness/prompts.py), the problem id as the
+    privileged context (the trainer cuts its reference at the exposure in force)."""
     from harness.tasks.synthetic import take
 
     problems = take(data.train_stream(cfg.seed), cfg.train.steps * cfg.train.prompts_per_step)

@@ -25,10 +25,10 @@ from trl.trainer.utils import pad
 
 from harness import envsafe, faults
 from harness.config import RunConfig
-from harness.exposure import PromptTemplates, ReferenceCutter
+from harness.exposure_source import ExposureSource
 from harness.losses import entropy, generalized_jsd, kl, masked_mean
+from harness.prompts import Prompts
 from harness.rundir import RunDir
-from harness.sources import ExposureSource
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
 
@@ -36,18 +36,15 @@ envsafe.install()  # before any trainer builds its Accelerator (see harness/envs
 
 
 class ExposureContextBuilder:
-    """Replaces SDFT's builder: teacher prompt = template(problem, reference[:ceil(r L)])."""
+    """Replaces SDFT's builder: teacher prompt = template(problem, reference[:ceil(r L)])
+    (harness/prompts.py)."""
 
     def __init__(self, trainer: OPSDTrainer) -> None:
         self.trainer = trainer
 
     def teacher_prompts(self, problem_ids: list[str], r: float) -> list[str]:
         tr = self.trainer
-        out = []
-        for pid in problem_ids:
-            p = tr.problems[pid]
-            out.append(tr.templates.teacher_prompt(p.problem, tr.cutter.prefix(p.solution, p.steps, r)))
-        return out
+        return [tr.prompts.teacher(tr.problems[pid], r) for pid in problem_ids]
 
     def select_generation_prompts(self, prompts: list[Any], privileged: list[Any]) -> list[Any]:
         return self.teacher_prompts(privileged, self.trainer.exposure_source.current())
@@ -80,13 +77,12 @@ class OPSDTrainer(SDFTTrainer):
         self.problems = problems
         self.exposure_source = exposure_source
         self.run_dir = run_dir
-        self.templates = PromptTemplates(run_cfg.task.student_template, run_cfg.task.teacher_template)
         self.batch_exposure = exposure_source.current()
         self.step_stats: dict[str, float] = {}
         self.pending_rows: list[dict[str, Any]] = []
         self.t_start = time.time()
         super().__init__(**kwargs)
-        self.cutter = ReferenceCutter(self._tokenizer, run_cfg.exposure_unit)
+        self.prompts = Prompts(run_cfg, self._tokenizer)
         self.teacher_context_builder = ExposureContextBuilder(self)
 
     # ---- rollouts: grade them, and probe the mismatch on them ---------------------------

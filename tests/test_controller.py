@@ -16,16 +16,9 @@ import torch
 from scipy import stats as scistats
 
 from harness.config import ConfigError, ControllerConfig
-from harness.controller import (
-    FEATURES,
-    BetaPolicy,
-    ControllerExposure,
-    Reinforce,
-    discounted_reward,
-    ref_nll,
-    sample_beta,
-    val_accuracy,
-)
+from harness.controller import FEATURES, ControllerExposure
+from harness.learning_progress import ref_nll, val_accuracy
+from harness.reinforce import BetaPolicy, Reinforce, discounted_reward, sample_beta
 from harness.run import run
 from harness.rundir import read_jsonl
 from harness.schema import CONTROLLER_ROW

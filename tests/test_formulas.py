@@ -8,9 +8,10 @@ import math
 import pytest
 import torch
 
-from harness.exposure import PromptTemplates, cut_steps, cut_tokens, prefix_length
+from harness.exposure import cut_steps, cut_tokens, prefix_length
 from harness.losses import entropy, generalized_jsd, kl, masked_mean
 from harness.metrics_math import average_at_k, mean_pass_at_k, pass_at_k
+from harness.prompts import PromptTemplates
 
 
 def test_average_at_k_by_hand():
@@ -39,7 +40,7 @@ def test_prefix_length_is_ceil_and_robust():
     assert prefix_length(1.0, 26) == 26
     assert prefix_length(0.25, 26) == 7  # ceil(6.5)
     assert prefix_length(0.1, 30) == 3  # float 0.1*30 = 3.0000000000000004 must not give 4
-    with pytest.raises(ValueError, match="exposure 1.5"):
+    with pytest.raises(ValueError, match=r"exposure=1.5 is invalid"):
         prefix_length(1.5, 10)
 
 

@@ -15,7 +15,7 @@ class Problem:
     """One problem. `solution` is the reference the teacher is shown a prefix of.
 
     `steps` holds the reference split at reasoning-step boundaries (used by
-    `exposure.unit=steps`); joining it with spaces gives `solution`.
+    `exposure_unit=steps`); joining it with spaces gives `solution`.
     """
 
     id: str

@@ -1,0 +1,57 @@
+"""Average@k evaluation: k samples per problem, SE over problems, unbiased pass@k.
+
+python -m harness.evaluate --model PATH [--suite medium_k4] [--k 12]   # the command line over this
+
+The student is evaluated from its own prompt; `exposure` evaluates a teacher shown
+the first r of each reference (harness/basecheck.py's table). Prompts come from
+harness/prompts.py.
+"""
+
+from __future__ import annotations
+
+import time
+
+from harness.config import RunConfig
+from harness.metrics_math import average_at_k, mean_pass_at_k
+from harness.prompts import prompts_for
+from harness.sampling import sample_completions
+from harness.tasks.datasets import TaskData
+from harness.tasks.grading import grade
+from harness.tasks.problem import Problem
+
+
+def eval_suite(model, tokenizer, cfg: RunConfig, name: str, problems: list[Problem],
+               exposure: float | None = None) -> tuple[dict, list[dict]]:
+    """(summary, samples) for one suite; summary has average, se, pass@{1,4,k}."""
+    e = cfg.eval
+    completions_P_K = sample_completions(
+        model, tokenizer, prompts_for(problems, cfg, tokenizer, exposure), e.k, e.temperature,
+        e.top_p, e.max_new_tokens, e.batch_size, e.seed, desc=f"eval {name}")
+    samples, correct_P_K = [], []
+    for prob, completions in zip(problems, completions_P_K):
+        row = []
+        for i, text in enumerate(completions):
+            pred, ok = grade(cfg.task.grader, text, prob.answer)
+            row.append(ok)
+            samples.append({"suite": name, "problem_id": prob.id, "sample": i, "answer": pred,
+                            "gold": prob.answer, "correct": ok, "completion": text})
+        correct_P_K.append(row)
+    avg, se = average_at_k(correct_P_K)
+    summary = {"average": avg, "se": se, "k": e.k, "num_problems": len(problems)}
+    for k in sorted({1, 4, e.k}):
+        if k <= e.k:
+            summary[f"pass@{k}"] = mean_pass_at_k(correct_P_K, k)
+    return summary, samples
+
+
+def evaluate(model, tokenizer, cfg: RunConfig, suites: list[str] | None = None,
+             exposure: float | None = None) -> tuple[dict, list[dict]]:
+    data = TaskData(cfg.task)
+    names = suites or list(data.suites)
+    results, samples, t0 = {}, [], time.time()
+    for name in names:
+        results[name], s = eval_suite(model, tokenizer, cfg, name, data.suite(name), exposure)
+        samples.extend(s)
+    summary = {"suites": results, "k": cfg.eval.k, "temperature": cfg.eval.temperature,
+               "exposure": exposure, "seconds": round(time.time() - t0, 2)}
+    return summary, samples

@@ -2,7 +2,7 @@
 
 python -m harness.base [--ship] [hydra overrides]      # or: make base
 
-Where a run's base model comes from (`resolve_base`), in order: model.path; the
+Where a run's base model comes from (`resolve_base`, harness/base_identity.py), in order: model.path; the
 shipped model (harness/assets/base_default, checksummed) when the base config's key
 matches its manifest; a build cached under base.cache_dir/<profile>-<key>; else a
 build on demand where base.build_missing is on (the smoke profile), or one clear line
@@ -28,36 +28,13 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from harness.base_identity import base_key, base_shaping
+from harness.base_identity import cache_path, resolve_base
 from harness.config import ConfigError, RunConfig
 from harness.models import TinyModelSpec, build_model, build_tokenizer, save
-from harness.prompts import Prompts, templates_of  # noqa: F401 - templates_of: harness/run.py takes it from here
-from harness.rundir import describe_diff
-from harness.shipped import SHIPPED_DIR, read_manifest, verify
+from harness.prompts import Prompts
+from harness.shipped import SHIPPED_DIR
 from harness.tasks.datasets import TaskData
 from harness.tasks.synthetic import erring_solution, take
-
-
-def cache_path(cfg: RunConfig) -> Path:
-    return Path(cfg.base.cache_dir) / f"{cfg.profile}-{base_key(cfg)}"
-
-
-def resolve_base(cfg: RunConfig) -> Path | None:
-    """The base model folder for cfg, None when it must be built (build_missing), or
-    ConfigError (one line) when it is missing and may not be built on demand."""
-    if cfg.model.path:
-        return Path(cfg.model.path)
-    manifest = read_manifest(SHIPPED_DIR)
-    if manifest is not None and manifest["key"] == base_key(cfg):
-        verify(SHIPPED_DIR)
-        return SHIPPED_DIR
-    if (cache_path(cfg) / "config.json").is_file():
-        return cache_path(cfg)
-    if cfg.base.build_missing:
-        return None
-    diff = describe_diff(manifest["shaping"], base_shaping(cfg)) if manifest else "no shipped model"
-    raise ConfigError(f"no base model for this base config (differs from the shipped one: {diff}); "
-                      f"build it first with `make base ARGS='<the same overrides>'`")
 
 
 def sft_rows(cfg: RunConfig, tokenizer, n: int) -> list[dict[str, str]]:

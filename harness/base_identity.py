@@ -1,9 +1,12 @@
-"""What makes a base model what it is: the config keys that shape its weights, and their hash.
+"""What makes a base model what it is (the config keys that shape its weights, their hash) and
+where a run finds it.
 
 python -m harness.base   # its cache folder: base.cache_dir/<profile>-<base_key(cfg)>
 
 The key names the cache folder of a build (harness/base.py) and is compared with
-the shipped model's manifest (harness/shipped.py, harness/basecheck.py).
+the shipped model's manifest (harness/shipped.py, harness/basecheck.py). Light on
+purpose (no torch): a sweep's preflight and every job resolve the base model before
+a job holds its training slot.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
+from pathlib import Path
 
-from harness.config import RunConfig
+from harness.config import ConfigError, RunConfig
+from harness.rundir import describe_diff
+from harness.shipped import SHIPPED_DIR, read_manifest, verify
 
 BASE_VERSION = 2  # bump when the recipe in harness/base.py changes meaning
 # base.* keys that say where or whether a model is built, not what it is.
@@ -28,3 +34,25 @@ def base_shaping(cfg: RunConfig) -> dict:
 
 def base_key(cfg: RunConfig) -> str:
     return hashlib.sha1(json.dumps(base_shaping(cfg), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def cache_path(cfg: RunConfig) -> Path:
+    return Path(cfg.base.cache_dir) / f"{cfg.profile}-{base_key(cfg)}"
+
+
+def resolve_base(cfg: RunConfig) -> Path | None:
+    """The base model folder for cfg, None when it must be built (build_missing), or
+    ConfigError (one line) when it is missing and may not be built on demand."""
+    if cfg.model.path:
+        return Path(cfg.model.path)
+    manifest = read_manifest(SHIPPED_DIR)
+    if manifest is not None and manifest["key"] == base_key(cfg):
+        verify(SHIPPED_DIR)
+        return SHIPPED_DIR
+    if (cache_path(cfg) / "config.json").is_file():
+        return cache_path(cfg)
+    if cfg.base.build_missing:
+        return None
+    diff = describe_diff(manifest["shaping"], base_shaping(cfg)) if manifest else "no shipped model"
+    raise ConfigError(f"no base model for this base config (differs from the shipped one: {diff}); "
+                      f"build it first with `make base ARGS='<the same overrides>'`")

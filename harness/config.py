@@ -15,12 +15,13 @@ across modules, `help(RunConfig)` and the defaults would be scattered.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from harness.exposure import check_exposure
 
 METHODS = ("base", "opsd", "atesd", "schedule", "random")
 EXPOSURE_SOURCES = ("fixed", "controller", "schedule", "random")
@@ -49,8 +50,12 @@ def require(ok: bool, what: str, value: Any, rule: str) -> None:
 
 
 def in_unit(what: str, value: float) -> None:
-    ok = isinstance(value, int | float) and not math.isnan(value) and 0.0 <= value <= 1.0
-    require(ok, what, value, "must be in [0, 1]")
+    """A value in [0, 1] (exposures, shares, rates): the exposure cut's own check, so one
+    rule and one wording serve the config, the sweep and the cut."""
+    try:
+        check_exposure(value, what)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 @dataclass

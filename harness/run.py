@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 import harness.grid_sweeper  # noqa: F401 - registers the sweeper class (Hydra plugin)
 import harness.hydra_store  # noqa: F401 - registers run_defaults and the sweeper's config
 from harness.config import ConfigError, RunConfig, to_run_config
-from harness.prompts import PromptTemplates
+from harness.prompts import PromptTemplates, templates_of
 from harness.rundir import RunDir, atomic_write, refuse_config_conflict, write_eval
 from harness.runlock import hold
 from harness.settings import CONFIG_DIR
@@ -48,7 +48,7 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None) -> dict:
     from datasets import Dataset
     from transformers import set_seed
 
-    from harness.base import build, templates_of
+    from harness.base import build
     from harness.checkpoints import SOURCE_STATE, SourceCheckpoint, latest_checkpoint
     from harness.evaluate import evaluate
     from harness.models import load
@@ -102,7 +102,7 @@ def prepare_folder(cfg: RunConfig) -> RunDir | None:
 
 def run(cfg: RunConfig, resolved_yaml: str) -> dict | None:
     """Train and evaluate cfg's run unless it is done; one live process per run folder."""
-    from harness.base import resolve_base
+    from harness.base_identity import resolve_base
 
     base_path = resolve_base(cfg)  # a missing base model: one line, before any folder is touched
     with hold(Path(cfg.results), cfg.run_name):

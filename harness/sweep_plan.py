@@ -106,7 +106,7 @@ def plan(grids: Sequence[dict[str, Any]], arguments: Sequence[str],
 
 
 def check_folders_and_base(cfgs: list[RunConfig]) -> None:
-    from harness.base import base_key, resolve_base
+    from harness.base_identity import base_key, resolve_base
     from harness.rundir import refuse_config_conflict
 
     for cfg in cfgs:  # a folder holding another config's run would be skipped or resumed

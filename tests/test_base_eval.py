@@ -7,7 +7,8 @@ import json
 import subprocess
 import sys
 
-from harness.base import base_key, ensure_base, sft_rows
+from harness.base import ensure_base, sft_rows
+from harness.base_identity import base_key
 from harness.models import build_tokenizer
 from harness.settings import compose
 

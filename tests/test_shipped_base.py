@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from harness.base import base_key, resolve_base
+from harness.base_identity import base_key, resolve_base
 from harness.basecheck import check_numbers
 from harness.config import ConfigError
 from harness.models import load

@@ -215,7 +215,9 @@ class TrainConfig:
     top_p: float = F(1.0, "rollout nucleus sampling")
     max_completion_length: int = F(64, "rollout length in tokens")
     threads: int = F(1, "torch CPU threads per run")
-    report_to: str = F("none", "TRL report_to: none | tensorboard | wandb | mlflow")
+    report_to: str = F("none", "trackers every metrics row also goes to: none, or a comma-separated list "
+                               "of tensorboard, wandb, mlflow (harness/trackers.py; quote a list on the "
+                               "command line)")
     checkpoint_every: int = F(50, "save checkpoints/ every N steps (0: only at the end)")
 
     def __post_init__(self) -> None:
@@ -228,6 +230,9 @@ class TrainConfig:
                 self.max_completion_length, ">= 1")
         require(self.threads >= 1, "train.threads", self.threads, ">= 1")
         require(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every, ">= 0")
+        from harness.trackers import parse_report_to  # here: trackers.py imports ConfigError
+
+        parse_report_to(self.report_to)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from harness.rundir import RunDir, atomic_write, refuse_config_conflict, write_e
 from harness.runlock import hold
 from harness.settings import CONFIG_DIR
 from harness.slots import slot
+from harness.trackers import tracking
 
 # torch, transformers and TRL are imported inside train_and_eval, after the job holds its
 # training slot: a launcher starts every job of a sweep at once, and a job waiting for a
@@ -123,7 +124,10 @@ def train_in_slot(cfg: RunConfig, rd: RunDir, base_path: Path | None) -> dict:
         starts = (rd.status() or {}).get("starts", 0) + 1
         rd.set_status("running", host=os.uname().nodename, pid=os.getpid(), starts=starts)
         try:
-            return train_and_eval(cfg, rd, base_path)
+            with tracking(cfg, rd) as trackers:  # every metrics row also goes to train.report_to
+                summary = train_and_eval(cfg, rd, base_path)
+                trackers.log_eval_summary(summary, step=0 if cfg.method.name == "base" else cfg.train.steps)
+                return summary
         except BaseException as err:
             rd.set_status("failed", f"{type(err).__name__}: {err}".splitlines()[0],
                           traceback=traceback.format_exc()[-4000:])

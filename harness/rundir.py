@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +85,14 @@ class RunDir:
         self.path = Path(path)
         self.metrics_path = self.path / "metrics.jsonl"
         self.checkpoints = self.path / "checkpoints"
+        # Called with every row append_metrics writes (harness/trackers.py sends them on).
+        self.sinks: list[Callable[[dict], None]] = []
+
+    def add_sink(self, sink: Callable[[dict], None]) -> None:
+        self.sinks.append(sink)
+
+    def remove_sink(self, sink: Callable[[dict], None]) -> None:
+        self.sinks.remove(sink)
 
     def status(self) -> dict | None:
         p = self.path / "status.json"
@@ -104,6 +112,8 @@ class RunDir:
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(row, default=float) + "\n")
             f.flush()
+        for sink in self.sinks:  # after the row is on disk: a failing tracker loses no row
+            sink(row)
 
     def start_afresh(self) -> None:
         """Drop what an attempt without a checkpoint left (its rows would be written again)."""

@@ -31,6 +31,7 @@ from harness.prompts import Prompts
 from harness.rundir import RunDir
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
+from harness.trackers import trl_report_to
 
 envsafe.install()  # before any trainer builds its Accelerator (see harness/envsafe.py)
 
@@ -211,7 +212,7 @@ def sdft_args(cfg: RunConfig, output_dir: str) -> SDFTConfig:
         max_completion_length=t.max_completion_length, max_prompt_length=None,
         teacher_model_kind=cfg.teacher.mode, teacher_update_rate=cfg.teacher.ema_rate,
         distillation_alpha=cfg.loss.beta, distillation_mode="full_logits",
-        logging_steps=1, report_to=t.report_to, seed=cfg.seed, data_seed=cfg.seed,
+        logging_steps=1, report_to=trl_report_to(t.report_to), seed=cfg.seed, data_seed=cfg.seed,
         use_cpu=True, save_strategy="steps" if t.checkpoint_every else "no",
         save_steps=t.checkpoint_every or 1, save_total_limit=1, save_only_model=False,
         disable_tqdm=False, log_level="warning", bf16=False, fp16=False,

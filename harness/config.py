@@ -15,6 +15,7 @@ across modules, `help(RunConfig)` and the defaults would be scattered.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ PROGRESS_MEASURES = ("val_accuracy", "ref_nll", "train_loss")
 CONTROLLER_STATES = ("stats", "none")
 SCHEDULES = ("linear_up", "linear_down", "step")
 LR_SCHEDULES = ("cosine", "linear", "constant_with_warmup")
+TRACKERS = ("tensorboard", "wandb", "mlflow")  # harness/trackers.py
 
 
 class ConfigError(ValueError):
@@ -56,6 +58,21 @@ def in_unit(what: str, value: float) -> None:
         check_exposure(value, what)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+def parse_report_to(value: str) -> list[str]:
+    """The trackers named by train.report_to ('none' -> []); ConfigError for an unknown
+    name or one whose package is not installed (before the run starts, not at its end)."""
+    names = [n.strip() for n in str(value).split(",") if n.strip() and n.strip() != "none"]
+    for name in names:
+        if name not in TRACKERS:
+            raise ConfigError(f"train.report_to={value!r} is invalid: {name!r} is not one of "
+                              f"none, {', '.join(TRACKERS)} (comma-separated)")
+        if name != "tensorboard" and importlib.util.find_spec(name) is None:
+            raise ConfigError(f"train.report_to={value!r} is invalid: {name} is not installed "
+                              f"(pip install {name}, or leave it out of train.report_to)")
+    return names
+
 
 
 @dataclass
@@ -230,8 +247,6 @@ class TrainConfig:
                 self.max_completion_length, ">= 1")
         require(self.threads >= 1, "train.threads", self.threads, ">= 1")
         require(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every, ">= 0")
-        from harness.trackers import parse_report_to  # here: trackers.py imports ConfigError
-
         parse_report_to(self.report_to)
 
 

@@ -14,20 +14,18 @@ The step of each scalar is the row's `step` (the final eval: the last optimiser 
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.config import ConfigError
+from harness.config import parse_report_to
 
 if TYPE_CHECKING:
     from harness.config import RunConfig
     from harness.rundir import RunDir
 
-TRACKERS = ("tensorboard", "wandb", "mlflow")
 TENSORBOARD_DIR = "tensorboard"
 # Train-row keys with a namespace of their own; every other numeric key is `train/<key>`.
 TRAIN_NAMES = {
@@ -36,20 +34,6 @@ TRAIN_NAMES = {
     "teacher_entropy": "entropy/teacher", "student_entropy": "entropy/student",
 }
 NOT_SCALARS = ("step", "kind", "probe_exposure")
-
-
-def parse_report_to(value: str) -> list[str]:
-    """The trackers named by train.report_to ('none' -> []); ConfigError for an unknown
-    name or one whose package is not installed (before the run starts, not at its end)."""
-    names = [n.strip() for n in str(value).split(",") if n.strip() and n.strip() != "none"]
-    for name in names:
-        if name not in TRACKERS:
-            raise ConfigError(f"train.report_to={value!r} is invalid: {name!r} is not one of "
-                              f"none, {', '.join(TRACKERS)} (comma-separated)")
-        if name != "tensorboard" and importlib.util.find_spec(name) is None:
-            raise ConfigError(f"train.report_to={value!r} is invalid: {name} is not installed "
-                              f"(pip install {name}, or leave it out of train.report_to)")
-    return names
 
 
 def trl_report_to(value: str) -> list[str] | str:

@@ -19,23 +19,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python analysis/tables.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: import from the repo root
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from analysis.collect import (  # noqa: E402
-    AnalysisError,
-    add_common_args,
-    cli,
-    collect,
-    group_keys,
-    mean_ci,
-    methods,
-    run_info,
-    slug,
-    split_comparable,
-)
+from analysis.cli import AnalysisError, add_common_args, cli, group_keys
+from analysis.collect import collect, run_info
+from analysis.comparable import slug, split_comparable
+from analysis.labels import methods
+from analysis.stats import mean_ci
 
 MEAN = "Mean"
 OPSD = "opsd-r1"  # the OPSD paper's setting: fixed exposure r = 1

@@ -242,4 +242,4 @@ def as_dict(info: RunInfo) -> dict[str, Any]:
             "host": info.status.get("host"), "pid": info.status.get("pid"), "starts": info.starts,
             "has_config": bool(info.config), "has_eval": bool(info.eval), "train_steps": train_steps,
             "last_step": info.last_step if train_steps else math.nan, "planned_steps": info.planned_steps,
-            "final_mismatch": info.final_mismatch()}
+            f"final_{ST}": info.final_mismatch(ST), f"final_{TS}": info.final_mismatch(TS)}

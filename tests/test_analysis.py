@@ -28,24 +28,26 @@ from matplotlib.collections import PathCollection
 from omegaconf import OmegaConf
 from scipy import stats
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # `analysis` is a folder of scripts, not an installed package
-
-from analysis import figures  # noqa: E402
-from analysis.collect import AnalysisError, collect, mean_ci, run_info, split_comparable  # noqa: E402
-from analysis.controller_plot import (  # noqa: E402
+from analysis import figures
+from analysis.cli import AnalysisError
+from analysis.collect import collect, run_info
+from analysis.comparable import split_comparable
+from analysis.controller_plot import (
     NoControllerRows,
     beta_mean_sd,
     controller_figure,
     controller_windows,
 )
-from analysis.plot_mismatch import LAST_FRACTION, sweep_points, sweep_summary  # noqa: E402
-from analysis.tables import MEAN, average_table, to_latex, to_markdown  # noqa: E402
-from harness.config import to_run_config  # noqa: E402
-from harness.run import run  # noqa: E402
-from harness.rundir import read_json, read_jsonl  # noqa: E402
-from harness.settings import compose_raw  # noqa: E402
+from analysis.plot_mismatch import sweep_points, sweep_summary
+from analysis.stats import mean_ci
+from analysis.tables import MEAN, average_table, to_latex, to_markdown
+from harness.config import to_run_config
+from harness.run import run
+from harness.rundir import read_json, read_jsonl
+from harness.runinfo import FINAL_FRACTION
+from harness.settings import compose_raw
 
+ROOT = Path(__file__).resolve().parent.parent
 DONE = ["opsd-r0-s0", "opsd-r0-s1", "opsd-r1-s0", "opsd-r1-s1", "base"]
 FAILED, KILLED = "opsd-r1-s2", "opsd-r0.5-s0"
 SUITES = ["easy_k3", "medium_k4", "hard_k5"]
@@ -225,7 +227,7 @@ def test_best_per_column_is_bold_unless_all_tie(collected):
 # ---- the mismatch figure's numbers --------------------------------------------------------------
 def test_sweep_summary_matches_a_direct_computation(collected, results):
     (_, runs), = split_comparable(collected.runs)
-    points = sweep_points(runs, collected.metrics)
+    points = sweep_points(runs)
     assert set(points["run"]) == {"opsd-r0-s0", "opsd-r0-s1", "opsd-r1-s0", "opsd-r1-s1"}  # done only
     summary = sweep_summary(points).set_index(["exposure", "direction"])
     for r in (0.0, 1.0):
@@ -233,7 +235,7 @@ def test_sweep_summary_matches_a_direct_computation(collected, results):
         for s in (0, 1):
             train = [x for x in read_jsonl(results / f"opsd-r{r:g}-s{s}" / "metrics.jsonl")
                      if x["kind"] == "train"]
-            tail = train[-max(1, math.ceil(LAST_FRACTION * len(train))):]
+            tail = train[-max(1, math.ceil(FINAL_FRACTION * len(train))):]
             late.append(np.mean([x["mismatch_kl_st"] for x in tail]))
         row = summary.loc[(r, "mismatch_kl_st")]
         assert row["n"] == 2 and row["mean"] == pytest.approx(np.mean(late))
@@ -395,7 +397,7 @@ def test_spearman_permutation_p_is_exact_for_few_runs():
     import numpy as np
     from scipy import stats
 
-    from analysis.plot_mismatch import spearman_with_permutation_p
+    from analysis.stats import spearman_with_permutation_p
 
     x = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
     rho, p = spearman_with_permutation_p(x, np.array([0.01, 0.07, 0.13, 0.28, 0.37]))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import signal
 import subprocess
@@ -40,7 +41,7 @@ from analysis.controller_plot import (
 )
 from analysis.plot_mismatch import sweep_points, sweep_summary
 from analysis.stats import mean_ci
-from analysis.tables import MEAN, average_table, to_latex, to_markdown
+from analysis.tables import MEAN, AverageTable, Cell, average_table, to_latex, to_markdown
 from harness.config import to_run_config
 from harness.run import run
 from harness.rundir import read_json, read_jsonl
@@ -408,3 +409,33 @@ def test_spearman_permutation_p_is_exact_for_few_runs():
     perms = [abs(stats.spearmanr(x6, np.array(q)).statistic) for q in itertools.permutations(y)]
     brute = np.mean([v >= obs - 1e-12 for v in perms])
     assert spearman_with_permutation_p(x6, y)[1] == pytest.approx(brute)
+
+
+# ---- the LaTeX table (pandas Styler) and the two ways to run a command ---------------------------
+def test_latex_table_parses_back_to_the_cells():
+    cells = {"base": {"easy": Cell(57.5, math.nan, 1), MEAN: Cell(57.5, math.nan, 1)},
+             "opsd-r1": {"easy": Cell(97.84, 0.21, 3), MEAN: Cell(96.8, 0.4, 3)}}
+    table = AverageTable(12, ["easy", MEAN], {"base": "Base model", "opsd-r1": "OPSD (r = 1)"}, cells,
+                         {"base": "1", "opsd-r1": "2 (+1 failed)"},
+                         [("Δ Fixed r = 0.5 (best other r) − OPSD", {"easy": -17.44, MEAN: math.nan})])
+    tex = to_latex(table)
+    assert tex.startswith("% Average@12") and "\\begin{tabular}" in tex and "\\toprule" in tex
+    rows = {line.split(" & ")[0]: line.removesuffix(" \\\\").split(" & ")
+            for line in tex.splitlines() if " & " in line}
+    number = re.compile(r"[-+]?\d+\.\d+")
+    best = rows["OPSD (r = 1)"]
+    assert best[1] == "2 (+1 failed)" and best[2].startswith("\\textbf{")  # bold: the top mean
+    assert [float(x) for x in number.findall(best[2])] == [97.8, 0.2]  # mean $\pm$ half, 1 decimal
+    assert [float(x) for x in number.findall(rows["Base model"][2])] == [57.5]  # one seed: no interval
+    delta = rows["$\\Delta$ Fixed r = 0.5 (best other r) $-$ OPSD"]
+    assert float(number.findall(delta[2])[0]) == -17.4 and delta[3] == "-"
+    assert "\\midrule\n$\\Delta$" in tex  # the Δ rows sit under their own rule
+
+
+@pytest.mark.parametrize("module", ["plot_mismatch", "tables", "curves", "controller_plot", "figures",
+                                    "collect"])
+def test_commands_run_as_script_and_as_module(module):
+    for cmd in ([sys.executable, f"analysis/{module}.py", "--help"],
+                [sys.executable, "-m", f"analysis.{module}", "--help"]):
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "--results" in r.stdout, (cmd, r.stderr)

@@ -30,8 +30,7 @@ def print_summary(root: Path, names: list[str] | None = None) -> list[dict]:
     print(head)
     for r in rows:
         line = f"{r['run']:<{w}}{str(r['state']):<8}"
-        line += f"{r['exposure'] if r['exposure'] is not None else '':>6g}" if r["exposure"] is not None \
-            else f"{'':>6}"
+        line += f"{r['exposure']:>6g}" if r["exposure"] is not None else f"{'':>6}"
         line += f"{r['seed'] if r['seed'] is not None else '':>5}"
         line += f"{r['mismatch']:>10.4f}" if r["mismatch"] is not None else f"{'-':>10}"
         for s in suites:

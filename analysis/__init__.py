@@ -2,9 +2,17 @@
 
 python -m analysis.figures --results results/runs      # everything; or `make figures`
 
-collect.py        run folders -> pandas (runs table, metrics table), parquet cache
+Each command also runs as `python analysis/<module>.py ...` (same flags).
+collect.py        run folders -> pandas (runs table, metrics table), via harness.runinfo
+cache.py          the parquet cache of both tables, keyed by a fingerprint of the run files
+stalled.py        which runs are unfinished, and which `running` ones lost their process
+labels.py         methods in table order (labels and method keys come from harness.runinfo)
+stats.py          mean ± t confidence interval, monotone trends, Spearman rho with exact p
+comparable.py     one table per task/eval config (--group-by), file-name suffixes per group
+cli.py            the flags every command shares, one-line errors (AnalysisError, exit 2)
+style.py          the figure theme, exposure colors, KL axes, saving PNG + PDF
 plot_mismatch.py  the paper's figure: mismatch (KL) versus exposure, sweep and probe
-tables.py         the Average@k table (Markdown + LaTeX), mean ± 95% CI over seeds
+tables.py         the Average@k table (Markdown + LaTeX via pandas Styler), mean ± 95% CI over seeds
 curves.py         training curves per run, grouped by method
 controller_plot.py  ATESD: Beta mean ± sd and the sampled exposure per window, per seed
 figures.py        runs all of the above

@@ -22,25 +22,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if __package__ in (None, ""):  # `python analysis/controller_plot.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: import from the repo root
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from analysis.collect import (  # noqa: E402
-    AnalysisError,
-    add_common_args,
-    cli,
-    collect,
-    group_keys,
-    methods,
-    run_info,
-    slug,
-    split_comparable,
-)
-from analysis.curves import STATE_STYLE, row_major  # noqa: E402
-from analysis.plot_mismatch import FIG_WIDTH, pyplot, save, stem_of, subtitle  # noqa: E402
+from analysis.cli import AnalysisError, add_common_args, cli, group_keys
+from analysis.collect import collect, run_info
+from analysis.comparable import slug, split_comparable
+from analysis.curves import STATE_STYLE, row_major
+from analysis.labels import methods
+from analysis.style import FIG_WIDTH, pyplot, save, stem_of, subtitle
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -17,31 +17,17 @@ import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python analysis/curves.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: import from the repo root
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from analysis.collect import (  # noqa: E402
-    AnalysisError,
-    add_common_args,
-    cli,
-    collect,
-    group_keys,
-    methods,
-    run_info,
-    slug,
-    split_comparable,
-)
-from analysis.plot_mismatch import (  # noqa: E402
-    FIG_WIDTH,
-    KL_LABEL,
-    ST,
-    exposure_colors,
-    pyplot,
-    save,
-    stem_of,
-)
+from analysis.cli import AnalysisError, add_common_args, cli, group_keys
+from analysis.collect import collect, run_info
+from analysis.comparable import slug, split_comparable
+from analysis.labels import methods
+from analysis.style import FIG_WIDTH, KL_LABEL, exposure_colors, pyplot, save, stem_of
+from harness.runinfo import ST
 
 PANELS = [(ST, KL_LABEL[ST] + " mismatch"), ("loss", "distillation loss"),
           ("rollout_accuracy", "rollout accuracy")]

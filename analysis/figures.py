@@ -20,27 +20,19 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python analysis/figures.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: import from the repo root
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from analysis.collect import (  # noqa: E402
-    AnalysisError,
-    add_common_args,
-    cli,
-    collect,
-    describe,
-    group_keys,
-    run_info,
-    slug,
-    split_comparable,
-    unfinished_lines,
-)
-from analysis.controller_plot import plot_controller  # noqa: E402
-from analysis.curves import plot_curves  # noqa: E402
-from analysis.plot_mismatch import plot_mismatch  # noqa: E402
-from analysis.tables import write_tables  # noqa: E402
+from analysis.cli import AnalysisError, add_common_args, cli, group_keys
+from analysis.collect import collect, run_info
+from analysis.comparable import slug, split_comparable
+from analysis.controller_plot import plot_controller
+from analysis.curves import plot_curves
+from analysis.plot_mismatch import plot_mismatch
+from analysis.stalled import describe, unfinished_lines
+from analysis.tables import write_tables
 
 
 def parts(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path, suffix: str,

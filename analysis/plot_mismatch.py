@@ -1,9 +1,10 @@
 """The paper's figure: student-teacher mismatch (KL) versus teacher exposure, sweep and probe.
 
-python analysis/plot_mismatch.py [--results results/runs] [--out FILE] [--probe-method opsd-r1]
+python -m analysis.plot_mismatch [--results results/runs] [--out FILE] [--probe-method opsd-r1]
+(or `python analysis/plot_mismatch.py ...`)
 
-(a) the sweep: each finished fixed-exposure run's mismatch, averaged over the last
-    quarter of its training steps, then mean ± 95% CI over seeds (t, n - 1 dof) per
+(a) the sweep: each finished fixed-exposure run's final mismatch (harness.runinfo: mean
+    over the last quarter of its train rows), then mean ± 95% CI over seeds (t, n - 1 dof) per
     exposure; both directions: KL(p_S || p_T) (the logged mismatch) and KL(p_T || p_S).
 (b) the probe: KL(p_S || p_T) at every probed exposure, measured on the same rollouts,
     over training steps (runs of one method, default OPSD r = 1; mean over seeds, and
@@ -15,92 +16,31 @@ where, then a one-line verdict: is the mean mismatch monotone in exposure (Spear
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python analysis/plot_mismatch.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: import from the repo root
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from analysis.collect import (  # noqa: E402
-    AnalysisError,
-    add_common_args,
-    cli,
-    collect,
-    group_keys,
-    mean_ci,
-    run_info,
-    slug,
-    split_comparable,
+from analysis.cli import AnalysisError, add_common_args, cli, group_keys
+from analysis.collect import collect, run_info
+from analysis.comparable import slug, split_comparable
+from analysis.stats import mean_ci, monotone, spearman_with_permutation_p
+from analysis.style import (
+    DIRECTION_STYLE,
+    FIG_WIDTH,
+    KL_LABEL,
+    exposure_colors,
+    kl_axis,
+    pyplot,
+    save,
+    stem_of,
+    subtitle,
 )
-
-LAST_FRACTION = 0.25  # "over training" = the last quarter of steps: one step's KL is noisy
-ST, TS = "mismatch_kl_st", "mismatch_kl_ts"
-KL_LABEL = {ST: r"KL($p_S\,\|\,p_T$)", TS: r"KL($p_T\,\|\,p_S$)"}
-DIRECTION_STYLE = {ST: dict(color="#1f4e99", ls="-", marker="o"),
-                   TS: dict(color="#d1781c", ls="--", marker="s")}
-EXPOSURE_CMAP = "viridis_r"  # dark = full reference, light = none; shared with curves.py
-FIG_WIDTH = 7.0  # inches: a two-column paper's full text width
-
-
-# ---- plotting style shared by the analysis figures ----------------------------------------------
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (no display needed), with the paper theme."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(context="paper", style="whitegrid", font_scale=1.0)
-    plt.rcParams.update({"axes.titlesize": 10, "axes.titleweight": "bold", "legend.fontsize": 8,
-                         "legend.title_fontsize": 8, "savefig.dpi": 200,
-                         "pdf.fonttype": 42})  # TrueType in the PDF: venues reject Type 3 fonts
-    return plt
-
-
-def exposure_colors(exposures: list[float]) -> dict[float, tuple]:
-    """One color per exposure on a fixed 0..1 scale, so r = 0.5 has the same color in every figure."""
-    import matplotlib
-
-    cmap = matplotlib.colormaps[EXPOSURE_CMAP]
-    return {r: cmap(0.1 + 0.85 * r) for r in exposures}
-
-
-def subtitle(ax, text: str) -> None:
-    """A small grey line between an axes' title (set with pad=14) and the plot: what is averaged."""
-    ax.text(0.0, 1.015, text, transform=ax.transAxes, fontsize=7.5, va="bottom", ha="left", color="0.35")
-
-
-def kl_axis(ax) -> None:
-    """KL is >= 0: the axis starts at 0 (a CI reaching below is cut there), plain tick labels."""
-    from matplotlib.ticker import FuncFormatter
-
-    ax.set_ylim(bottom=0.0)
-    # No "1e-5" offset text above the axes: it would sit on the subtitle.
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
-
-
-def stem_of(out: Path) -> Path:
-    """`fig.png`, `fig.pdf` or `fig` -> `fig` (only these: group suffixes contain dots)."""
-    return out.with_suffix("") if out.suffix in (".png", ".pdf") else out
-
-
-def figure_paths(out: Path) -> tuple[Path, Path]:
-    stem = stem_of(out)
-    return stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")
-
-
-def save(fig, out: Path) -> list[Path]:
-    png, pdf = figure_paths(out)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, bbox_inches="tight")
-    fig.savefig(pdf, bbox_inches="tight")
-    return [png, pdf]
+from harness.runinfo import FINAL_FRACTION, ST, TS
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -108,28 +48,14 @@ def finished(info: pd.DataFrame) -> pd.DataFrame:
     return info[info["state"] == "done"]
 
 
-def train_rows(metrics: pd.DataFrame, run: str) -> pd.DataFrame:
-    rows = metrics[(metrics["run"] == run) & (metrics["kind"] == "train")]
-    return rows.sort_values("step")
-
-
-def late_mean(rows: pd.DataFrame, key: str) -> float:
-    """Mean of `key` over the last LAST_FRACTION of the run's train rows (at least one row)."""
-    n = max(1, math.ceil(LAST_FRACTION * len(rows)))
-    return float(rows[key].tail(n).mean()) if len(rows) else math.nan
-
-
-def sweep_points(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per finished, untagged fixed-exposure run: exposure, seed, late mean of both KLs."""
+def sweep_points(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished, untagged fixed-exposure run with train rows: exposure, seed, and its
+    final mismatch in both directions (harness.runinfo: the last quarter of its train rows)."""
     info = finished(run_info(runs))
-    fixed = info[(info["exposure_source"] == "fixed") & (info["method_name"] != "base") & info["tag"].isna()]
-    rows = []
-    for _, r in fixed.iterrows():
-        tr = train_rows(metrics, r["run"])
-        if len(tr):
-            rows.append({"run": r["run"], "seed": r["seed"], "exposure": r["exposure"],
-                         ST: late_mean(tr, ST), TS: late_mean(tr, TS)})
-    return pd.DataFrame(rows, columns=["run", "seed", "exposure", ST, TS])
+    fixed = info[(info["exposure_source"] == "fixed") & (info["method_name"] != "base") & info["tag"].isna()
+                 & (info["train_steps"] > 0)]
+    points = fixed[["run", "seed", "exposure", f"final_{ST}", f"final_{TS}"]]
+    return points.rename(columns={f"final_{ST}": ST, f"final_{TS}": TS}).reset_index(drop=True)
 
 
 def sweep_summary(points: pd.DataFrame) -> pd.DataFrame:
@@ -167,26 +93,6 @@ def probe_summary(metrics: pd.DataFrame, run_names: list[str]) -> pd.DataFrame:
         mean, half, n = mean_ci(g[ST])
         out.append({"step": step, "probe_exposure": r, "mean": mean, "half": half, "n": n})
     return pd.DataFrame(out, columns=["step", "probe_exposure", "mean", "half", "n"])
-
-
-def monotone(values: list[float]) -> str:
-    """'increasing', 'decreasing' or '' (strict, in the order given)."""
-    d = np.diff(values)
-    return "increasing" if len(d) and (d > 0).all() else "decreasing" if len(d) and (d < 0).all() else ""
-
-
-def spearman_with_permutation_p(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Spearman rho and its two-sided permutation p-value: exact when n! <= 9999 pairings.
-
-    The t-approximation scipy reports for spearmanr is meaningless at a handful of runs
-    (rho = 1 on 5 points gives p ~ 1e-24; the exact value is 2/120).
-    """
-    def rho_of(y_perm: np.ndarray) -> float:
-        return stats.spearmanr(x, y_perm).statistic
-
-    res = stats.permutation_test((y,), rho_of, permutation_type="pairings", n_resamples=9999,
-                                 alternative="two-sided", rng=0)
-    return float(rho_of(y)), float(res.pvalue)
 
 
 def verdict(points: pd.DataFrame, probe: pd.DataFrame) -> str:
@@ -236,7 +142,7 @@ def draw_sweep(ax, points: pd.DataFrame, summary: pd.DataFrame) -> None:
     lo, hi = int(summary["n"].min()), int(summary["n"].max())
     seeds = f"{hi} seeds" if lo == hi else f"{lo}-{hi} seeds"
     spread = f"mean ± 95% CI, {seeds}" if hi >= 2 else "1 seed, no CI"
-    subtitle(ax, f"last {LAST_FRACTION:.0%} of steps; {spread}; dots: runs")
+    subtitle(ax, f"last {FINAL_FRACTION:.0%} of steps; {spread}; dots: runs")
     ax.set_xticks(exposures)
     ax.set_xticklabels([f"{r:g}" for r in exposures])
     ax.set_xlabel("teacher exposure r")
@@ -273,7 +179,7 @@ def plot_mismatch(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path,
                   probe_method: str | None = None) -> tuple[list[Path], str]:
     """Draw and save the two-panel figure; returns (written files, verdict line)."""
     info = run_info(runs)
-    points = sweep_points(runs, metrics)
+    points = sweep_points(runs)
     method = choose_probe_method(info, metrics, probe_method)
     if points.empty and method is None:
         raise AnalysisError("no finished fixed-exposure run and no probe rows: nothing to plot "

@@ -19,23 +19,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python analysis/tables.py`: make the repo root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: import from the repo root
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from analysis.collect import (  # noqa: E402
-    AnalysisError,
-    add_common_args,
-    cli,
-    collect,
-    group_keys,
-    mean_ci,
-    methods,
-    run_info,
-    slug,
-    split_comparable,
-)
+from analysis.cli import AnalysisError, add_common_args, cli, group_keys
+from analysis.collect import collect, run_info
+from analysis.comparable import slug, split_comparable
+from analysis.labels import methods
+from analysis.stats import mean_ci
 
 MEAN = "Mean"
 OPSD = "opsd-r1"  # the OPSD paper's setting: fixed exposure r = 1
@@ -165,22 +158,34 @@ def tex_escape(text: str) -> str:
     return text
 
 
+def latex_frame(t: AverageTable) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the LaTeX table's cells as text, a same-shaped mask of the cells set in bold)."""
+    head = ["Method", "runs", *t.columns]
+    rows = [[label, t.runs_note[m], *(fmt_cell(t.cells[m][c], tex=True) for c in t.columns)]
+            for m, label in t.labels.items()]
+    rows += [[label, "", *(f"${v[c]:+.1f}$" if not math.isnan(v[c]) else "-" for c in t.columns)]
+             for label, v in t.deltas]
+    bold = [[False, False, *(m in t.best(c) for c in t.columns)] for m in t.labels]
+    bold += [[False] * len(head) for _ in t.deltas]
+    return pd.DataFrame(rows, columns=head), pd.DataFrame(bold, columns=head)
+
+
 def to_latex(t: AverageTable) -> str:
-    best = {c: t.best(c) for c in t.columns}
-    lines = [f"% {caption(t)}", "% needs \\usepackage{booktabs}",
-             "\\begin{tabular}{l r " + "c " * len(t.columns) + "}", "\\toprule",
-             " & ".join(["Method", "runs", *(tex_escape(c) for c in t.columns)]) + " \\\\", "\\midrule"]
-    for m, label in t.labels.items():
-        cells = [f"\\textbf{{{fmt_cell(t.cells[m][c], True)}}}" if m in best[c]
-                 else fmt_cell(t.cells[m][c], True) for c in t.columns]
-        lines.append(" & ".join([tex_escape(label), tex_escape(t.runs_note[m]), *cells]) + " \\\\")
-    if t.deltas:
-        lines.append("\\midrule")
-    for label, values in t.deltas:
-        vals = [f"${values[c]:+.1f}$" if not math.isnan(values[c]) else "-" for c in t.columns]
-        lines.append(" & ".join([tex_escape(label), "", *vals]) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}"]
-    return "\n".join(lines) + "\n"
+    """A booktabs tabular through pandas' Styler.to_latex; the caption goes above as a comment
+    (the file is \\input inside the paper's own table environment)."""
+    cells, bold = latex_frame(t)
+    first_delta = t.deltas[0][0] if t.deltas else None
+
+    def method_text(label: str) -> str:
+        # Styler has no rule between body rows: the Δ rows start with their own \midrule.
+        return ("\\midrule\n" if label == first_delta else "") + tex_escape(label)
+
+    styler = (cells.style.hide(axis="index")
+              .format({"Method": method_text, "runs": tex_escape})
+              .format_index(tex_escape, axis=1)
+              .apply(lambda _: bold.map(lambda b: "textbf:--rwrap;" if b else ""), axis=None))
+    body = styler.to_latex(column_format="l r " + "c " * len(t.columns), hrules=True)
+    return f"% {caption(t)}\n% needs \\usepackage{{booktabs}}\n" + body
 
 
 def write_tables(runs: pd.DataFrame, out_dir: Path, suffix: str = "") -> tuple[AverageTable, list[Path]]:

@@ -9,31 +9,25 @@ are done or failed. It only reads status.json and metrics.jsonl.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
+from harness.runinfo import read_run
+
 
 def steps_done(folder: Path, steps: int) -> tuple[int, str]:
-    """(optimiser steps finished, state) of one run folder; a done run counts all its steps."""
-    try:
-        state = json.loads((folder / "status.json").read_text()).get("state", "pending")
-    except (OSError, ValueError):
-        return 0, "pending"
-    if state == "done":
-        return steps, state
-    last = 0
-    try:
-        with open(folder / "metrics.jsonl") as fh:
-            for line in fh:
-                if '"kind": "train"' in line:  # cheap filter; the row starts with its step
-                    last = max(last, int(line.split(",", 1)[0].split(":")[1]))
-    except (OSError, ValueError, IndexError):
-        pass
-    return last, state
+    """(optimiser steps finished, state) of one run folder; a done run counts all its steps.
+
+    Read through harness.runinfo: state as the summary and analysis see it (pending, missing,
+    running, done, failed), steps the last train row's step.
+    """
+    info = read_run(folder)
+    if info.state == "done":
+        return steps, info.state
+    return info.last_step, info.state
 
 
 def watch(is_running: Callable[[], bool], runs: list[tuple[Path, int]], every_s: float = 2.0) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import signal
 import subprocess
@@ -28,24 +29,26 @@ from matplotlib.collections import PathCollection
 from omegaconf import OmegaConf
 from scipy import stats
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # `analysis` is a folder of scripts, not an installed package
-
-from analysis import figures  # noqa: E402
-from analysis.collect import AnalysisError, collect, mean_ci, run_info, split_comparable  # noqa: E402
-from analysis.controller_plot import (  # noqa: E402
+from analysis import figures
+from analysis.cli import AnalysisError
+from analysis.collect import collect, run_info
+from analysis.comparable import split_comparable
+from analysis.controller_plot import (
     NoControllerRows,
     beta_mean_sd,
     controller_figure,
     controller_windows,
 )
-from analysis.plot_mismatch import LAST_FRACTION, sweep_points, sweep_summary  # noqa: E402
-from analysis.tables import MEAN, average_table, to_latex, to_markdown  # noqa: E402
-from harness.config import to_run_config  # noqa: E402
-from harness.run import run  # noqa: E402
-from harness.rundir import read_json, read_jsonl  # noqa: E402
-from harness.settings import compose_raw  # noqa: E402
+from analysis.plot_mismatch import sweep_points, sweep_summary
+from analysis.stats import mean_ci
+from analysis.tables import MEAN, AverageTable, Cell, average_table, to_latex, to_markdown
+from harness.config import to_run_config
+from harness.run import run
+from harness.rundir import read_json, read_jsonl
+from harness.runinfo import FINAL_FRACTION
+from harness.settings import compose_raw
 
+ROOT = Path(__file__).resolve().parent.parent
 DONE = ["opsd-r0-s0", "opsd-r0-s1", "opsd-r1-s0", "opsd-r1-s1", "base"]
 FAILED, KILLED = "opsd-r1-s2", "opsd-r0.5-s0"
 SUITES = ["easy_k3", "medium_k4", "hard_k5"]
@@ -225,7 +228,7 @@ def test_best_per_column_is_bold_unless_all_tie(collected):
 # ---- the mismatch figure's numbers --------------------------------------------------------------
 def test_sweep_summary_matches_a_direct_computation(collected, results):
     (_, runs), = split_comparable(collected.runs)
-    points = sweep_points(runs, collected.metrics)
+    points = sweep_points(runs)
     assert set(points["run"]) == {"opsd-r0-s0", "opsd-r0-s1", "opsd-r1-s0", "opsd-r1-s1"}  # done only
     summary = sweep_summary(points).set_index(["exposure", "direction"])
     for r in (0.0, 1.0):
@@ -233,7 +236,7 @@ def test_sweep_summary_matches_a_direct_computation(collected, results):
         for s in (0, 1):
             train = [x for x in read_jsonl(results / f"opsd-r{r:g}-s{s}" / "metrics.jsonl")
                      if x["kind"] == "train"]
-            tail = train[-max(1, math.ceil(LAST_FRACTION * len(train))):]
+            tail = train[-max(1, math.ceil(FINAL_FRACTION * len(train))):]
             late.append(np.mean([x["mismatch_kl_st"] for x in tail]))
         row = summary.loc[(r, "mismatch_kl_st")]
         assert row["n"] == 2 and row["mean"] == pytest.approx(np.mean(late))
@@ -395,7 +398,7 @@ def test_spearman_permutation_p_is_exact_for_few_runs():
     import numpy as np
     from scipy import stats
 
-    from analysis.plot_mismatch import spearman_with_permutation_p
+    from analysis.stats import spearman_with_permutation_p
 
     x = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
     rho, p = spearman_with_permutation_p(x, np.array([0.01, 0.07, 0.13, 0.28, 0.37]))
@@ -406,3 +409,33 @@ def test_spearman_permutation_p_is_exact_for_few_runs():
     perms = [abs(stats.spearmanr(x6, np.array(q)).statistic) for q in itertools.permutations(y)]
     brute = np.mean([v >= obs - 1e-12 for v in perms])
     assert spearman_with_permutation_p(x6, y)[1] == pytest.approx(brute)
+
+
+# ---- the LaTeX table (pandas Styler) and the two ways to run a command ---------------------------
+def test_latex_table_parses_back_to_the_cells():
+    cells = {"base": {"easy": Cell(57.5, math.nan, 1), MEAN: Cell(57.5, math.nan, 1)},
+             "opsd-r1": {"easy": Cell(97.84, 0.21, 3), MEAN: Cell(96.8, 0.4, 3)}}
+    table = AverageTable(12, ["easy", MEAN], {"base": "Base model", "opsd-r1": "OPSD (r = 1)"}, cells,
+                         {"base": "1", "opsd-r1": "2 (+1 failed)"},
+                         [("Δ Fixed r = 0.5 (best other r) − OPSD", {"easy": -17.44, MEAN: math.nan})])
+    tex = to_latex(table)
+    assert tex.startswith("% Average@12") and "\\begin{tabular}" in tex and "\\toprule" in tex
+    rows = {line.split(" & ")[0]: line.removesuffix(" \\\\").split(" & ")
+            for line in tex.splitlines() if " & " in line}
+    number = re.compile(r"[-+]?\d+\.\d+")
+    best = rows["OPSD (r = 1)"]
+    assert best[1] == "2 (+1 failed)" and best[2].startswith("\\textbf{")  # bold: the top mean
+    assert [float(x) for x in number.findall(best[2])] == [97.8, 0.2]  # mean $\pm$ half, 1 decimal
+    assert [float(x) for x in number.findall(rows["Base model"][2])] == [57.5]  # one seed: no interval
+    delta = rows["$\\Delta$ Fixed r = 0.5 (best other r) $-$ OPSD"]
+    assert float(number.findall(delta[2])[0]) == -17.4 and delta[3] == "-"
+    assert "\\midrule\n$\\Delta$" in tex  # the Δ rows sit under their own rule
+
+
+@pytest.mark.parametrize("module", ["plot_mismatch", "tables", "curves", "controller_plot", "figures",
+                                    "collect"])
+def test_commands_run_as_script_and_as_module(module):
+    for cmd in ([sys.executable, f"analysis/{module}.py", "--help"],
+                [sys.executable, "-m", f"analysis.{module}", "--help"]):
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "--results" in r.stdout, (cmd, r.stderr)

@@ -157,3 +157,25 @@ def test_lora_run_end_to_end_through_harness_run(tmp_path, smoke_base):
     assert train[0]["mismatch_kl_st"] == pytest.approx(0, abs=1e-6)
     assert "lora" in (folder / "config.yaml").read_text()
     assert (folder / "eval.json").is_file()
+
+
+def test_lora_run_killed_after_a_checkpoint_resumes_to_the_same_rows(tmp_path, smoke_base):
+    """Checkpoints of a LoRA run hold the adapters only; a resumed run matches an unbroken one."""
+    import os
+    import subprocess
+    import sys
+
+    def run_in(results, fault=""):
+        env = {**os.environ, "HARNESS_FAULT": fault}
+        return subprocess.run([sys.executable, "-m", "harness.run", "profile=smoke", f"results={results}",
+                               "exposure=0.5", *LORA], env=env, capture_output=True, text=True).returncode
+
+    assert run_in(tmp_path / "broken", "opsd-r0.5-s0:kill@3") != 0
+    assert (tmp_path / "broken/opsd-r0.5-s0/checkpoints/checkpoint-2/adapter_model.safetensors").is_file()
+    assert run_in(tmp_path / "broken") == 0 and run_in(tmp_path / "whole") == 0
+
+    def rows(results):
+        lines = (results / "opsd-r0.5-s0/metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(x).items() if k != "wall_time"} for x in lines]
+
+    assert rows(tmp_path / "broken") == rows(tmp_path / "whole")

@@ -69,6 +69,7 @@ def train_base(cfg: RunConfig, out_dir: Path) -> None:
     from trl import SFTConfig, SFTTrainer  # heavy import, only when building
 
     from harness import envsafe
+    from harness.device import choose
 
     envsafe.install()  # accelerate would otherwise rewrite the C environment under live threads
 
@@ -78,16 +79,19 @@ def train_base(cfg: RunConfig, out_dir: Path) -> None:
                          m.intermediate_size)
     model = build_model(tok, spec, seed=b.seed)
     rows = sft_rows(cfg, tok, b.steps * b.batch_size)
+    # CUDA when there is one, always fp32: the base key leaves model.dtype out (a run's
+    # precision is how it computes, not which base model it starts from).
+    device_flags = choose("float32").train_flags()
     args = SFTConfig(
         output_dir=str(out_dir / "trainer"), max_steps=b.steps,
         per_device_train_batch_size=b.batch_size, learning_rate=b.lr,
         lr_scheduler_type=b.lr_schedule, warmup_steps=min(50, b.steps // 10),
         weight_decay=b.weight_decay, logging_steps=max(1, b.steps // 20), save_strategy="no",
-        report_to="none", seed=b.seed, data_seed=b.seed, use_cpu=True,
+        report_to="none", seed=b.seed, data_seed=b.seed, **device_flags,
         # Rows in the order drawn (already i.i.d.): the clean phase comes first.
         train_sampling_strategy="sequential",
         dataloader_num_workers=0, completion_only_loss=True, max_length=256,
-        disable_tqdm=False, bf16=False, fp16=False,
+        disable_tqdm=False,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tok)

@@ -23,12 +23,16 @@ from harness.shipped import SHIPPED_DIR, read_manifest, verify
 BASE_VERSION = 2  # bump when the recipe in harness/base.py changes meaning
 # base.* keys that say where or whether a model is built, not what it is.
 NOT_SHAPING = ("cache_dir", "build_missing")
+# model.* keys that say how a run loads or adapts the weights, not what the base model is
+# (LoRA is applied at run time; the base is built in fp32 whatever the run's dtype).
+MODEL_NOT_SHAPING = ("dtype", "trust_remote_code", "lora")
 
 
 def base_shaping(cfg: RunConfig) -> dict:
     """Everything that shapes the base model's weights (the key is its hash)."""
     base = {k: v for k, v in asdict(cfg.base).items() if k not in NOT_SHAPING}
-    return {"v": BASE_VERSION, "model": asdict(cfg.model), "base": base,
+    model = {k: v for k, v in asdict(cfg.model).items() if k not in MODEL_NOT_SHAPING}
+    return {"v": BASE_VERSION, "model": model, "base": base,
             "task": asdict(cfg.task), "unit": cfg.exposure_unit}
 
 

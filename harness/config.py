@@ -117,25 +117,62 @@ class TaskConfig:
                 self.teacher_template, "must contain {reference}")
 
 
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # org/name on the Hugging Face hub
+DTYPES = ("auto", "float32", "bfloat16", "float16")  # harness/device.py decides what auto is
+# Qwen3's linear layers (attention and MLP): the public OPSD runs adapt all of them.
+QWEN3_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def is_hub_id(path: str) -> bool:
+    """A model path that names a hub repo (org/name) rather than a local folder: not
+    checked on disk here, from_pretrained finds (or fails to find) it at load time."""
+    from pathlib import Path
+
+    return not Path(path).exists() and HUB_ID.fullmatch(path) is not None
+
+
+@dataclass
+class LoraConfig:
+    """LoRA adapters through peft; the base weights stay frozen (harness/trainer.py)."""
+
+    r: int = F(0, "adapter rank; 0 trains all weights (no LoRA)")
+    alpha: float | None = F(None, "LoRA alpha (scale alpha / r); null: 2 r (the public r 64 / alpha 128)")
+    dropout: float = F(0.0, "dropout on the adapter input")
+    target_modules: list[str] = F(QWEN3_LINEAR, "module names that get adapters")
+
+    def __post_init__(self) -> None:
+        require(self.r >= 0, "model.lora.r", self.r, ">= 0 (0: off)")
+        require(self.alpha is None or self.alpha > 0, "model.lora.alpha", self.alpha, "> 0 or null")
+        require(0 <= self.dropout < 1, "model.lora.dropout", self.dropout, "in [0, 1)")
+        require(len(self.target_modules) >= 1, "model.lora.target_modules", self.target_modules,
+                "at least one module name")
+
+
 @dataclass
 class ModelConfig:
-    path: str | None = F(None, "a saved model folder; null builds and trains the tiny base model")
+    path: str | None = F(None, "a saved model folder or a hub id (org/name); null builds and "
+                               "trains the tiny base model")
     hidden_size: int = F(128, "tiny model width")
     num_layers: int = F(4, "tiny model depth")
     num_heads: int = F(4, "attention heads")
     num_kv_heads: int = F(2, "key/value heads (GQA)")
     intermediate_size: int = F(512, "MLP width")
+    dtype: str = F("auto", f"weights/compute precision, one of {DTYPES}; auto: bfloat16 on CUDA, "
+                           "float32 on the CPU")
+    trust_remote_code: bool = F(False, "let from_pretrained run the checkpoint's own code")
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size"):
             require(getattr(self, name) >= 1, f"model.{name}", getattr(self, name), ">= 1")
         require(self.hidden_size % self.num_heads == 0, "model.hidden_size", self.hidden_size,
                 "must be divisible by model.num_heads")
-        if self.path is not None:
+        require(self.dtype in DTYPES, "model.dtype", self.dtype, f"one of {DTYPES}")
+        if self.path is not None and not is_hub_id(self.path):
             from pathlib import Path
 
             require((Path(self.path) / "config.json").is_file(), "model.path", self.path,
-                    "is not a saved model folder (no config.json)")
+                    "is neither a saved model folder (no config.json) nor a hub id org/name")
 
 
 @dataclass

@@ -35,7 +35,7 @@ def main(argv: list[str]) -> None:
         data = TaskData(cfg.task)
         for s in a.suite or []:
             data.suite(s)
-        model, tok = load(a.model or ensure_base(cfg))
+        model, tok = load(a.model or ensure_base(cfg), cfg.model)
     except (ValueError, FileNotFoundError) as err:
         fail(err)
     summary, samples = evaluate(model, tok, cfg, a.suite)

@@ -1,4 +1,4 @@
-"""Tiny Qwen3-architecture model and word-level tokenizer for the embedded default.
+"""Tiny Qwen3-architecture model and word-level tokenizer for the embedded default; loading any model.
 
 python -m harness.models /tmp/tiny   # builds an untrained model + tokenizer and loads it back
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -24,7 +25,12 @@ from transformers import (
     Qwen3ForCausalLM,
 )
 
+from harness.config import LoraConfig, ModelConfig, is_hub_id
+from harness.device import choose
 from harness.tasks.synthetic import MAX_MODULUS, OPS
+
+if TYPE_CHECKING:
+    from peft import LoraConfig as PeftLoraConfig
 
 SPECIAL = ["<pad>", "<eos>", "<unk>"]
 # Every word the prompt templates and solutions use; one token each.
@@ -82,16 +88,33 @@ def save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, path: str |
     tokenizer.save_pretrained(path)
 
 
-def load(path: str | Path) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-    """Load any causal LM + tokenizer from a local folder (the tiny model or a real checkpoint)."""
-    p = Path(path)
-    if not (p / "config.json").is_file():
+def load(path: str | Path, model_cfg: ModelConfig | None = None
+         ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """Load any causal LM + tokenizer from a local folder or a hub id (org/name), on the
+    device and in the dtype harness/device.py picks for model_cfg (None: its defaults)."""
+    m = model_cfg or ModelConfig()
+    if not is_hub_id(str(path)) and not (Path(path) / "config.json").is_file():
         raise FileNotFoundError(f"model path {str(path)!r} has no config.json (not a saved model)")
-    model = AutoModelForCausalLM.from_pretrained(p, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(p, padding_side="left")
+    precision = choose(m.dtype, lora=m.lora.r > 0)
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=precision.weights_dtype,
+                                                 trust_remote_code=m.trust_remote_code)
+    model.to(precision.device)
+    tokenizer = AutoTokenizer.from_pretrained(str(path), padding_side="left",
+                                              trust_remote_code=m.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def lora_adapter_config(lora: LoraConfig) -> PeftLoraConfig | None:
+    """peft's LoraConfig for model.lora (None when r = 0: all weights train)."""
+    if lora.r == 0:
+        return None
+    from peft import LoraConfig as PeftLoraConfig  # only runs with LoRA need peft
+
+    return PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha if lora.alpha is not None else 2 * lora.r,
+                          lora_dropout=lora.dropout, target_modules=list(lora.target_modules),
+                          task_type="CAUSAL_LM")
 
 
 def count_params(model: torch.nn.Module) -> int:

@@ -60,7 +60,7 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None) -> dict:
 
     torch.set_num_threads(cfg.train.threads)
     set_seed(cfg.seed)
-    model, tok = load(base_path or build(cfg))
+    model, tok = load(base_path or build(cfg), cfg.model)
     if cfg.method.name == "base":  # the untrained base model's row in every table
         summary, samples = evaluate(model, tok, cfg)
         write_eval(rd.path, summary, samples)

@@ -9,7 +9,9 @@ What this subclass changes in trl.experimental.sdft.SDFTTrainer (trl 1.16, pinne
 - every step logs mismatch both ways, entropies and rollout accuracy to
   metrics.jsonl, and every probe.every steps the mismatch at each probed exposure
   on the same rollouts, all teacher contexts in one batched forward.
-Rollout sampling, the frozen/live/EMA teacher, optimiser and checkpoints are TRL's.
+Rollout sampling, the frozen/live/EMA teacher, optimiser and checkpoints are TRL's; with
+model.lora.r > 0 the student is a peft LoRA model and teacher.mode=base is that model with
+its adapters disabled.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from trl.trainer.utils import pad
 
 from harness import envsafe, faults
 from harness.config import RunConfig
+from harness.device import choose
 from harness.exposure_source import ExposureSource
 from harness.losses import entropy, generalized_jsd, kl, masked_mean
+from harness.models import lora_adapter_config
 from harness.prompts import Prompts
 from harness.rundir import RunDir
 from harness.tasks.grading import grade
@@ -82,6 +86,10 @@ class OPSDTrainer(SDFTTrainer):
         self.step_stats: dict[str, float] = {}
         self.pending_rows: list[dict[str, Any]] = []
         self.t_start = time.time()
+        # With LoRA, TRL wraps the model in peft and its base teacher is this same model
+        # run under disable_adapter() (SDFTTrainer._get_teacher_context_for_self_distillation):
+        # no second copy of the weights.
+        kwargs.setdefault("peft_config", lora_adapter_config(run_cfg.model.lora))
         super().__init__(**kwargs)
         self.prompts = Prompts(run_cfg, self._tokenizer)
         self.teacher_context_builder = ExposureContextBuilder(self)
@@ -204,6 +212,8 @@ def probe_mismatch(exposures: list[float], max_rows: int,
 
 def sdft_args(cfg: RunConfig, output_dir: str) -> SDFTConfig:
     t = cfg.train
+    # Device and mixed precision: harness/device.py (CPU: use_cpu, fp32; CUDA: model.dtype).
+    precision = choose(cfg.model.dtype, lora=cfg.model.lora.r > 0)
     return SDFTConfig(
         output_dir=output_dir, max_steps=t.steps, per_device_train_batch_size=t.prompts_per_step,
         num_generations=1, gradient_accumulation_steps=1, learning_rate=t.lr,
@@ -213,8 +223,9 @@ def sdft_args(cfg: RunConfig, output_dir: str) -> SDFTConfig:
         teacher_model_kind=cfg.teacher.mode, teacher_update_rate=cfg.teacher.ema_rate,
         distillation_alpha=cfg.loss.beta, distillation_mode="full_logits",
         logging_steps=1, report_to=trl_report_to(t.report_to), seed=cfg.seed, data_seed=cfg.seed,
-        use_cpu=True, save_strategy="steps" if t.checkpoint_every else "no",
+        **precision.train_flags(), trust_remote_code=cfg.model.trust_remote_code,
+        save_strategy="steps" if t.checkpoint_every else "no",
         save_steps=t.checkpoint_every or 1, save_total_limit=1, save_only_model=False,
-        disable_tqdm=False, log_level="warning", bf16=False, fp16=False,
+        disable_tqdm=False, log_level="warning",
         dataloader_num_workers=0, shuffle_dataset=True,
     )

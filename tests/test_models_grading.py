@@ -62,3 +62,22 @@ def test_boxed_extraction_nested_and_missing():
     assert grade("math", "no box", "1") == (None, False)
     with pytest.raises(ValueError, match="unknown grader"):
         grade("nope", "", "")
+
+
+def test_hub_ids_are_left_to_load_time_and_local_paths_are_checked(tmp_path):
+    from harness.config import is_hub_id
+
+    assert is_hub_id("Qwen/Qwen3-1.7B")
+    assert not is_hub_id("/abs/model") and not is_hub_id("./rel/model") and not is_hub_id("plain")
+    (tmp_path / "org").mkdir()
+    assert not is_hub_id(str(tmp_path / "org"))  # an existing folder is a local path
+
+
+def test_lora_adapter_config_from_model_lora():
+    from harness.config import LoraConfig
+    from harness.models import lora_adapter_config
+
+    assert lora_adapter_config(LoraConfig()) is None  # r = 0: all weights train
+    peft_cfg = lora_adapter_config(LoraConfig(r=4, target_modules=["q_proj"]))
+    assert (peft_cfg.r, peft_cfg.lora_alpha, set(peft_cfg.target_modules)) == (4, 8, {"q_proj"})
+    assert lora_adapter_config(LoraConfig(r=64, alpha=128.0)).lora_alpha == 128.0

@@ -8,7 +8,6 @@ runs under a forked torch RNG, so turning this on does not change the training's
 
 from __future__ import annotations
 
-import torch
 from transformers import TrainerCallback
 
 from harness.config import RunConfig
@@ -27,8 +26,9 @@ class PeriodicEval(TrainerCallback):
         if not every or step % every or step >= state.max_steps:  # the final eval is the run's own
             return control
         from harness.eval_suites import evaluate
+        from harness.learning_progress import rng_untouched
 
-        with torch.random.fork_rng(devices=[]):
+        with rng_untouched(model):  # CPU and CUDA generators alike
             summary, _ = evaluate(model, self.tokenizer, self.cfg)
         row = {"step": step, "kind": "eval", "seconds": summary["seconds"]}
         row.update({f"eval_{name}": res["average"] for name, res in summary["suites"].items()})

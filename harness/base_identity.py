@@ -16,7 +16,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.config import ConfigError, RunConfig
+from harness.config import ConfigError, RunConfig, TaskConfig
 from harness.rundir import describe_diff
 from harness.shipped import SHIPPED_DIR, read_manifest, verify
 
@@ -25,11 +25,23 @@ BASE_VERSION = 2  # bump when the recipe in harness/base.py changes meaning
 NOT_SHAPING = ("cache_dir", "build_missing")
 
 
+# task.* keys added with the math task: at their defaults they leave the synthetic base
+# model's SFT rows unchanged, so they enter the key only when set (old keys stay valid).
+TASK_KEYS_SINCE_MATH = ("train_data", "eval_data", "chat_template", "student_thinking",
+                        "teacher_thinking", "keep_answer", "transition", "max_teacher_tokens")
+
+
+def task_shaping(cfg: RunConfig) -> dict:
+    defaults = asdict(TaskConfig())
+    return {k: v for k, v in asdict(cfg.task).items()
+            if k not in TASK_KEYS_SINCE_MATH or v != defaults[k]}
+
+
 def base_shaping(cfg: RunConfig) -> dict:
     """Everything that shapes the base model's weights (the key is its hash)."""
     base = {k: v for k, v in asdict(cfg.base).items() if k not in NOT_SHAPING}
     return {"v": BASE_VERSION, "model": asdict(cfg.model), "base": base,
-            "task": asdict(cfg.task), "unit": cfg.exposure_unit}
+            "task": task_shaping(cfg), "unit": cfg.exposure_unit}
 
 
 def base_key(cfg: RunConfig) -> str:

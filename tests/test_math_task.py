@@ -167,3 +167,20 @@ def test_math_run_end_to_end(model_dir, hmmt_parquet, tmp_path):
     ev = json.loads((folder / "eval.json").read_text())
     assert set(ev["suites"]) == {"aime24", "aime25", "hmmt25"}
     assert json.loads((folder / "status.json").read_text())["state"] == "done"
+
+
+def test_a_cut_inside_a_character_keeps_its_exact_bytes(math_setup):
+    """The decode-and-retokenize route (what the cut used to be) moves a boundary that falls
+    inside a multi-byte character; ids built from the cut ids do not."""
+    from harness.tasks.problem import Problem
+
+    cfg, tok, _ = math_setup
+    solution = "Since π ≈ 3.14159,\n\nthe area is $\\boxed{π}$."
+    p = Problem(id="pi", problem="What is the area of a unit circle?", solution=solution,
+                answer="\\pi", steps=tuple(solution.split("\n\n")))
+    ref = tok(solution, add_special_tokens=False)["input_ids"]
+    k = next(k for k in range(1, len(ref)) if "\ufffd" in tok.decode(ref[:k]))
+    r = k / len(ref)
+    assert tok(tok.decode(ref[:k]), add_special_tokens=False)["input_ids"] != ref[:k]
+    ids, _ = Prompts(cfg, tok).teacher_ids(p, r)
+    assert any(ids[i:i + k] == ref[:k] for i in range(len(ids) - k + 1))

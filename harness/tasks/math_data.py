@@ -30,7 +30,7 @@ _PARAGRAPH_RE = re.compile(r"\n\s*\n")
 
 
 def is_local(path: str) -> bool:
-    return path.endswith(LOCAL_SUFFIXES) or Path(path).exists()
+    return path.endswith(LOCAL_SUFFIXES) or Path(path).is_file()
 
 
 def split_steps(solution: str) -> tuple[str, ...]:
@@ -68,6 +68,10 @@ def _columns(path: str) -> list[str]:
         import pyarrow.parquet as pq
 
         return list(pq.read_schema(p).names)
+    if p.suffix == ".jsonl":  # the first row only: this runs every time a config is built
+        with p.open() as f:
+            first = next((line for line in f if line.strip()), "")
+        return list(json.loads(first)) if first else []
     rows = read_rows(path)
     return list(rows[0]) if rows else []
 

@@ -55,7 +55,11 @@ def _get_pool() -> Pool:
     if _pool is None:
         # spawn, not fork: forking a process with live threads (torch, tokenizers) can deadlock.
         _pool = multiprocessing.get_context("spawn").Pool(processes=1)
-        _pool.apply_async(_warm).get(timeout=STARTUP_S)  # start-up is not a sample's time
+        try:
+            _pool.apply_async(_warm).get(timeout=STARTUP_S)  # start-up is not a sample's time
+        except BaseException:
+            _kill_pool()
+            raise
     return _pool
 
 

@@ -113,7 +113,7 @@ class DataSource:
 
 @dataclass
 class TaskConfig:
-    kind: str = F("synthetic", "synthetic (embedded) or math (local jsonl files)")
+    kind: str = F("synthetic", "synthetic (embedded) or math (task.train_data, task.eval_data)")
     modulus: int = F(13, "synthetic: arithmetic modulo this (<= 100)")
     train_ops: list[int] = F([2, 5], "synthetic: [min, max] operations of training problems")
     seed: int = F(0, "seed of the eval suites (fixed across runs so tables compare)")

@@ -102,9 +102,20 @@ def check_source(src) -> str | None:
     return None
 
 
+_LOADED: dict[tuple, list[Problem]] = {}  # TaskData is built per evaluation: read a source once
+
+
 def load_problems(src) -> list[Problem]:
     """The source's rows as Problems (answer: the mapped field, or the last \\boxed{} of the
     solution); a row without an answer fails naming its index."""
+    key = (src.name, src.path, src.split, src.problem, src.solution, src.answer, src.id, src.limit,
+           Path(src.path).stat().st_mtime if is_local(src.path) else None)
+    if key not in _LOADED:
+        _LOADED[key] = _load(src)
+    return list(_LOADED[key])
+
+
+def _load(src) -> list[Problem]:
     rows = read_rows(src.path, src.split)
     if src.limit:
         rows = rows[: src.limit]

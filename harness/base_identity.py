@@ -57,6 +57,9 @@ def resolve_base(cfg: RunConfig) -> Path | None:
     ConfigError (one line) when it is missing and may not be built on demand."""
     if cfg.model.path:
         return Path(cfg.model.path)
+    if cfg.task.kind != "synthetic":  # base models are built and shipped for the synthetic task only
+        raise ConfigError(f"model.path=None is invalid: task={cfg.task.kind} needs a model "
+                          f"(no base model is shipped or built for it)")
     manifest = read_manifest(SHIPPED_DIR)
     if manifest is not None and manifest["key"] == base_key(cfg):
         verify(SHIPPED_DIR)

@@ -435,8 +435,6 @@ class RunConfig:
         in_unit("exposure", self.exposure)
         require(self.exposure_unit in UNITS, "exposure_unit", self.exposure_unit, f"one of {UNITS}")
         require(self.seed >= 0, "seed", self.seed, ">= 0")
-        require(self.task.kind != "math" or self.model.path is not None, "model.path",
-                self.model.path, "task=math needs a model (no base model is shipped for it)")
         require(self.tag is None or re.fullmatch(r"[A-Za-z0-9_.]+", self.tag) is not None, "tag",
                 self.tag, "letters, digits, _ and . only (it goes into a folder name)")
 

@@ -78,8 +78,10 @@ def test_loaders_read_every_schema_and_the_grader_scores_the_fixture_answers(mat
 
 
 def test_a_missing_file_or_field_is_one_config_line(model_dir, hmmt_parquet, tmp_path):
+    from harness.base_identity import resolve_base
+
     with pytest.raises(ConfigError, match=r"^model.path=None is invalid: task=math needs a model"):
-        compose(["task=math"])
+        resolve_base(compose(["task=math"]))
     with pytest.raises(ConfigError, match=r"^task data train: file '/nope.jsonl' does not exist$"):
         compose(math_overrides(model_dir, hmmt_parquet, "task.train_data.path=/nope.jsonl"))
     with pytest.raises(ConfigError) as err:

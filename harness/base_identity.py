@@ -16,7 +16,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.config import ConfigError, RunConfig
+from harness.config import ConfigError, RunConfig, TaskConfig
 from harness.rundir import describe_diff
 from harness.shipped import SHIPPED_DIR, read_manifest, verify
 
@@ -28,12 +28,24 @@ NOT_SHAPING = ("cache_dir", "build_missing")
 MODEL_NOT_SHAPING = ("dtype", "trust_remote_code", "lora")
 
 
+# task.* keys added with the math task: at their defaults they leave the synthetic base
+# model's SFT rows unchanged, so they enter the key only when set (old keys stay valid).
+TASK_KEYS_SINCE_MATH = ("train_data", "eval_data", "chat_template", "student_thinking",
+                        "teacher_thinking", "keep_answer", "transition", "max_teacher_tokens")
+
+
+def task_shaping(cfg: RunConfig) -> dict:
+    defaults = asdict(TaskConfig())
+    return {k: v for k, v in asdict(cfg.task).items()
+            if k not in TASK_KEYS_SINCE_MATH or v != defaults[k]}
+
+
 def base_shaping(cfg: RunConfig) -> dict:
     """Everything that shapes the base model's weights (the key is its hash)."""
     base = {k: v for k, v in asdict(cfg.base).items() if k not in NOT_SHAPING}
     model = {k: v for k, v in asdict(cfg.model).items() if k not in MODEL_NOT_SHAPING}
     return {"v": BASE_VERSION, "model": model, "base": base,
-            "task": asdict(cfg.task), "unit": cfg.exposure_unit}
+            "task": task_shaping(cfg), "unit": cfg.exposure_unit}
 
 
 def base_key(cfg: RunConfig) -> str:
@@ -49,6 +61,9 @@ def resolve_base(cfg: RunConfig) -> Path | None:
     ConfigError (one line) when it is missing and may not be built on demand."""
     if cfg.model.path:
         return Path(cfg.model.path)
+    if cfg.task.kind != "synthetic":  # base models are built and shipped for the synthetic task only
+        raise ConfigError(f"model.path=None is invalid: task={cfg.task.kind} needs a model "
+                          f"(no base model is shipped or built for it)")
     manifest = read_manifest(SHIPPED_DIR)
     if manifest is not None and manifest["key"] == base_key(cfg):
         verify(SHIPPED_DIR)

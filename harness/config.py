@@ -87,8 +87,33 @@ class SuiteConfig:
 
 
 @dataclass
+class DataSource:
+    """A math dataset: a hub id or a local .json/.jsonl/.parquet file, with its field names
+    (harness/tasks/math_data.py). Null solution/answer fields: none (eval) / the last
+    \\boxed{} of the solution (training)."""
+
+    name: str = F("train", "suite name in tables (aime24, ...), or `train`")
+    path: str = F("", "hub dataset id (e.g. HuggingFaceH4/aime_2024) or a local data file")
+    split: str = F("train", "hub split")
+    problem: str = F("problem", "field holding the problem text")
+    solution: str | None = F("solution", "field holding the reference solution (null: none)")
+    answer: str | None = F("answer", "field holding the final answer (null: last \\boxed{} of "
+                                     "the solution)")
+    id: str | None = F(None, "field holding a stable problem id (null: <name>-<row index>)")
+    limit: int = F(0, "use the first N rows only (0: all)")
+
+    def __post_init__(self) -> None:
+        from harness.tasks.math_data import check_source  # lazy: tasks import this module
+
+        require(self.limit >= 0, f"data {self.name} limit", self.limit, ">= 0")
+        problem = check_source(self)
+        if problem:
+            raise ConfigError(problem)
+
+
+@dataclass
 class TaskConfig:
-    kind: str = F("synthetic", "synthetic (embedded) or math (local jsonl files)")
+    kind: str = F("synthetic", "synthetic (embedded) or math (task.train_data, task.eval_data)")
     modulus: int = F(13, "synthetic: arithmetic modulo this (<= 100)")
     train_ops: list[int] = F([2, 5], "synthetic: [min, max] operations of training problems")
     seed: int = F(0, "seed of the eval suites (fixed across runs so tables compare)")
@@ -102,6 +127,18 @@ class TaskConfig:
         default_factory=lambda: [SuiteConfig("easy_k3", 3, 100), SuiteConfig("medium_k4", 4, 100),
                                  SuiteConfig("hard_k5", 5, 100)],
         metadata={"help": "held-out eval suites, rising difficulty"})
+    # Math task (sweeps/task/math.yaml); the defaults leave the synthetic task as it was.
+    train_data: DataSource | None = F(None, "math: training problems + reference solutions")
+    eval_data: list[DataSource] = F([], "math: evaluation suites (AIME24, AIME25, HMMT25)")
+    chat_template: bool = F(False, "render prompts with the tokenizer's chat template")
+    student_thinking: bool = F(False, "chat template enable_thinking for the student's prompt")
+    teacher_thinking: bool = F(False, "chat template enable_thinking for the teacher's prompt")
+    keep_answer: bool = F(False, "the teacher always sees `transition` + the boxed final "
+                                 "answer after the cut reference (the paper's exposure)")
+    transition: str = F("Skipping the remaining steps, the final answer is",
+                        "keep_answer: the fixed sentence between the cut and the answer")
+    max_teacher_tokens: int = F(0, "teacher prompt budget in tokens: a longer reference is cut "
+                                   "from its end (never the problem; 0: no limit)")
 
     def __post_init__(self) -> None:
         require(self.kind in ("synthetic", "math"), "task.kind", self.kind, "synthetic or math")
@@ -115,6 +152,15 @@ class TaskConfig:
         require(len(names) == len(set(names)), "task.suites", names, "names must be unique")
         require("{reference}" in self.teacher_template, "task.teacher_template",
                 self.teacher_template, "must contain {reference}")
+        require(self.max_teacher_tokens >= 0, "task.max_teacher_tokens", self.max_teacher_tokens,
+                ">= 0")
+        if self.kind == "math":
+            require(self.train_data is not None, "task.train_data", self.train_data,
+                    "the math task needs a training dataset")
+            require(len(self.eval_data) >= 1, "task.eval_data", self.eval_data,
+                    "the math task needs at least one evaluation suite")
+            names = [d.name for d in self.eval_data]
+            require(len(names) == len(set(names)), "task.eval_data", names, "names must be unique")
 
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # org/name on the Hugging Face hub

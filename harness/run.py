@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 import harness.grid_sweeper  # noqa: F401 - registers the sweeper class (Hydra plugin)
 import harness.hydra_store  # noqa: F401 - registers run_defaults and the sweeper's config
 from harness.config import ConfigError, RunConfig, to_run_config
-from harness.prompts import PromptTemplates, templates_of
+from harness.prompts import Prompts
 from harness.rundir import RunDir, atomic_write, refuse_config_conflict, write_eval
 from harness.runlock import hold
 from harness.settings import CONFIG_DIR
@@ -32,14 +32,13 @@ from harness.trackers import tracking
 # slot should hold no model libraries in memory.
 
 
-def train_rows(cfg: RunConfig, data, templates: PromptTemplates) -> tuple[list[dict], dict]:
+def train_rows(cfg: RunConfig, data, prompts: Prompts) -> tuple[list[dict], dict]:
     """The trainer's dataset: student prompts (harness/prompts.py), the problem id as the
     privileged context (the trainer cuts its reference at the exposure in force)."""
     from harness.tasks.synthetic import take
 
     problems = take(data.train_stream(cfg.seed), cfg.train.steps * cfg.train.prompts_per_step)
-    rows = [{"prompt": templates.student_prompt(p.problem), "privileged_context": p.id}
-            for p in problems]
+    rows = [{"prompt": prompts.student(p), "privileged_context": p.id} for p in problems]
     return rows, {p.id: p for p in problems}
 
 
@@ -66,7 +65,7 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None) -> dict:
         write_eval(rd.path, summary, samples)
         return summary
     data = TaskData(cfg.task)
-    rows, problems = train_rows(cfg, data, templates_of(cfg))
+    rows, problems = train_rows(cfg, data, Prompts(cfg, tok))
     source = make_source(cfg, evaluator=(data, tok))
     resume = latest_checkpoint(rd.checkpoints)
     if resume is None:  # exactly-once rows: an attempt that left no checkpoint is redone whole

@@ -22,6 +22,8 @@ TRAIN_ROW = {
     "student_entropy": "mean per-token entropy of p_S (nats)",
     "rollout_accuracy": "share of this step's rollouts whose final answer is correct",
     "completion_length": "mean rollout length in tokens (eos included)",
+    "teacher_ref_cut": "only with task.max_teacher_tokens > 0: share of this step's teacher "
+                       "contexts whose reference was cut from its end to fit that budget",
     "lr": "learning rate used for this step",
     "grad_norm": "gradient norm before clipping",
     "wall_time": "seconds since the run (or its resume) started",

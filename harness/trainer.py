@@ -41,23 +41,29 @@ envsafe.install()  # before any trainer builds its Accelerator (see harness/envs
 
 
 class ExposureContextBuilder:
-    """Replaces SDFT's builder: teacher prompt = template(problem, reference[:ceil(r L)])
-    (harness/prompts.py)."""
+    """Replaces SDFT's builder: teacher prompt = template(problem, reference[:ceil(r L)]),
+    built from token ids (harness/prompts.py Prompts.teacher_ids), never through TRL's
+    `_tokenize_prompts`, which cuts prompts from the left at max_prompt_length."""
 
     def __init__(self, trainer: OPSDTrainer) -> None:
         self.trainer = trainer
+        self.ref_cut_share = 0.0  # share of the last batch's references cut to fit the budget
 
-    def teacher_prompts(self, problem_ids: list[str], r: float) -> list[str]:
+    def teacher_ids(self, problem_ids: list[str], r: float) -> list[list[int]]:
         tr = self.trainer
-        return [tr.prompts.teacher(tr.problems[pid], r) for pid in problem_ids]
+        built = [tr.prompts.teacher_ids(tr.problems[pid], r) for pid in problem_ids]
+        self.ref_cut_share = sum(cut for _, cut in built) / max(len(built), 1)
+        return [ids for ids, _ in built]
 
     def select_generation_prompts(self, prompts: list[Any], privileged: list[Any]) -> list[Any]:
-        return self.teacher_prompts(privileged, self.trainer.exposure_source.current())
+        tr = self.trainer
+        r = tr.exposure_source.current()
+        return [tr.prompts.teacher(tr.problems[pid], r) for pid in privileged]
 
-    def build_ids(self, teacher_prompts: list[str], completion_ids_B_C: torch.Tensor,
+    def build_ids(self, teacher_ids: list[list[int]], completion_ids_B_C: torch.Tensor,
                   completion_mask_B_C: torch.Tensor) -> dict[str, torch.Tensor]:
         tr = self.trainer
-        ids = [torch.tensor(x) for x in tr._tokenize_prompts(teacher_prompts)]
+        ids = [torch.tensor(x) for x in teacher_ids]
         prompt_ids = pad(ids, padding_value=tr._tokenizer.pad_token_id, padding_side="left")
         prompt_mask = pad([torch.ones_like(x) for x in ids], padding_value=0, padding_side="left")
         dev = completion_ids_B_C.device
@@ -70,7 +76,7 @@ class ExposureContextBuilder:
               completion_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         r = self.trainer.exposure_source.current()
         self.trainer.batch_exposure = r
-        return self.build_ids(self.teacher_prompts(privileged, r), completion_ids, completion_mask)
+        return self.build_ids(self.teacher_ids(privileged, r), completion_ids, completion_mask)
 
 
 class OPSDTrainer(SDFTTrainer):
@@ -105,6 +111,8 @@ class OPSDTrainer(SDFTTrainer):
             "rollout_accuracy": sum(correct) / len(correct),
             "completion_length": batch["raw_completion_lengths"].float().mean().item(),
         }
+        if self.run_cfg.task.max_teacher_tokens:  # logged only where a budget can cut
+            self.step_stats["teacher_ref_cut"] = self.teacher_context_builder.ref_cut_share
         probe = self.run_cfg.probe
         step = self.state.global_step + 1
         if self.model.training and probe.every and (step == 1 or step % probe.every == 0):
@@ -123,8 +131,8 @@ class OPSDTrainer(SDFTTrainer):
 
         def teacher_logits(chunk: list[float]) -> torch.Tensor:
             builder = self.teacher_context_builder
-            prompts = [p for r in chunk for p in builder.teacher_prompts(problem_ids, r)]
-            t_in = builder.build_ids(prompts, comp_B_C.repeat(len(chunk), 1), cmask_B_C.repeat(len(chunk), 1))
+            ids = [x for r in chunk for x in builder.teacher_ids(problem_ids, r)]
+            t_in = builder.build_ids(ids, comp_B_C.repeat(len(chunk), 1), cmask_B_C.repeat(len(chunk), 1))
             with self._get_teacher_context_for_self_distillation():
                 return self._forward_logits(self.teacher_model, t_in["teacher_input_ids"],
                                             t_in["teacher_attention_mask"], c_len) * self.temperature

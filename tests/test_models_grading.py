@@ -81,3 +81,35 @@ def test_lora_adapter_config_from_model_lora():
     peft_cfg = lora_adapter_config(LoraConfig(r=4, target_modules=["q_proj"]))
     assert (peft_cfg.r, peft_cfg.lora_alpha, set(peft_cfg.target_modules)) == (4, 8, {"q_proj"})
     assert lora_adapter_config(LoraConfig(r=64, alpha=128.0)).lora_alpha == 128.0
+
+
+def test_math_grader_from_threads_gives_the_main_thread_answers():
+    """math-verify's own timeout is SIGALRM (main thread only): the grader must not care."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [("\\frac{1}{2}", "0.5", True), ("3", "\\frac{1}{2}", False), ("\\sqrt{4}", "2", True),
+             ("x^2+2x+1", "(x+1)^2", True)]
+    with ThreadPoolExecutor(max_workers=3) as ex:
+        got = list(ex.map(lambda c: grade("math", f"\\boxed{{{c[0]}}}", c[1])[1], cases))
+    assert got == [ok for _, _, ok in cases]
+
+
+def test_a_sample_past_its_deadline_is_wrong_and_the_next_one_is_graded():
+    import threading
+    import time
+
+    from harness.tasks import safe_verify
+
+    # A huge power makes sympy work for far longer than the deadline.
+    out = {}
+
+    def slow():
+        t0 = time.time()
+        out["ok"] = safe_verify.verify_answer("2", "9^{9^{9^{9}}}", deadline_s=0.5)
+        out["took"] = time.time() - t0
+
+    th = threading.Thread(target=slow)
+    th.start()
+    th.join(60)
+    assert out["ok"] is False and out["took"] < 30
+    assert safe_verify.verify_answer("0.5", "\\frac{1}{2}")  # a fresh worker after the kill

@@ -100,3 +100,13 @@ def test_a_bad_unit_is_refused(tok):
 
     with pytest.raises(ValueError, match="exposure_unit='words' is invalid"):
         ReferenceCutter(tok, "words")
+
+
+def test_teacher_ids_are_the_tokenized_teacher_text_for_the_word_tokenizer(smoke_cfg, tok, problems):
+    """The trainer's id-built teacher context equals what tokenizing the teacher text gave
+    before (one token per word: no boundary can move), in both units and at every r."""
+    for cfg in (smoke_cfg, steps_cfg(smoke_cfg)):
+        prompts = Prompts(cfg, tok)
+        for p in problems:
+            for r in (0.0, 0.2, 0.5, 1.0):
+                assert prompts.teacher_ids(p, r) == (tok(prompts.teacher(p, r))["input_ids"], False)

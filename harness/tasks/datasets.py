@@ -4,7 +4,9 @@ python -m pytest -q tests/test_tasks.py    # builds TaskData from the default co
 
 Synthetic: suites and validation are drawn first from their own seeds, and the
 training stream skips every problem text they contain (disjointness is tested).
-Math: problems come from local jsonl files (no hub downloads on these machines).
+Math: suites and training rows come from task.eval_data / task.train_data (hub ids or
+local files, harness/tasks/math_data.py); validation is the last task.val_size training
+rows, and training skips any problem text an eval suite holds.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.config import TaskConfig
-from harness.tasks import synthetic
+from harness.tasks import math_data, synthetic
 from harness.tasks.problem import Problem
 
 VAL_SUITE = "validation"
@@ -51,13 +53,22 @@ class TaskData:
             val = synthetic.make_suite(VAL_SUITE, val_ops, task.val_size * 2, task.modulus,
                                        task.seed)
             self.validation = [p for p in val if p.problem not in held][: task.val_size]
-        else:
-            raise ValueError(f"task.kind={task.kind!r}: only the synthetic task is wired into runs yet")
+        else:  # math: suites by name from task.eval_data; validation held out of the training rows
+            self.suites = {src.name: math_data.load_problems(src) for src in task.eval_data}
+            suite_texts = {p.problem for ps in self.suites.values() for p in ps}
+            train = [p for p in math_data.load_problems(task.train_data) if p.problem not in suite_texts]
+            if len(train) <= task.val_size:
+                raise ValueError(f"task data {task.train_data.name}: {len(train)} training rows "
+                                 f"(after removing eval problems) leave none beside "
+                                 f"task.val_size={task.val_size} validation rows")
+            self.validation, self.train_rows = train[-task.val_size:], train[:-task.val_size]
         self.held_out = {p.problem for ps in self.suites.values() for p in ps} | {
             p.problem for p in self.validation}
 
     def train_stream(self, seed: int, ops_range: tuple[int, int] | None = None) -> Iterator[Problem]:
         """Training problems (task.train_ops operations, or ops_range), held-out ones skipped."""
+        if self.task.kind == "math":  # ops_range shapes the synthetic base SFT only
+            return math_data.train_stream(self.train_rows, seed)
         ops = tuple(ops_range or self.task.train_ops)
         return synthetic.train_stream(ops, self.task.modulus, seed, exclude=self.held_out)
 

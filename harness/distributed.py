@@ -111,3 +111,15 @@ def main_decides(decide: Callable[[], T]) -> T:
     if kind == "error":
         raise MainRankFailed(f"rank 0: {out}")
     return out
+
+
+def finish() -> None:
+    """Every rank leaves together: a rank that exits while another still evaluates tears
+    the process group down under it (gloo aborts the process)."""
+    if world()[1] <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 import harness.grid_sweeper  # noqa: F401 - registers the sweeper class (Hydra plugin)
 import harness.hydra_store  # noqa: F401 - registers run_defaults and the sweeper's config
 from harness.config import ConfigError, RunConfig, to_run_config
-from harness.distributed import export_submitit_env, is_main, main_decides, world
+from harness.distributed import export_submitit_env, finish, is_main, main_decides, world
 from harness.prompts import PromptTemplates, templates_of
 from harness.rundir import RunDir, atomic_write, refuse_config_conflict, write_eval
 from harness.runlock import hold
@@ -131,10 +131,12 @@ def run(cfg: RunConfig, resolved_yaml: str, observers: Sequence[Any] = ()) -> di
             return None
         if not is_main():
             train_and_eval(cfg, rd, base_path, observers)
+            finish()  # waits for rank 0's evaluation
             return None
         atomic_write(rd.path / "config.yaml", resolved_yaml)
         summary = train_in_slot(cfg, rd, base_path, observers)
         rd.set_status("done", suites={k: v["average"] for k, v in summary["suites"].items()})
+    finish()
     for name, r in summary["suites"].items():
         print(f"{name}: Average@{r['k']} = {r['average']:.3f} ± {r['se']:.3f}")
     print(f"run folder: {rd.path}")

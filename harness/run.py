@@ -153,6 +153,10 @@ def train_in_slot(cfg: RunConfig, rd: RunDir, base_path: Path | None,
                 summary = train_and_eval(cfg, rd, base_path, observers)
                 trackers.log_eval_summary(summary, step=0 if cfg.method.name == "base" else cfg.train.steps)
                 return summary
+        except SystemExit as err:  # submitit's requeue at the SLURM time limit exits so
+            rd.set_status("running", f"interrupted (SystemExit {err.code}, e.g. requeued at the "
+                          "time limit): the next start resumes from the last checkpoint")
+            raise
         except BaseException as err:
             rd.set_status("failed", f"{type(err).__name__}: {err}".splitlines()[0],
                           traceback=traceback.format_exc()[-4000:])

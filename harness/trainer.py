@@ -170,6 +170,7 @@ class OPSDTrainer(SDFTTrainer):
             for r in self.exposure_source.step_end(step, row):
                 write({"step": step, "kind": "controller", **r})
             faults.maybe_kill(self.run_cfg.run_name, step)
+            faults.maybe_slow(self.run_cfg.run_name)
         super().log(logs, start_time)
 
 

@@ -10,6 +10,7 @@ fails the test instead of hanging it, and its SLURM jobs are cancelled.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -147,3 +148,29 @@ def test_hydra_sweep_through_slurm_writes_both_run_folders(tmp_path):
     assert (runs / "base" / "eval.json").is_file()  # the base evaluation ran as a job too
     # Every run of the sweep, base included, went to SLURM as one job array.
     assert len(_submitted_job_ids(runs)) == 1, _submitted_job_ids(runs)
+
+
+def test_run_past_its_time_limit_is_requeued_and_writes_each_step_once(tmp_path, smoke_base):
+    """launcher.timeout_min=1 and a run of ~70 s (HARNESS_FAULT slows each step): SLURM
+    signals the job before its limit, submitit requeues it (the launcher is checkpointable)
+    and the next start resumes the run from its last checkpoint, every step once."""
+    runs, steps = tmp_path / "runs", 10
+    cmd = [sys.executable, "-m", "harness.run", "-m", "profile=smoke", "launcher=slurm",
+           "exposure=1", f"train.steps={steps}", "train.checkpoint_every=1",
+           "launcher.timeout_min=1", "launcher.signal_delay_s=20", f"results={runs}"]
+    env = {**os.environ, "HARNESS_FAULT": "opsd-r1-s0:slow@5"}
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=420)
+    except subprocess.TimeoutExpired as err:
+        _cancel(_submitted_job_ids(runs))
+        pytest.fail(f"sweep not done after {err.timeout:.0f} s; output:\n{err.output}")
+    logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in runs.glob(".hydra/*/.submitit/*/*.err"))
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{logs}"
+    folder = runs / "opsd-r1-s0"
+    status = json.loads((folder / "status.json").read_text())
+    assert status["state"] == "done" and status["starts"] >= 2, (status, logs)
+    rows = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "train"] == list(range(1, steps + 1)), logs
+    assert (folder / "eval.json").is_file()
+    print(f"requeue test: {status['starts']} starts, {time.monotonic() - t0:.0f} s")

@@ -20,6 +20,8 @@ class SourceCheckpoint(TrainerCallback):
         self.source = source
 
     def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:  # several processes: rank 0 writes checkpoints
+            return
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         torch.save(self.source.state_dict(), ckpt / SOURCE_STATE)
 

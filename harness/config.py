@@ -430,14 +430,32 @@ class MethodConfig:
 
 @dataclass
 class LauncherConfig:
-    """The harness's own launch settings; the launcher's (submitit's) are hydra.launcher.*,
-    typed by hydra-submitit-launcher's LocalQueueConf / SlurmQueueConf (sweeps/launcher/)."""
+    """How runs are launched (not what they compute: a relaunch with other values resumes the
+    same run folder). sweeps/launcher/*.yaml map these onto hydra.launcher.* (submitit's
+    LocalQueueConf / SlurmQueueConf), so `launcher.timeout_min=30` reaches sbatch."""
 
     max_parallel: int = F(2, "runs training at once on this machine (harness/slots.py); "
                              "0: no cap (SLURM allocates)")
+    partition: str | None = F(None, "SLURM partition (null: the cluster's default)")
+    gpus_per_node: int = F(0, "GPUs of one run; N > 0 starts N processes (one per GPU, "
+                              "torch.distributed, harness/distributed.py); 0: one CPU process")
+    cpus_per_task: int = F(1, "CPUs per process")
+    mem_gb: int = F(4, "SLURM: memory per node in GB")
+    timeout_min: int = F(120, "time limit of one job in minutes (SLURM: whole minutes); a SLURM "
+                              "job that reaches it is requeued and resumes (max_requeues)")
+    array_parallelism: int = F(256, "SLURM: jobs of the sweep's array running at once")
+    max_requeues: int = F(3, "SLURM: requeues after a time limit (each resumes from the run's "
+                             "last checkpoint); 0: a timed-out run stays unfinished")
+    signal_delay_s: int = F(120, "SLURM: seconds before the time limit at which the job is "
+                                 "signalled to requeue itself")
 
     def __post_init__(self) -> None:
         require(self.max_parallel >= 0, "launcher.max_parallel", self.max_parallel, ">= 0")
+        require(self.gpus_per_node >= 0, "launcher.gpus_per_node", self.gpus_per_node, ">= 0")
+        for name in ("cpus_per_task", "mem_gb", "timeout_min", "array_parallelism"):
+            require(getattr(self, name) >= 1, f"launcher.{name}", getattr(self, name), ">= 1")
+        require(self.max_requeues >= 0, "launcher.max_requeues", self.max_requeues, ">= 0")
+        require(self.signal_delay_s >= 0, "launcher.signal_delay_s", self.signal_delay_s, ">= 0")
 
 
 @dataclass

@@ -6,16 +6,19 @@ HARNESS_FAULT holds comma-separated `<run name>:<kind>@<step>` items; a run acts
 on items with its own name, so one run of a sweep can fail while its siblings go on.
 Kinds: `kill` - SIGKILL the run's own process once that step's metrics rows are
 written (a hard crash: no handler runs); `nan` - that step's loss becomes NaN (the
-non-finite check must stop the run). Unset, this module does nothing.
+non-finite check must stop the run); `slow` - here the number is seconds: every
+optimiser step takes that much longer (a run that outlasts a SLURM time limit, for
+the requeue test). Unset, this module does nothing.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 ENV = "HARNESS_FAULT"
-KINDS = ("kill", "nan")
+KINDS = ("kill", "nan", "slow")
 
 
 def planned(run_name: str, kind: str) -> set[int]:
@@ -25,7 +28,7 @@ def planned(run_name: str, kind: str) -> set[int]:
         name, _, what = item.rpartition(":")
         k, _, step = what.partition("@")
         if k not in KINDS or not step.isdigit() or not name:
-            raise ValueError(f"{ENV} item {item!r} is not <run name>:<kill|nan>@<step>")
+            raise ValueError(f"{ENV} item {item!r} is not <run name>:<kill|nan|slow>@<step or seconds>")
         if name == run_name and k == kind:
             steps.add(int(step))
     return steps
@@ -34,6 +37,12 @@ def planned(run_name: str, kind: str) -> set[int]:
 def maybe_kill(run_name: str, step: int) -> None:
     if step in planned(run_name, "kill"):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def maybe_slow(run_name: str) -> None:
+    seconds = max(planned(run_name, "slow"), default=0)
+    if seconds:
+        time.sleep(seconds)
 
 
 def poison(run_name: str, step: int) -> bool:

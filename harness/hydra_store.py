@@ -19,6 +19,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from harness.config import RunConfig
+from harness.distributed import register_resolvers
 
 SWEEPER_TARGET = "hydra_plugins.harness_grid.GridSweeper"
 
@@ -37,6 +38,7 @@ def run_defaults() -> dict:
 
 
 def register() -> None:
+    register_resolvers()  # ${harness.ranks:...} in sweeps/launcher/*.yaml
     store = ConfigStore.instance()
     store.store(name="run_defaults", node=run_defaults())
     store.store(group="hydra/sweeper", name="grid", node=GridSweeperConf)

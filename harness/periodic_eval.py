@@ -25,6 +25,8 @@ class PeriodicEval(TrainerCallback):
         step = state.global_step
         if not every or step % every or step >= state.max_steps:  # the final eval is the run's own
             return control
+        if not state.is_world_process_zero:  # several processes: rank 0 evaluates and writes
+            return control
         from harness.eval_suites import evaluate
         from harness.learning_progress import rng_untouched
 

@@ -8,11 +8,14 @@ is then kept as <name>.bak-<time>). An interrupted run resumes from checkpoints/
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 import harness.grid_sweeper  # noqa: F401 - registers the sweeper class (Hydra plugin)
 import harness.hydra_store  # noqa: F401 - registers run_defaults and the sweeper's config
 from harness.config import ConfigError, RunConfig, to_run_config
+from harness.distributed import export_submitit_env, finish, is_main, main_decides, world
 from harness.prompts import Prompts
 from harness.rundir import RunDir, atomic_write, refuse_config_conflict, write_eval
 from harness.runlock import hold
@@ -37,13 +41,17 @@ def train_rows(cfg: RunConfig, data, prompts: Prompts) -> tuple[list[dict], dict
     privileged context (the trainer cuts its reference at the exposure in force)."""
     from harness.tasks.synthetic import take
 
-    problems = take(data.train_stream(cfg.seed), cfg.train.steps * cfg.train.prompts_per_step)
+    # prompts_per_step is per process: a run of N processes draws N times as many.
+    n_prompts = cfg.train.steps * cfg.train.prompts_per_step * world()[1]
+    problems = take(data.train_stream(cfg.seed), n_prompts)
     rows = [{"prompt": prompts.student(p), "privileged_context": p.id} for p in problems]
     return rows, {p.id: p for p in problems}
 
 
-def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None) -> dict:
-    """base_path: the resolved base model, None when it is to be built (resolve_base)."""
+def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
+                   observers: Sequence[Any] = ()) -> dict:
+    """base_path: the resolved base model, None when it is to be built (resolve_base);
+    observers: more TrainerCallbacks (tests/dist_worker.py records what each rank saw)."""
     import torch
     from datasets import Dataset
     from transformers import set_seed
@@ -61,6 +69,8 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None) -> dict:
     set_seed(cfg.seed)
     model, tok = load(base_path or build(cfg), cfg.model)
     if cfg.method.name == "base":  # the untrained base model's row in every table
+        if not is_main():  # nothing to share out: rank 0 evaluates
+            return {}
         summary, samples = evaluate(model, tok, cfg)
         write_eval(rd.path, summary, samples)
         return summary
@@ -68,17 +78,20 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None) -> dict:
     rows, problems = train_rows(cfg, data, Prompts(cfg, tok))
     source = make_source(cfg, evaluator=(data, tok))
     resume = latest_checkpoint(rd.checkpoints)
-    if resume is None:  # exactly-once rows: an attempt that left no checkpoint is redone whole
+    if resume is None and is_main():  # exactly-once rows: an attempt that left no checkpoint is redone whole
         rd.start_afresh()
-    else:
+    elif resume is not None:
         source.load_state_dict(torch.load(resume / SOURCE_STATE, weights_only=False))
-        rd.truncate_metrics_after(int(resume.name.split("-")[1]))
+        if is_main():  # rank 0 alone writes the run folder (harness/distributed.py)
+            rd.truncate_metrics_after(int(resume.name.split("-")[1]))
     trainer = OPSDTrainer(model=model, args=sdft_args(cfg, str(rd.checkpoints)),
                           train_dataset=Dataset.from_list(rows), processing_class=tok,
                           run_cfg=cfg, problems=problems, exposure_source=source, run_dir=rd,
-                          callbacks=[SourceCheckpoint(source), PeriodicEval(cfg, tok, rd)])
+                          callbacks=[SourceCheckpoint(source), PeriodicEval(cfg, tok, rd), *observers])
     source.bind(trainer.model, tok)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if not is_main():  # the other ranks only train; rank 0 evaluates and writes
+        return {}
     summary, samples = evaluate(trainer.model, tok, cfg)
     write_eval(rd.path, summary, samples)
     return summary
@@ -100,33 +113,49 @@ def prepare_folder(cfg: RunConfig) -> RunDir | None:
     return rd
 
 
-def run(cfg: RunConfig, resolved_yaml: str) -> dict | None:
-    """Train and evaluate cfg's run unless it is done; one live process per run folder."""
+def run(cfg: RunConfig, resolved_yaml: str, observers: Sequence[Any] = ()) -> dict | None:
+    """Train and evaluate cfg's run unless it is done; one live process per run folder.
+
+    In a run of several processes (harness/distributed.py) rank 0 holds the lock and
+    decides (skip, resume, refuse); every rank trains; rank 0 alone writes the folder.
+    """
     from harness.base_identity import resolve_base
 
-    base_path = resolve_base(cfg)  # a missing base model: one line, before any folder is touched
-    with hold(Path(cfg.results), cfg.run_name):
-        rd = prepare_folder(cfg)
+    export_submitit_env()  # launcher.gpus_per_node > 1: submitit's tasks become ranks
+    # A missing base model: one line, before any folder is touched.
+    base_path = main_decides(lambda: resolve_base(cfg))
+    with hold(Path(cfg.results), cfg.run_name) if is_main() else contextlib.nullcontext():
+        rd = main_decides(lambda: prepare_folder(cfg))
         if rd is None:
             return None
+        if not is_main():
+            train_and_eval(cfg, rd, base_path, observers)
+            finish()  # waits for rank 0's evaluation
+            return None
         atomic_write(rd.path / "config.yaml", resolved_yaml)
-        summary = train_in_slot(cfg, rd, base_path)
+        summary = train_in_slot(cfg, rd, base_path, observers)
         rd.set_status("done", suites={k: v["average"] for k, v in summary["suites"].items()})
+    finish()
     for name, r in summary["suites"].items():
         print(f"{name}: Average@{r['k']} = {r['average']:.3f} ± {r['se']:.3f}")
     print(f"run folder: {rd.path}")
     return summary
 
 
-def train_in_slot(cfg: RunConfig, rd: RunDir, base_path: Path | None) -> dict:
+def train_in_slot(cfg: RunConfig, rd: RunDir, base_path: Path | None,
+                  observers: Sequence[Any] = ()) -> dict:
     with slot(Path(cfg.results) / ".slots", cfg.launcher.max_parallel):
         starts = (rd.status() or {}).get("starts", 0) + 1
         rd.set_status("running", host=os.uname().nodename, pid=os.getpid(), starts=starts)
         try:
             with tracking(cfg, rd) as trackers:  # every metrics row also goes to train.report_to
-                summary = train_and_eval(cfg, rd, base_path)
+                summary = train_and_eval(cfg, rd, base_path, observers)
                 trackers.log_eval_summary(summary, step=0 if cfg.method.name == "base" else cfg.train.steps)
                 return summary
+        except SystemExit as err:  # submitit's requeue at the SLURM time limit exits so
+            rd.set_status("running", f"interrupted (SystemExit {err.code}, e.g. requeued at the "
+                          "time limit): the next start resumes from the last checkpoint")
+            raise
         except BaseException as err:
             rd.set_status("failed", f"{type(err).__name__}: {err}".splitlines()[0],
                           traceback=traceback.format_exc()[-4000:])

@@ -8,6 +8,9 @@ job for that run prints one line and waits, then finds the run done (skip) or
 unfinished (resume). The OS drops the lock of a dead process, so a folder left
 `running` by a crash is simply resumed by the next launch. The lock lives outside
 the run folder so that force=true can move the folder away while holding it.
+A SLURM job requeued at its time limit (README: requeue) finds the lock free: SLURM
+ends the old instance's processes before the new one starts, and the OS drops their lock.
+In a run of several processes (harness/distributed.py) rank 0 alone holds it.
 """
 
 from __future__ import annotations

@@ -177,13 +177,16 @@ class OPSDTrainer(SDFTTrainer):
                    **self.step_stats, "lr": logs.get("learning_rate"),
                    "grad_norm": logs.get("grad_norm"),
                    "wall_time": round(time.time() - self.t_start, 3)}
+            # Several processes (harness/distributed.py): rank 0 alone writes the rows.
+            write = self.run_dir.append_metrics if self.is_world_process_zero() else (lambda r: None)
             for r in self.pending_rows:
-                self.run_dir.append_metrics(r)
+                write(r)
             self.pending_rows = []
-            self.run_dir.append_metrics(row)
+            write(row)
             for r in self.exposure_source.step_end(step, row):
-                self.run_dir.append_metrics({"step": step, "kind": "controller", **r})
+                write({"step": step, "kind": "controller", **r})
             faults.maybe_kill(self.run_cfg.run_name, step)
+            faults.maybe_slow(self.run_cfg.run_name)
         super().log(logs, start_time)
 
 

@@ -10,6 +10,7 @@ fails the test instead of hanging it, and its SLURM jobs are cancelled.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -147,3 +148,50 @@ def test_hydra_sweep_through_slurm_writes_both_run_folders(tmp_path):
     assert (runs / "base" / "eval.json").is_file()  # the base evaluation ran as a job too
     # Every run of the sweep, base included, went to SLURM as one job array.
     assert len(_submitted_job_ids(runs)) == 1, _submitted_job_ids(runs)
+
+
+def _release_requeued(job_ids: list[str]) -> None:
+    """Make requeued jobs of these arrays eligible now. SLURM holds a requeued job for about
+    two minutes (Reason=BeginTime), harmless on a cluster, but most of this test's time."""
+    if not job_ids:
+        return
+    out = subprocess.run(["squeue", "-h", "-r", "-t", "PD", "-o", "%i %r"], capture_output=True,
+                         text=True, timeout=30).stdout
+    for line in out.splitlines():
+        job, _, reason = line.partition(" ")
+        if reason.strip() == "BeginTime" and job.split("_")[0] in job_ids:
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"],
+                           capture_output=True, timeout=30)
+
+
+def test_run_past_its_time_limit_is_requeued_and_writes_each_step_once(tmp_path, smoke_base):
+    """launcher.timeout_min=1 and a run of ~60 s (HARNESS_FAULT slows each step): SLURM
+    signals the job 15 s before its limit, submitit requeues it (the Hydra launcher is
+    checkpointable) and the next start resumes the run from its last checkpoint: every
+    step's metrics rows once."""
+    runs, steps = tmp_path / "runs", 10
+    cmd = [sys.executable, "-m", "harness.run", "-m", "profile=smoke", "launcher=slurm",
+           "exposure=1", f"train.steps={steps}", "train.checkpoint_every=1",
+           "launcher.timeout_min=1", "launcher.signal_delay_s=15",
+           "launcher.max_requeues=6", f"results={runs}"]  # SLURM may signal up to 60 s early
+    env = {**os.environ, "HARNESS_FAULT": "opsd-r1-s0:slow@4"}
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    while proc.poll() is None:
+        if time.monotonic() - t0 > 420:
+            proc.kill()
+            _cancel(_submitted_job_ids(runs))
+            pytest.fail(f"sweep not done after 420 s; output:\n{proc.stdout.read()[-3000:]}")
+        _release_requeued(_submitted_job_ids(runs))
+        time.sleep(2)
+    output = proc.stdout.read()
+    logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in runs.glob(".hydra/*/.submitit/*/*.err"))
+    assert proc.returncode == 0, f"{output[-3000:]}\n{logs}"
+    folder = runs / "opsd-r1-s0"
+    status = json.loads((folder / "status.json").read_text())
+    assert status["state"] == "done" and status["starts"] >= 2, (status, logs)
+    rows = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "train"] == list(range(1, steps + 1)), logs
+    assert (folder / "eval.json").is_file()
+    print(f"requeue test: {status['starts']} starts, {time.monotonic() - t0:.0f} s")

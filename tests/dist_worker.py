@@ -1,0 +1,58 @@
+"""One rank of a 2-process CPU run (gloo), started by tests/test_distributed.py through torchrun.
+
+python -m torch.distributed.run --nproc_per_node 2 tests/dist_worker.py OUT_DIR [overrides]
+
+Runs the harness's own `run()` (rank 0 holds the lock and writes the folder) with one
+extra callback that records, per rank, the problem ids of its first batch and a hash
+of the weights before and after training, into OUT_DIR/rank-<rank>.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+
+def weights_sha(model) -> str:
+    h = hashlib.sha1()
+    for name, p in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()
+
+
+class RankRecord(TrainerCallback):
+    """What this rank trained on and what its weights were."""
+
+    def __init__(self, out: Path) -> None:
+        self.out, self.seen = out, {"rank": int(os.environ["RANK"])}
+
+    def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
+        # The rank's share of the first batch: its batch sampler, not the dataloader, so
+        # the training's own iteration is untouched (the sampler is seeded per pass).
+        first = next(iter(train_dataloader.batch_sampler))
+        self.seen["problem_ids"] = [train_dataloader.dataset[i]["privileged_context"] for i in first]
+        self.seen["before"] = weights_sha(model)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self.seen["after"] = weights_sha(model)
+        self.seen["global_step"] = state.global_step
+        (self.out / f"rank-{self.seen['rank']}.json").write_text(json.dumps(self.seen))
+
+
+def main() -> None:
+    from harness.run import run
+    from harness.settings import compose_resolved
+
+    out = Path(sys.argv[1])
+    cfg, resolved = compose_resolved(sys.argv[2:])
+    run(cfg, resolved, observers=[RankRecord(out)])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""One run over 2 CPU processes (torch.distributed, gloo): different data per rank, one set of weights.
+
+python -m pytest -q tests/test_distributed.py
+
+torchrun sets RANK/WORLD_SIZE/MASTER_ADDR as submitit does on SLURM with
+launcher.gpus_per_node=N (harness/distributed.py); each rank runs tests/dist_worker.py,
+i.e. the harness's own run(). Rank 0 alone writes the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_two_gloo_processes_train_one_step_on_different_data_to_the_same_weights(tmp_path, smoke_base):
+    runs, seen = tmp_path / "runs", tmp_path / "seen"
+    seen.mkdir()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--standalone", str(ROOT / "tests" / "dist_worker.py"), str(seen),
+           "profile=smoke", "train.steps=1", "train.checkpoint_every=1", "probe.every=1",
+           f"results={runs}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    r0, r1 = (json.loads((seen / f"rank-{r}.json").read_text()) for r in (0, 1))
+    assert r0["global_step"] == r1["global_step"] == 1
+    # Each rank trained on its own share of the step's prompts...
+    assert r0["problem_ids"] and r1["problem_ids"]
+    assert not set(r0["problem_ids"]) & set(r1["problem_ids"]), (r0, r1)
+    # ...from the same start, and DDP's gradient all-reduce left one set of weights.
+    assert r0["before"] == r1["before"]
+    assert r0["after"] == r1["after"] != r0["before"]
+    # Rank 0 alone wrote the folder: one train row for the step, not one per rank.
+    folder = runs / "opsd-r1-s0"
+    rows = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "train"] == [1]
+    assert json.loads((folder / "status.json").read_text())["state"] == "done"
+    assert (folder / "eval.json").is_file() and (folder / "checkpoints" / "checkpoint-1").is_dir()

@@ -161,3 +161,20 @@ def test_a_job_waiting_for_its_slot_holds_no_model_libraries():
     code = "import sys, harness.run; print(sorted({'torch', 'transformers', 'trl'} & set(sys.modules)))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("model,hub_id,gpus", [("1p7b", "Qwen/Qwen3-1.7B", 1), ("4b", "Qwen/Qwen3-4B", 1),
+                                               ("8b", "Qwen/Qwen3-8B", 2)])
+def test_paper_presets_plan_one_array_of_19_runs(model, hub_id, gpus):
+    """The paper's presets compose and plan here (they run only on a GPU cluster)."""
+    from harness.settings import compose
+    from harness.sweep_plan import plan
+
+    name = f"paper_qwen3_{model}"
+    jobs = plan(preset_grids(name), [f"experiment={name}", "launcher=slurm",
+                                     "results=/tmp/unused_paper"], compose)
+    assert len(jobs) == 5 * 3 + 3 + 1 and jobs[-1].cfg.run_name == "base"
+    cfg = jobs[0].cfg
+    assert (cfg.model.path, cfg.model.lora.r, cfg.launcher.gpus_per_node) == (hub_id, 64, gpus)
+    assert cfg.task.kind == "math" and [d.name for d in cfg.task.eval_data] == ["aime24", "aime25", "hmmt25"]
+    assert (cfg.train.lr, cfg.train.temperature, cfg.eval.k) == (2e-4, 1.1, 12)

@@ -153,13 +153,15 @@ def test_a_reference_over_budget_is_cut_from_its_end_never_the_problem(math_setu
     assert small.teacher_ids(p, 0.1) == (Prompts(cfg, tok).teacher_ids(p, 0.1)[0], False)
 
 
-def test_math_run_end_to_end(model_dir, hmmt_parquet, tmp_path):
+@pytest.mark.parametrize("lora", ["model.lora.r=0", "model.lora.r=4"])
+def test_math_run_end_to_end(model_dir, hmmt_parquet, tmp_path, lora):
+    """The math path with and without LoRA (adapters on the tiny chat Qwen3)."""
     from harness.run import run
 
     overrides = math_overrides(model_dir, hmmt_parquet, f"results={tmp_path}", "exposure=0.5",
                                "train.steps=2", "train.prompts_per_step=2", "probe.every=1",
                                "train.max_completion_length=8", "eval.k=1",
-                               "eval.max_new_tokens=8", "train.checkpoint_every=0")
+                               "eval.max_new_tokens=8", "train.checkpoint_every=0", lora)
     cfg, resolved = compose_resolved(overrides)
     run(cfg, resolved)
     folder = tmp_path / cfg.run_name

@@ -85,7 +85,7 @@ def lora_trainer(cfg, base_path, rd):
     from transformers import set_seed
 
     from harness.models import load
-    from harness.prompts import templates_of
+    from harness.prompts import Prompts
     from harness.run import train_rows
     from harness.sources import make_source
     from harness.tasks.datasets import TaskData
@@ -94,7 +94,7 @@ def lora_trainer(cfg, base_path, rd):
     set_seed(cfg.seed)
     model, tok = load(base_path, cfg.model)
     data = TaskData(cfg.task)
-    rows, problems = train_rows(cfg, data, templates_of(cfg))
+    rows, problems = train_rows(cfg, data, Prompts(cfg, tok))
     rd.start_afresh()
     return OPSDTrainer(model=model, args=sdft_args(cfg, str(rd.checkpoints)),
                        train_dataset=Dataset.from_list(rows), processing_class=tok, run_cfg=cfg,

@@ -89,13 +89,27 @@ def _read_status(folder: Path) -> tuple[dict, str]:
 
 @dataclass
 class RunInfo:
-    """One run folder as read now. Metrics and eval.json are read on first use (progress polls
-    status and step counts every few seconds and needs no eval)."""
+    """One run folder as read now. config.yaml, metrics and eval.json are read on first use:
+    the progress bar polls status and step counts of every run every few seconds and needs
+    neither the config (a YAML parse, ~5 ms a run) nor the eval."""
 
     folder: Path
     status: dict
-    config: dict
-    problem: str = ""  # why part of the folder could not be read ('' when all was fine)
+    status_problem: str = ""  # status.json unreadable ('' when fine)
+    metrics_problem: str = ""  # a broken metrics.jsonl row, once metrics were read
+
+    @cached_property
+    def _config_read(self) -> tuple[dict, str]:
+        return _read_config(self.folder)
+
+    @property
+    def config(self) -> dict:
+        return self._config_read[0]
+
+    @property
+    def problem(self) -> str:
+        """Why part of the folder could not be read ('' when all was fine)."""
+        return self.metrics_problem or self._config_read[1] or self.status_problem
 
     # ---- identity ----
     @property
@@ -121,7 +135,7 @@ class RunInfo:
     @property
     def is_fixed(self) -> bool:
         """A trained run at one exposure throughout (the sweep's runs); base is not one."""
-        return self.exposure_source == "fixed" and self.method_name not in (None, "base")
+        return self.exposure_source == "fixed" and self.is_trained
 
     @property
     def is_trained(self) -> bool:
@@ -179,7 +193,7 @@ class RunInfo:
         try:
             return read_jsonl(self.folder / "metrics.jsonl")
         except ValueError as err:  # a broken row in the middle: the run is kept and marked
-            self.problem = str(err)
+            self.metrics_problem = str(err)
             return []
 
     @property
@@ -219,9 +233,8 @@ class RunInfo:
 def read_run(folder: Path | str) -> RunInfo:
     """The record of one run folder; problems are recorded (`problem`), never raised."""
     folder = Path(folder)
-    config, config_problem = _read_config(folder)
     status, status_problem = _read_status(folder)
-    return RunInfo(folder, status, config, config_problem or status_problem)
+    return RunInfo(folder, status, status_problem)
 
 
 def read_runs(root: Path, names: list[str] | None = None) -> list[RunInfo]:

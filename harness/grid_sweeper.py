@@ -45,13 +45,13 @@ class GridSweeper(Sweeper):
         return to_run_config(cfg)
 
     def sweep(self, arguments: list[str]) -> Any:
+        from harness.settings import fail
         from harness.sweep_plan import plan
 
         try:
             jobs = plan(self.grids, arguments, self.compose)
         except ConfigError as err:  # one line, exit 2, nothing written: as every entry point
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
+            fail(err)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")

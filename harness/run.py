@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ from harness.distributed import export_submitit_env, finish, is_main, main_decid
 from harness.prompts import Prompts
 from harness.rundir import RunDir, atomic_write, refuse_config_conflict, write_eval
 from harness.runlock import hold
-from harness.settings import CONFIG_DIR
+from harness.settings import CONFIG_DIR, fail
 from harness.slots import slot
 from harness.trackers import tracking
 
@@ -58,7 +57,6 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
 
     from harness.base import build
     from harness.checkpoints import SOURCE_STATE, SourceCheckpoint, latest_checkpoint
-    from harness.evaluate import evaluate
     from harness.models import load
     from harness.periodic_eval import PeriodicEval
     from harness.sources import make_source
@@ -69,11 +67,7 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
     set_seed(cfg.seed)
     model, tok = load(base_path or build(cfg), cfg.model)
     if cfg.method.name == "base":  # the untrained base model's row in every table
-        if not is_main():  # nothing to share out: rank 0 evaluates
-            return {}
-        summary, samples = evaluate(model, tok, cfg)
-        write_eval(rd.path, summary, samples)
-        return summary
+        return evaluate_into(rd, model, tok, cfg)
     data = TaskData(cfg.task)
     rows, problems = train_rows(cfg, data, Prompts(cfg, tok))
     source = make_source(cfg, evaluator=(data, tok))
@@ -90,9 +84,17 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
                           callbacks=[SourceCheckpoint(source), PeriodicEval(cfg, tok, rd), *observers])
     source.bind(trainer.model, tok)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if not is_main():  # the other ranks only train; rank 0 evaluates and writes
+    return evaluate_into(rd, trainer.model, tok, cfg)
+
+
+def evaluate_into(rd: RunDir, model, tok, cfg: RunConfig) -> dict:
+    """Average@k of model, written as the run's eval files; {} on the ranks other than 0
+    (several processes: they only train, rank 0 evaluates and writes)."""
+    from harness.evaluate import evaluate
+
+    if not is_main():
         return {}
-    summary, samples = evaluate(trainer.model, tok, cfg)
+    summary, samples = evaluate(model, tok, cfg)
     write_eval(rd.path, summary, samples)
     return summary
 
@@ -176,8 +178,7 @@ def main(dcfg: DictConfig) -> dict | None:
         cfg = to_run_config(dcfg)
         return run(cfg, OmegaConf.to_yaml(dcfg, resolve=True))
     except ConfigError as err:  # bad values and folder conflicts: before anything is written
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        fail(err)
     except Exception:
         if not in_multirun():
             raise

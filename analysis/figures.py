@@ -8,6 +8,8 @@ finished and why, then writes into DIR (default: the results root):
   figures/mismatch_vs_exposure.png, .pdf   analysis/plot_mismatch.py (and its verdict line)
   figures/training_curves.png, .pdf        analysis/curves.py
   figures/controller.png, .pdf             analysis/controller_plot.py (ATESD runs only)
+  figures/difficulty_vs_exposure.png, .pdf analysis/difficulty.py (fixed-exposure OPSD runs:
+  tables/average<k>_by_difficulty.md, .tex  Average@k per suite against r, best r per suite)
 A part with nothing to show (say, no fixed-exposure run for the mismatch figure) is
 skipped with the reason; bad input (no results, nothing finished, mixed task configs)
 is one line on stderr and exit 2.
@@ -30,6 +32,7 @@ from analysis.collect import collect, run_info
 from analysis.comparable import slug, split_comparable
 from analysis.controller_plot import plot_controller
 from analysis.curves import plot_curves
+from analysis.difficulty import best_line, write_difficulty
 from analysis.plot_mismatch import plot_mismatch
 from analysis.stalled import describe, unfinished_lines
 from analysis.tables import write_tables
@@ -53,8 +56,12 @@ def parts(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path, suffix: str,
     def controller() -> list[str]:
         return [", ".join(map(str, plot_controller(runs, metrics, out / "figures" / f"controller{suffix}")))]
 
+    def difficulty() -> list[str]:
+        table, paths = write_difficulty(runs, out, suffix)
+        return [", ".join(map(str, paths)), best_line(table)]
+
     return [("table", tables), ("mismatch figure", mismatch), ("training curves", curves),
-            ("controller figure", controller)]
+            ("controller figure", controller), ("difficulty figure and table", difficulty)]
 
 
 def main(argv: list[str]) -> None:

@@ -15,6 +15,7 @@ KL_LABEL = {ST: r"KL($p_S\,\|\,p_T$)", TS: r"KL($p_T\,\|\,p_S$)"}
 DIRECTION_STYLE = {ST: dict(color="#1f4e99", ls="-", marker="o"),
                    TS: dict(color="#d1781c", ls="--", marker="s")}
 EXPOSURE_CMAP = "viridis_r"  # dark = full reference, light = none
+DIFFICULTY_CMAP = "magma"  # eval suites: light = easy, dark = hard
 FIG_WIDTH = 7.0  # inches: a two-column paper's full text width
 
 
@@ -71,3 +72,13 @@ def save(fig, out: Path) -> list[Path]:
     fig.savefig(png, bbox_inches="tight")
     fig.savefig(pdf, bbox_inches="tight")
     return [png, pdf]
+
+
+def difficulty_colors(suites: list[str]) -> dict[str, tuple]:
+    """One color per eval suite, easy -> hard in the order given: light orange to dark purple
+    (a scale apart from the exposures' viridis, so a suite is never read as an r)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps[DIFFICULTY_CMAP]
+    n = max(1, len(suites) - 1)
+    return {s: cmap(0.75 - 0.6 * i / n) for i, s in enumerate(suites)}

@@ -15,5 +15,6 @@ plot_mismatch.py  the paper's figure: mismatch (KL) versus exposure, sweep and p
 tables.py         the Average@k table (Markdown + LaTeX via pandas Styler), mean ± 95% CI over seeds
 curves.py         training curves per run, grouped by method
 controller_plot.py  ATESD: Beta mean ± sd and the sampled exposure per window, per seed
+difficulty.py     Average@k per suite (easy -> hard) against fixed r, best r per suite (figure + table)
 figures.py        runs all of the above
 """

@@ -12,7 +12,7 @@ easy -> hard: by the synthetic task's `num_ops` when every suite has one, else i
 order (TaskConfig documents it as rising difficulty). The best r of a suite is the one with
 the top mean (ties within analysis.tables.TIE all count; none when every r ties).
 Writes into DIR (default: the results root):
-  figures/difficulty_vs_exposure.png, .pdf   one line per suite, ★ at its best r, dotted: base
+  figures/difficulty_vs_exposure.png, .pdf   one line per suite, ☆ at its best r, dotted: base
   tables/average<k>_by_difficulty.md, .tex   rows suites, columns r, best r bold, best r, seeds
 """
 

@@ -179,7 +179,7 @@ def write_table(t: DifficultyTable, out_dir: Path, suffix: str = "") -> list[Pat
 
 # ---- the figure ---------------------------------------------------------------------------------
 def draw(ax, t: DifficultyTable, scores: pd.DataFrame) -> None:
-    """One line per suite (mean ± CI over seeds), the seeds as dots, ★ at the best r, dotted: base."""
+    """One line per suite (mean ± CI over seeds), the seeds as dots, ☆ at the best r, dotted: base."""
     colors = difficulty_colors(t.suites)
     span = max(0.25, t.exposures[-1] - t.exposures[0])
     dodge = {s: 0.012 * span * (i - (len(t.suites) - 1) / 2) for i, s in enumerate(t.suites)}

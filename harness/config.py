@@ -33,6 +33,7 @@ PROGRESS_MEASURES = ("val_accuracy", "ref_nll", "train_loss")
 CONTROLLER_STATES = ("stats", "none", "paper")
 CONTROLLER_REWARDS = ("progress", "paper")  # harness/controller.py, harness/paper_reward.py
 ADVANTAGES = ("baseline", "normalised")
+ENTROPY_BOUNDS = ("clamp", "penalty")
 SCHEDULES = ("linear_up", "linear_down", "step")
 LR_SCHEDULES = ("cosine", "linear", "constant_with_warmup")
 TRACKERS = ("tensorboard", "wandb", "mlflow")  # harness/trackers.py
@@ -394,8 +395,11 @@ class ControllerConfig:
                                    "last advantage_buffer rewards, this one included)")
     advantage_buffer: int = F(32, "normalised advantage: rewards kept in the running buffer")
     max_entropy: float | None = F(None, "upper bound on the Beta's differential entropy (nats, <= 0; "
-                                        "Beta(1, 1) has 0): hinge penalty above it; null: no bound")
-    entropy_penalty: float = F(1.0, "weight of the hinge penalty max(0, H[pi] - max_entropy)")
+                                        "Beta(1, 1) has 0), see entropy_bound; null: no bound")
+    entropy_bound: str = F("clamp", "how max_entropy binds: clamp (a flatter Beta has its concentration "
+                                    "scaled up, mean kept, to H = max_entropy: a hard bound) | penalty "
+                                    "(entropy_penalty * max(0, H - max_entropy) in the loss)")
+    entropy_penalty: float = F(1.0, "entropy_bound=penalty: weight of the hinge")
     importance_clip: float | None = F(None, "null: today's update (log pi of the policy at update time, "
                                             "no ratio) | c >= 1: weight min(pi_now / pi_then, c), detached")
 
@@ -425,6 +429,8 @@ class ControllerConfig:
         require(self.advantage_buffer >= 2, "controller.advantage_buffer", self.advantage_buffer, ">= 2")
         require(self.max_entropy is None or self.max_entropy <= 0, "controller.max_entropy",
                 self.max_entropy, "<= 0 (no Beta with a, b >= 1 has more) or null")
+        require(self.entropy_bound in ENTROPY_BOUNDS, "controller.entropy_bound", self.entropy_bound,
+                f"one of {ENTROPY_BOUNDS}")
         require(self.entropy_penalty >= 0, "controller.entropy_penalty", self.entropy_penalty, ">= 0")
         require(self.importance_clip is None or self.importance_clip >= 1, "controller.importance_clip",
                 self.importance_clip, ">= 1 or null")

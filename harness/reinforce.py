@@ -10,8 +10,11 @@ python -m pytest -q tests/test_controller.py     # used by harness/controller.py
 Options (controller.*, all off by default): advantage=normalised, A_k = (R_k - mean) / std
 over a running buffer of the last rewards, this one included (choice: a buffer without it
 has std 0 after one reward, an unbounded advantage; with it |A| <= sqrt(n - 1));
-max_entropy, a hinge penalty entropy_penalty * max(0, H[pi(. | s_k)] - max_entropy) (the
-paper's upper bound on the policy's entropy, DESIGN.md); importance_clip c, the term
+max_entropy, the paper's upper bound on the policy's entropy (DESIGN.md): entropy_bound=clamp
+scales a too-flat Beta's (a, b) by the least s >= 1 that brings H down to the bound (mean
+a / (a + b) kept; s found by bisection, detached, so the gradient flows through a and b),
+for drawing and for learning alike; entropy_bound=penalty adds the hinge
+entropy_penalty * max(0, H[pi(. | s_k)] - max_entropy) to the loss; importance_clip c, the term
 weighted by min(pi_now(r_k | s_k) / pi_then(r_k | s_k), c), detached (truncated importance
 sampling: with W > 1 the policy has taken W - 1 Adam steps since it drew r_k). Every
 update logs the drift mean |log pi_now(r_k | s_k) - log pi_then(r_k | s_k)|.
@@ -58,6 +61,33 @@ class BetaPolicy(nn.Module):
         return torch.distributions.Beta(a_B, b_B)
 
 
+def clamp_entropy(a_B: torch.Tensor, b_B: torch.Tensor, max_entropy: float,
+                  iters: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s a, s b) with, per row, the least s >= 1 such that H[Beta(s a, s b)] <= max_entropy
+    (H falls as the concentration grows at a fixed mean, for a, b >= 1). s: doubling, then
+    bisection, without grad; rows already under the bound keep s = 1 exactly."""
+    def too_flat(s_B: torch.Tensor) -> torch.Tensor:
+        return torch.distributions.Beta(a_B * s_B, b_B * s_B).entropy() > max_entropy
+
+    with torch.no_grad():
+        one_B = torch.ones_like(a_B)
+        over_B = too_flat(one_B)
+        if not over_B.any():
+            return a_B, b_B
+        lo_B, hi_B = one_B.clone(), one_B.clone()
+        for _ in range(60):
+            grow_B = too_flat(hi_B)
+            if not grow_B.any():
+                break
+            lo_B, hi_B = torch.where(grow_B, hi_B, lo_B), torch.where(grow_B, 2 * hi_B, hi_B)
+        for _ in range(iters):
+            mid_B = (lo_B + hi_B) / 2
+            flat_B = too_flat(mid_B)
+            lo_B, hi_B = torch.where(flat_B, mid_B, lo_B), torch.where(flat_B, hi_B, mid_B)
+        s_B = torch.where(over_B, hi_B, one_B)
+    return a_B * s_B, b_B * s_B
+
+
 def sample_beta(rng: np.random.Generator, a: float, b: float) -> float:
     """One exposure r ~ Beta(a, b) from the controller's own generator, kept in [R_EPS, 1 - R_EPS]."""
     return float(min(max(rng.beta(a, b), R_EPS), 1.0 - R_EPS))
@@ -97,13 +127,23 @@ class Reinforce:
 
     def decide(self, window: int, state: list[float]) -> Decision:
         with torch.no_grad():
-            a_B, b_B = self.policy(torch.tensor([state], dtype=torch.float32))
+            a_B, b_B = self.ab(torch.tensor([state], dtype=torch.float32))
             a, b = a_B.item(), b_B.item()
             r = sample_beta(self.rng, a, b)
             logp = torch.distributions.Beta(a_B, b_B).log_prob(torch.tensor([r])).item()
         d = Decision(window, list(state), r, a, b, logp)
         self.pending.append(d)
         return d
+
+    def ab(self, state_B_S: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The policy's (a, b), clamped to the entropy bound when entropy_bound=clamp."""
+        a_B, b_B = self.policy(state_B_S)
+        if self.cc.max_entropy is not None and self.cc.entropy_bound == "clamp":
+            return clamp_entropy(a_B, b_B, self.cc.max_entropy)
+        return a_B, b_B
+
+    def dist(self, state_B_S: torch.Tensor) -> torch.distributions.Beta:
+        return torch.distributions.Beta(*self.ab(state_B_S))
 
     def take_ready(self, ready: Callable[[Decision], bool]) -> list[Decision]:
         """Remove and return the pending decisions for which `ready` holds (paper reward)."""
@@ -161,7 +201,7 @@ class Reinforce:
         state_B_S = torch.tensor([d.state for d, _ in credited], dtype=torch.float32)
         r_B = torch.tensor([d.r for d, _ in credited], dtype=torch.float32)
         adv_B = torch.tensor(self.advantages(rewards), dtype=torch.float32)
-        dist = self.policy.dist(state_B_S)
+        dist = self.dist(state_B_S)
         logp_B, entropy_B = dist.log_prob(r_B), dist.entropy()
         extra = {"ctrl_advantage": adv_B[-1].item(), "ctrl_policy_entropy": entropy_B.mean().item(),
                  **self.drift(credited, logp_B)}
@@ -171,7 +211,7 @@ class Reinforce:
             weight_B = self.importance_weights(credited, logp_B)
             extra["ctrl_is_weight"] = weight_B.mean().item()
             loss = -(weight_B * adv_B * logp_B).mean() - self.cc.entropy_bonus * entropy_B.mean()
-        if self.cc.max_entropy is not None:
+        if self.cc.max_entropy is not None and self.cc.entropy_bound == "penalty":
             loss = loss + self.cc.entropy_penalty * F.relu(entropy_B - self.cc.max_entropy).mean()
         self.optim.zero_grad()
         loss.backward()

@@ -30,7 +30,10 @@ TEACHER_MODES = ("base", "live", "ema")
 SUPPORTS = ("full", "topk")
 UNITS = ("tokens", "steps")
 PROGRESS_MEASURES = ("val_accuracy", "ref_nll", "train_loss")
-CONTROLLER_STATES = ("stats", "none")
+CONTROLLER_STATES = ("stats", "none", "paper")
+CONTROLLER_REWARDS = ("progress", "paper")  # harness/controller.py, harness/paper_reward.py
+ADVANTAGES = ("baseline", "normalised")
+ENTROPY_BOUNDS = ("clamp", "penalty")
 SCHEDULES = ("linear_up", "linear_down", "step")
 LR_SCHEDULES = ("cosine", "linear", "constant_with_warmup")
 TRACKERS = ("tensorboard", "wandb", "mlflow")  # harness/trackers.py
@@ -354,7 +357,8 @@ class ControllerConfig:
     Ablations are one override each, `ablation=<name>` (sweeps/ablation/*.yaml, which set
     these knobs and a run-name tag): immediate_reward (credit_windows=1 gamma=0),
     loss_reward (progress=train_loss, immediate), nll_progress (progress=ref_nll),
-    no_hold (hold=1), bandit (state=none); and the baselines random, linear_up,
+    no_hold (hold=1), bandit (state=none), paper_reward (the paper's reward, advantages,
+    entropy bound and state); and the baselines random, linear_up,
     linear_down, step (method=schedule) and fixed_best (method=opsd). See README.md (ATESD section).
     """
 
@@ -372,12 +376,32 @@ class ControllerConfig:
                                  "numbers: a delta compares the same draws)")
     progress_batch_size: int = F(64, "sequences per generate/forward call when measuring P")
     state: str = F("stats", "policy input: stats (normalised training statistics) | "
-                            "none (a constant: context-free bandit)")
+                            "none (a constant: context-free bandit) | paper (stats + the student's "
+                            "probe NLL of the validation references + its confidence on its rollouts)")
     state_ema: float = F(0.2, "EMA rate per step of the statistics in the state")
     hidden_size: int = F(32, "policy MLP width")
     lr: float = F(0.05, "Adam learning rate of the policy (choice: ~30 updates in a default run)")
     baseline_rate: float = F(0.2, "EMA rate of the reward baseline")
     entropy_bonus: float = F(0.0, "weight of the Beta entropy bonus in the policy loss")
+    reward: str = F("progress", "what credits a decision: progress (R_k = sum_{j<W} gamma^j delta_(k+j)) | "
+                                "paper (discounted positive drops of the distillation loss over the next "
+                                "`lookahead` steps + lambda_gt * teacher log-prob of the reference; "
+                                "harness/paper_reward.py)")
+    lookahead: int = F(4, "paper reward: L, optimiser steps after a decision's first step whose loss "
+                          "drops credit it (4 = H - 1: the window's own steps, credited at its end)")
+    lambda_gt: float = F(0.1, "paper reward: weight of the teacher's mean per-token log-prob of the "
+                              "validation references at the chosen exposure; 0: not measured")
+    advantage: str = F("baseline", "baseline (R - EMA baseline) | normalised ((R - mean) / std over the "
+                                   "last advantage_buffer rewards, this one included)")
+    advantage_buffer: int = F(32, "normalised advantage: rewards kept in the running buffer")
+    max_entropy: float | None = F(None, "upper bound on the Beta's differential entropy (nats, <= 0; "
+                                        "Beta(1, 1) has 0), see entropy_bound; null: no bound")
+    entropy_bound: str = F("clamp", "how max_entropy binds: clamp (a flatter Beta has its concentration "
+                                    "scaled up, mean kept, to H = max_entropy: a hard bound) | penalty "
+                                    "(entropy_penalty * max(0, H - max_entropy) in the loss)")
+    entropy_penalty: float = F(1.0, "entropy_bound=penalty: weight of the hinge")
+    importance_clip: float | None = F(None, "null: today's update (log pi of the policy at update time, "
+                                            "no ratio) | c >= 1: weight min(pi_now / pi_then, c), detached")
 
     def __post_init__(self) -> None:
         require(self.hold >= 1, "controller.hold", self.hold, ">= 1")
@@ -397,6 +421,19 @@ class ControllerConfig:
         require(self.lr > 0, "controller.lr", self.lr, "> 0")
         require(0 < self.baseline_rate <= 1, "controller.baseline_rate", self.baseline_rate, "in (0, 1]")
         require(self.entropy_bonus >= 0, "controller.entropy_bonus", self.entropy_bonus, ">= 0")
+        require(self.reward in CONTROLLER_REWARDS, "controller.reward", self.reward,
+                f"one of {CONTROLLER_REWARDS}")
+        require(self.lookahead >= 1, "controller.lookahead", self.lookahead, ">= 1")
+        require(self.lambda_gt >= 0, "controller.lambda_gt", self.lambda_gt, ">= 0")
+        require(self.advantage in ADVANTAGES, "controller.advantage", self.advantage, f"one of {ADVANTAGES}")
+        require(self.advantage_buffer >= 2, "controller.advantage_buffer", self.advantage_buffer, ">= 2")
+        require(self.max_entropy is None or self.max_entropy <= 0, "controller.max_entropy",
+                self.max_entropy, "<= 0 (no Beta with a, b >= 1 has more) or null")
+        require(self.entropy_bound in ENTROPY_BOUNDS, "controller.entropy_bound", self.entropy_bound,
+                f"one of {ENTROPY_BOUNDS}")
+        require(self.entropy_penalty >= 0, "controller.entropy_penalty", self.entropy_penalty, ">= 0")
+        require(self.importance_clip is None or self.importance_clip >= 1, "controller.importance_clip",
+                self.importance_clip, ">= 1 or null")
 
 
 @dataclass

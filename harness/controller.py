@@ -8,6 +8,9 @@ One decision per hold window of H optimiser steps:
   r_k ~ Beta(a_k, b_k)   the exposure held for the window's H steps
   P_k            learning progress at the window's end; delta_k = P_k - P_(k-1)
   R_k            = sum_{j<W} gamma^j delta_(k+j), known once windows k..k+W-1 have ended
+                 (reward=progress); reward=paper: discounted positive drops of the
+                 distillation loss over `lookahead` steps + lambda_gt * the teacher's
+                 log-prob of the reference (harness/paper_reward.py)
   update         loss = -(R_k - baseline) log pi(r_k | s_k) - c * entropy(pi(. | s_k)), Adam;
                  baseline <- baseline + rate * (R_k - baseline)
 The controller's randomness is its own (numpy Generator; the policy's init under a
@@ -17,7 +20,10 @@ the student by harness/run.py).
 
 This module holds the state (EMAs of the training statistics) and the hold-window
 loop; the policy and its REINFORCE update are in harness/reinforce.py, the progress
-measures P in harness/learning_progress.py.
+measures P in harness/learning_progress.py, the paper's reward in harness/paper_reward.py.
+state=paper adds the paper's two state features (DESIGN.md): the student's probe NLL of
+the validation references (measured at each window's end; P itself when
+progress=ref_nll) and its confidence (EMA of the train rows' student_confidence).
 """
 
 from __future__ import annotations
@@ -30,29 +36,32 @@ from typing import Any
 from harness.config import RunConfig
 from harness.exposure_source import ExposureSource
 from harness.learning_progress import ref_nll, val_accuracy
+from harness.paper_reward import LossDropCredit, TeacherView, teacher_ref_logp
 from harness.reinforce import Decision, Reinforce
 from harness.tasks.problem import Problem
 
 # Names of the state features, in the order the policy sees them (logged as ctrl_state_<name>).
 FEATURES = ("progress", "prev_exposure", "loss", "mismatch", "accuracy", "entropy", "delta")
+PAPER_FEATURES = (*FEATURES, "probe_nll", "confidence")  # state=paper
 # choice: a progress delta of 0.05 (5 validation-accuracy points per window) is a large
 # move; tanh(delta / DELTA_SCALE) keeps the feature in (-1, 1) whatever P measures.
 DELTA_SCALE = 0.05
 # Training statistics the state follows, as EMAs: train-row key -> feature name.
 STAT_KEYS = {"loss": "loss", "mismatch_kl_st": "mismatch", "rollout_accuracy": "accuracy",
              "student_entropy": "entropy"}
+PAPER_STAT_KEYS = {**STAT_KEYS, "student_confidence": "confidence"}
 
 
 # ---- the state ---------------------------------------------------------------------------------
 class StatsEMA:
     """EMAs of the training statistics the state reads; the first value initialises each."""
 
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
+    def __init__(self, rate: float, keys: dict[str, str] = STAT_KEYS) -> None:
+        self.rate, self.keys = rate, keys
         self.values: dict[str, float] = {}
 
     def update(self, row: dict[str, Any]) -> None:
-        for key, name in STAT_KEYS.items():
+        for key, name in self.keys.items():
             x = row.get(key)
             if x is None or not math.isfinite(x):
                 continue
@@ -67,6 +76,10 @@ class StatsEMA:
                 math.log1p(max(v.get("mismatch", 0.0), 0.0)), v.get("accuracy", 0.0),
                 math.log1p(max(v.get("entropy", 0.0), 0.0)), math.tanh(last_delta / DELTA_SCALE)]
 
+    def paper_features(self, probe_nll: float) -> list[float]:
+        """The two features state=paper adds: log1p(probe NLL), confidence in [0, 1] as it is."""
+        return [math.log1p(max(probe_nll, 0.0)), self.values.get("confidence", 0.0)]
+
 
 # ---- the exposure source -----------------------------------------------------------------------
 class ControllerExposure(ExposureSource):
@@ -78,8 +91,15 @@ class ControllerExposure(ExposureSource):
         self.problems: list[Problem] = evaluator[0].validation if evaluator else []
         if self.cc.progress != "train_loss" and not self.problems:
             raise ValueError(f"controller.progress={self.cc.progress} needs validation problems")
-        self.learner = Reinforce(len(FEATURES), self.cc, cfg.seed)
-        self.stats = StatsEMA(self.cc.state_ema)
+        if (self.cc.state == "paper" or self.cc.reward == "paper") and not self.problems:
+            raise ValueError("controller.state=paper and reward=paper need validation problems")
+        paper_state = self.cc.state == "paper"
+        self.features = PAPER_FEATURES if paper_state else FEATURES
+        self.learner = Reinforce(len(self.features), self.cc, cfg.seed)
+        self.stats = StatsEMA(self.cc.state_ema, PAPER_STAT_KEYS if paper_state else STAT_KEYS)
+        self.credit = LossDropCredit(self.cc) if self.cc.reward == "paper" else None
+        self.probe_nll = 0.0  # state=paper: the student's NLL at the last window end (0 before)
+        self.teacher: TeacherView | None = None
         self.window, self.window_start = 0, 0
         self.window_losses: list[float] = []
         self.progress_prev: float | None = None
@@ -89,11 +109,12 @@ class ControllerExposure(ExposureSource):
 
     def policy_input(self, prev_exposure: float) -> list[float]:
         if self.cc.state == "none":  # context-free bandit: the policy sees a constant
-            return [0.0] * len(FEATURES)
-        return self.stats.features(self.step / self.total_steps, prev_exposure, self.last_delta)
+            return [0.0] * len(self.features)
+        x = self.stats.features(self.step / self.total_steps, prev_exposure, self.last_delta)
+        return x + self.stats.paper_features(self.probe_nll) if self.cc.state == "paper" else x
 
-    def bind(self, model, tokenizer) -> None:
-        self.model, self.tokenizer = model, tokenizer
+    def bind(self, model, tokenizer, teacher: TeacherView | None = None) -> None:
+        self.model, self.tokenizer, self.teacher = model, tokenizer, teacher
         if self.progress_prev is None and self.cc.progress != "train_loss":  # P_(-1), not on resume
             self.progress_prev = self.measure()
 
@@ -107,6 +128,18 @@ class ControllerExposure(ExposureSource):
             return -ref_nll(self.model, self.tokenizer, self.cfg, self.problems)
         return val_accuracy(self.model, self.tokenizer, self.cfg, self.problems)
 
+    def measure_probe_nll(self, p: float) -> float:
+        """state=paper: the student's NLL of the validation references (P is minus it under ref_nll)."""
+        if self.cc.progress == "ref_nll":
+            return -p
+        return ref_nll(self.model, self.tokenizer, self.cfg, self.problems)
+
+    def measure_teacher_logp(self, r: float) -> float:
+        """reward=paper: G of exposure r (harness/paper_reward.py)."""
+        if self.teacher is None:
+            raise RuntimeError("ControllerExposure.bind(model, tokenizer, teacher) got no teacher")
+        return teacher_ref_logp(self.teacher, self.tokenizer, self.cfg, self.problems, r)
+
     def current(self) -> float:
         return self.decision.r
 
@@ -115,6 +148,8 @@ class ControllerExposure(ExposureSource):
         self.stats.update(stats)
         if stats.get("loss") is not None:
             self.window_losses.append(float(stats["loss"]))
+        if self.credit is not None:
+            self.credit.record(step, self.window, stats.get("loss"))
         if step - self.window_start < self.cc.hold and step < self.total_steps:
             return []
         return [self.end_window(step)]
@@ -123,23 +158,48 @@ class ControllerExposure(ExposureSource):
         t0 = time.time()
         p = self.measure()
         delta = None if self.progress_prev is None else p - self.progress_prev
-        credit = self.learner.end_window(self.window, delta)
         d = self.decision
+        measured = self.paper_measures(p, d.r)
+        if self.credit is None:
+            credit = self.learner.end_window(self.window, delta)
+        else:
+            credit = self.paper_credit(step)
         row = {"window": self.window, "ctrl_r": d.r, "ctrl_a": d.a, "ctrl_b": d.b,
-               **{f"ctrl_state_{n}": x for n, x in zip(FEATURES, d.state)},
-               "ctrl_progress": p, "ctrl_delta": delta, **credit,
+               **{f"ctrl_state_{n}": x for n, x in zip(self.features, d.state)},
+               "ctrl_progress": p, "ctrl_delta": delta, **measured, **credit,
                "ctrl_seconds": round(time.time() - t0, 3)}
         self.progress_prev, self.last_delta = p, (delta or 0.0)
         self.window, self.window_start, self.window_losses = self.window + 1, step, []
         if step < self.total_steps:  # no decision after the last window: it would never act
             self.decision = self.learner.decide(self.window, self.policy_input(prev_exposure=d.r))
+        if self.credit is not None:
+            self.credit.prune(self.learner.pending)
         return row
+
+    def paper_measures(self, p: float, r: float) -> dict[str, float]:
+        """At window k's end: the probe NLL (state=paper) and G of r_k (reward=paper, lambda_gt > 0)."""
+        out = {}
+        if self.cc.state == "paper":
+            self.probe_nll = self.measure_probe_nll(p)
+            out["ctrl_probe_nll"] = self.probe_nll
+        if self.credit is not None and self.cc.lambda_gt > 0:
+            self.credit.teacher_logp[self.window] = out["ctrl_teacher_logp"] = self.measure_teacher_logp(r)
+        return out
+
+    def paper_credit(self, step: int) -> dict[str, Any]:
+        """reward=paper: learn from the decisions whose lookahead has ended by this step."""
+        assert self.credit is not None
+        ready = self.learner.take_ready(lambda d: self.credit.is_ready(d, step))
+        credited, terms = self.credit.credit(ready)
+        return {**self.learner.learn(credited), **terms}
 
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "window": self.window, "window_start": self.window_start,
                 "window_losses": list(self.window_losses), "progress_prev": self.progress_prev,
                 "last_delta": self.last_delta, "decision": asdict(self.decision),
-                "stats": dict(self.stats.values), "learner": self.learner.state_dict()}
+                "stats": dict(self.stats.values), "learner": self.learner.state_dict(),
+                "probe_nll": self.probe_nll,
+                "credit": self.credit.state_dict() if self.credit is not None else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step, self.window, self.window_start = state["step"], state["window"], state["window_start"]
@@ -148,3 +208,6 @@ class ControllerExposure(ExposureSource):
         self.decision = Decision(**state["decision"])
         self.stats.values = dict(state["stats"])
         self.learner.load_state_dict(state["learner"])
+        self.probe_nll = state.get("probe_nll", 0.0)
+        if self.credit is not None:
+            self.credit.load_state_dict(state["credit"])

@@ -23,8 +23,9 @@ class ExposureSource:
     def current(self) -> float:
         raise NotImplementedError
 
-    def bind(self, model, tokenizer) -> None:
-        """Called once the trainer exists: sources that measure the student keep these."""
+    def bind(self, model, tokenizer, teacher: Any = None) -> None:
+        """Called once the trainer exists: sources that measure the student (or score with
+        the teacher, harness/paper_reward.py TeacherView) keep these."""
 
     def step_end(self, step: int, stats: dict[str, float]) -> list[dict[str, Any]]:
         self.step = step

@@ -58,6 +58,7 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
     from harness.base import build
     from harness.checkpoints import SOURCE_STATE, SourceCheckpoint, latest_checkpoint
     from harness.models import load
+    from harness.paper_reward import TeacherView
     from harness.periodic_eval import PeriodicEval
     from harness.sources import make_source
     from harness.tasks.datasets import TaskData
@@ -82,7 +83,7 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
                           train_dataset=Dataset.from_list(rows), processing_class=tok,
                           run_cfg=cfg, problems=problems, exposure_source=source, run_dir=rd,
                           callbacks=[SourceCheckpoint(source), PeriodicEval(cfg, tok, rd), *observers])
-    source.bind(trainer.model, tok)
+    source.bind(trainer.model, tok, teacher=TeacherView.of(trainer))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return evaluate_into(rd, trainer.model, tok, cfg)
 

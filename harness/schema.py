@@ -20,6 +20,7 @@ TRAIN_ROW = {
     "mismatch_kl_ts": "KL(p_T || p_S) per token on the same tokens",
     "teacher_entropy": "mean per-token entropy of p_T (nats)",
     "student_entropy": "mean per-token entropy of p_S (nats)",
+    "student_confidence": "mean per-token max_v p_S(v) on the rollouts, T = 1 (ATESD state=paper)",
     "rollout_accuracy": "share of this step's rollouts whose final answer is correct",
     "completion_length": "mean rollout length in tokens (eos included)",
     "teacher_ref_cut": "only with task.max_teacher_tokens > 0: share of this step's teacher "
@@ -46,7 +47,8 @@ CONTROLLER_ROW = {  # one row per ATESD hold window, written at the window's las
     "kind": "'controller'",
     "window": "decision index k: this row describes window k and the decision that governed it",
     "ctrl_r": "exposure r_k sampled for window k (the train rows of its steps carry it)",
-    "ctrl_a": "Beta a of the policy at decision k (>= 1)", "ctrl_b": "Beta b (>= 1)",
+    "ctrl_a": "Beta a of the policy at decision k (>= 1; after the entropy clamp, if any)",
+    "ctrl_b": "Beta b (>= 1)",
     "ctrl_state_progress": "state: t/T at decision k",
     "ctrl_state_prev_exposure": "state: r_(k-1) (0 at k = 0, as are the statistics before data)",
     "ctrl_state_loss": "state: log1p(EMA of loss)",
@@ -54,12 +56,27 @@ CONTROLLER_ROW = {  # one row per ATESD hold window, written at the window's las
     "ctrl_state_accuracy": "state: EMA of rollout_accuracy",
     "ctrl_state_entropy": "state: log1p(EMA of student_entropy)",
     "ctrl_state_delta": "state: tanh(delta_(k-1) / 0.05); all ctrl_state_* are 0 with state=none",
+    "ctrl_state_probe_nll": "state=paper: log1p(student's NLL of the validation references) at decision k",
+    "ctrl_state_confidence": "state=paper: EMA of student_confidence",
+    "ctrl_probe_nll": "state=paper: the student's NLL of the validation references at the window's end",
+    "ctrl_teacher_logp": "reward=paper, lambda_gt > 0: G, the teacher's mean per-token log-prob of the "
+                         "validation references at r_k, measured at window k's end",
     "ctrl_progress": "learning progress P_k at the window's end (controller.progress; higher is better)",
     "ctrl_delta": "P_k - P_(k-1) (null when P_(k-1) is undefined: train_loss progress, window 0)",
     "ctrl_credited": "decision whose reward was credited at this window (k - W + 1), if any",
-    "ctrl_reward": "R = sum_{j<W} gamma^j delta_(credited+j) of that decision, if any",
-    "ctrl_baseline": "EMA reward baseline after the update (null before the first reward)",
+    "ctrl_reward": "R = sum_{j<W} gamma^j delta_(credited+j) of that decision, if any "
+                   "(reward=paper: ctrl_reward_drops + ctrl_reward_gt)",
+    "ctrl_reward_drops": "reward=paper: sum_{j=1..L} gamma^(j-1) max(0, l_(j-1) - l_j) over the "
+                         "credited decision's lookahead (drops inside one window only)",
+    "ctrl_reward_gt": "reward=paper: lambda_gt * G of the credited decision",
+    "ctrl_baseline": "EMA reward baseline after the update (null before the first reward); "
+                     "advantage=normalised: mean of the reward buffer",
     "ctrl_policy_loss": "REINFORCE loss of the update, if any",
+    "ctrl_advantage": "advantage of the credited decision (R - baseline, or normalised)",
+    "ctrl_policy_entropy": "mean differential entropy of pi(. | s) at the credited states, before the update",
+    "ctrl_logp_drift": "mean |log pi_now(r | s) - log pi_then(r | s)|: how far the policy moved "
+                       "between drawing the credited r and its update",
+    "ctrl_is_weight": "controller.importance_clip: mean weight min(pi_now / pi_then, c) of the update",
     "ctrl_seconds": "wall time of measuring P and updating the policy",
 }
 EVAL_JSON = {

@@ -164,6 +164,7 @@ class OPSDTrainer(SDFTTrainer):
                 "mismatch_kl_ts": masked_mean(kl(t, s), m).item(),
                 "teacher_entropy": masked_mean(entropy(t), m).item(),
                 "student_entropy": masked_mean(entropy(s), m).item(),
+                "student_confidence": masked_mean(s.softmax(-1).amax(-1), m).item(),
             })
         if model.training:
             check_finite(self.step_stats, step, ("loss", "mismatch_kl_st", "mismatch_kl_ts"))

@@ -152,7 +152,7 @@ def test_experiment_preset_plans_one_job_array():
     jobs = plan(preset_grids("controller_ablations"), ["experiment=controller_ablations",
                                                      "profile=smoke", "results=/tmp/unused"], compose)
     names = [j.cfg.run_name for j in jobs]
-    assert len(names) == len(set(names)) == 3 + 15 + 15 + 1
+    assert len(names) == len(set(names)) == 3 + 18 + 15 + 1
     assert {"atesd-bandit-s2", "random-s0", "schedule-linear_up-s1", "opsd-r1-s0", "base"} <= set(names)
 
 

@@ -55,15 +55,17 @@ def test_two_gloo_processes_train_one_step_on_different_data_to_the_same_weights
 
 def test_atesd_on_two_processes_uses_rank_0s_exposure_on_every_rank(tmp_path, smoke_base):
     """Each rank sees other statistics (its own half of the batch), so without rank 0
-    deciding for both (harness/shared_source.py) their controllers would pick other r."""
+    deciding for both (harness/shared_source.py) their controllers learn from other
+    rewards: with each rank deciding alone, step 4's r differed (0.51375 vs 0.51380).
+    The loss-change reward, immediate, with a 1-step hold: the policy updates from step 3 on."""
     runs, r0, r1 = run_two_ranks(tmp_path, [
-        "method=atesd", "train.steps=3", "controller.hold=1", "probe.every=0",
-        "train.checkpoint_every=0", "eval.k=1"])
-    assert len(r0["exposures"]) == 3
+        "method=atesd", "train.steps=4", "controller.hold=1", "controller.progress=train_loss",
+        "controller.credit_windows=1", "probe.every=0", "train.checkpoint_every=0", "eval.k=1"])
+    assert len(r0["exposures"]) == 4
     assert r0["exposures"] == r1["exposures"], (r0["exposures"], r1["exposures"])
-    assert len(set(r0["exposures"])) == 3  # a new decision each window, the same on both
+    assert len(set(r0["exposures"])) == 4  # a new decision each window, the same on both
     rows = metrics_rows(runs / "atesd-s0")
     assert [r["exposure"] for r in rows if r["kind"] == "train"] == r0["exposures"]
     ctrl = [r for r in rows if r["kind"] == "controller"]
-    assert [r["window"] for r in ctrl] == [0, 1, 2]  # written once, by rank 0
+    assert [r["window"] for r in ctrl] == [0, 1, 2, 3]  # written once, by rank 0
     assert [r["ctrl_r"] for r in ctrl] == r0["exposures"]

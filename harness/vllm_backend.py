@@ -57,22 +57,34 @@ def eval_backend(choice: str, cuda: bool | None = None, installed: bool | None =
 
 def export_weights(model, tokenizer, folder: Path) -> None:
     """Save model + tokenizer as a plain checkpoint vLLM can load. A peft (LoRA) model is
-    saved with its adapters merged into the base weights, and unmerged again afterwards
-    (training or a later evaluation goes on with the same model object)."""
-    if not hasattr(model, "merge_adapter"):
+    saved with its adapters merged into copies of the base weights: the model itself is
+    never merged (merge + unmerge would round the frozen base weights, which are also
+    teacher.mode=base's teacher, a little at every evaluation)."""
+    if not hasattr(model, "get_base_model"):
         model.save_pretrained(folder)
     else:
         base = model.get_base_model()
-        model.merge_adapter()
-        try:
-            # peft names a wrapped layer's weight `<layer>.base_layer.weight`; the merged
-            # weight goes back under the plain name, the adapter tensors are left out.
-            state = {k.replace(".base_layer", ""): v for k, v in base.state_dict().items()
-                     if "lora_" not in k}
-            base.save_pretrained(folder, state_dict=state)
-        finally:
-            model.unmerge_adapter()
+        base.save_pretrained(folder, state_dict=merged_lora_state(base))
     tokenizer.save_pretrained(folder)
+
+
+def merged_lora_state(base) -> dict[str, torch.Tensor]:
+    """The state dict of a peft-wrapped model as the plain model's: `<layer>.base_layer.weight`
+    back under `<layer>.weight`, plus each active adapter's delta (peft's own
+    get_delta_weight, B A scaled), summed in fp32; the adapter tensors left out."""
+    from peft.tuners.lora import LoraLayer
+
+    state = {k.replace(".base_layer", ""): v for k, v in base.state_dict().items() if "lora_" not in k}
+    for name, module in base.named_modules():
+        if not isinstance(module, LoraLayer):
+            continue
+        key = f"{name}.weight"
+        weight = state[key].float()
+        for adapter in module.active_adapters:
+            if adapter in module.lora_A:
+                weight = weight + module.get_delta_weight(adapter).float()
+        state[key] = weight.to(state[key].dtype)
+    return state
 
 
 def sample_completions_vllm(model, tokenizer, prompts: list[str], k: int, temperature: float,

@@ -37,6 +37,9 @@ ENTROPY_BOUNDS = ("clamp", "penalty")
 SCHEDULES = ("linear_up", "linear_down", "step")
 LR_SCHEDULES = ("cosine", "linear", "constant_with_warmup")
 TRACKERS = ("tensorboard", "wandb", "mlflow")  # harness/trackers.py
+GENERATIONS = ("hf", "vllm")  # train.generation: harness/vllm_backend.py
+VLLM_MODES = ("colocate", "server")
+EVAL_BACKENDS = ("auto", "hf", "vllm")
 
 
 class ConfigError(ValueError):
@@ -76,6 +79,14 @@ def parse_report_to(value: str) -> list[str]:
                               f"(pip install {name}, or leave it out of train.report_to)")
     return names
 
+
+def require_vllm(what: str, value: Any) -> None:
+    """ConfigError when `what=value` asks for vLLM and the package is not installed (the
+    sweep checks every point before it launches; CUDA is checked in the job, whose node
+    has the GPU: harness/vllm_backend.py)."""
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError(f"{what}={value!r} is invalid: vllm is not installed "
+                          f"(pip install -e '.[vllm]' on the GPU nodes, or {what}=hf)")
 
 
 @dataclass
@@ -275,9 +286,19 @@ class EvalConfig:
     batch_size: int = F(512, "sequences per generate call")
     every: int = F(0, "also evaluate every N training steps (0: only at the end)")
     seed: int = F(1234, "sampling seed of the evaluation")
+    backend: str = F("auto", "sampler: hf (transformers generate) | vllm (needs CUDA and the "
+                             "vllm extra) | auto (vllm when both are there, else hf)")
+    vllm_gpu_memory: float = F(0.5, "backend vllm: share of the GPU's memory vLLM may take "
+                                    "(the trained model is still on the GPU)")
+    thinking: bool | None = F(None, "chat template enable_thinking of the evaluation prompts "
+                                    "(null: task.student_thinking)")
 
     def __post_init__(self) -> None:
         require(self.k >= 1, "eval.k", self.k, ">= 1")
+        require(self.backend in EVAL_BACKENDS, "eval.backend", self.backend, f"one of {EVAL_BACKENDS}")
+        require(0 < self.vllm_gpu_memory <= 1, "eval.vllm_gpu_memory", self.vllm_gpu_memory, "in (0, 1]")
+        if self.backend == "vllm":
+            require_vllm("eval.backend", self.backend)
         require(self.temperature > 0, "eval.temperature", self.temperature, "> 0")
         require(0 < self.top_p <= 1, "eval.top_p", self.top_p, "in (0, 1]")
         require(self.max_new_tokens >= 1, "eval.max_new_tokens", self.max_new_tokens, ">= 1")
@@ -322,6 +343,11 @@ class TrainConfig:
                                "of tensorboard, wandb, mlflow (harness/trackers.py; quote a list on the "
                                "command line)")
     checkpoint_every: int = F(50, "save checkpoints/ every N steps (0: only at the end)")
+    generation: str = F("hf", "rollout sampler: hf (transformers generate) | vllm (TRL's vLLM "
+                              "rollouts; needs CUDA and the vllm extra)")
+    vllm_mode: str = F("colocate", "generation=vllm: colocate (vLLM inside each training process) "
+                                   "| server (a separate `trl vllm-serve`, TRL's default address)")
+    vllm_gpu_memory: float = F(0.3, "generation=vllm colocate: share of the GPU's memory vLLM takes")
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "train.steps", self.steps, ">= 1")
@@ -334,6 +360,11 @@ class TrainConfig:
         require(self.threads >= 1, "train.threads", self.threads, ">= 1")
         require(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every, ">= 0")
         parse_report_to(self.report_to)
+        require(self.generation in GENERATIONS, "train.generation", self.generation, f"one of {GENERATIONS}")
+        require(self.vllm_mode in VLLM_MODES, "train.vllm_mode", self.vllm_mode, f"one of {VLLM_MODES}")
+        require(0 < self.vllm_gpu_memory <= 1, "train.vllm_gpu_memory", self.vllm_gpu_memory, "in (0, 1]")
+        if self.generation == "vllm":
+            require_vllm("train.generation", self.generation)
 
 
 @dataclass

@@ -4,7 +4,8 @@ python -m harness.evaluate --model PATH [--suite medium_k4] [--k 12]   # the com
 
 The student is evaluated from its own prompt; `exposure` evaluates a teacher shown
 the first r of each reference (harness/basecheck.py's table). Prompts come from
-harness/prompts.py.
+harness/prompts.py (eval.thinking), the samples from HF generate or vLLM (eval.backend,
+harness/vllm_backend.py): one completions_P_K structure, graded and averaged here.
 """
 
 from __future__ import annotations
@@ -13,20 +14,20 @@ import time
 
 from harness.config import RunConfig
 from harness.metrics_math import average_at_k, mean_pass_at_k
-from harness.prompts import prompts_for
+from harness.prompts import eval_prompts_for
 from harness.sampling import sample_completions
 from harness.tasks.datasets import TaskData
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
+from harness.vllm_backend import eval_backend, sample_completions_vllm
 
 
 def eval_suite(model, tokenizer, cfg: RunConfig, name: str, problems: list[Problem],
                exposure: float | None = None) -> tuple[dict, list[dict]]:
     """(summary, samples) for one suite; summary has average, se, pass@{1,4,k}."""
     e = cfg.eval
-    completions_P_K = sample_completions(
-        model, tokenizer, prompts_for(problems, cfg, tokenizer, exposure), e.k, e.temperature,
-        e.top_p, e.max_new_tokens, e.batch_size, e.seed, desc=f"eval {name}")
+    completions_P_K = sample_eval(model, tokenizer, cfg, eval_prompts_for(problems, cfg, tokenizer, exposure),
+                                  desc=f"eval {name}")
     samples, correct_P_K = [], []
     for prob, completions in zip(problems, completions_P_K):
         row = []
@@ -44,6 +45,17 @@ def eval_suite(model, tokenizer, cfg: RunConfig, name: str, problems: list[Probl
     return summary, samples
 
 
+def sample_eval(model, tokenizer, cfg: RunConfig, prompts: list[str], desc: str) -> list[list[str]]:
+    """completions_P_K: eval.k samples per prompt from the sampler eval.backend picks."""
+    e = cfg.eval
+    if eval_backend(e.backend) == "vllm":
+        return sample_completions_vllm(model, tokenizer, prompts, e.k, e.temperature, e.top_p,
+                                       e.max_new_tokens, e.seed, e.vllm_gpu_memory,
+                                       cfg.model.trust_remote_code)
+    return sample_completions(model, tokenizer, prompts, e.k, e.temperature, e.top_p,
+                              e.max_new_tokens, e.batch_size, e.seed, desc=desc)
+
+
 def evaluate(model, tokenizer, cfg: RunConfig, suites: list[str] | None = None,
              exposure: float | None = None) -> tuple[dict, list[dict]]:
     data = TaskData(cfg.task)
@@ -53,5 +65,6 @@ def evaluate(model, tokenizer, cfg: RunConfig, suites: list[str] | None = None,
         results[name], s = eval_suite(model, tokenizer, cfg, name, data.suite(name), exposure)
         samples.extend(s)
     summary = {"suites": results, "k": cfg.eval.k, "temperature": cfg.eval.temperature,
-               "exposure": exposure, "seconds": round(time.time() - t0, 2)}
+               "exposure": exposure, "seconds": round(time.time() - t0, 2),
+               "backend": eval_backend(cfg.eval.backend)}
     return summary, samples

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness.eval_suites import evaluate
 from harness.tasks.datasets import TaskData
+from harness.vllm_backend import eval_backend
 
 
 def main(argv: list[str]) -> None:
@@ -35,6 +36,7 @@ def main(argv: list[str]) -> None:
         data = TaskData(cfg.task)
         for s in a.suite or []:
             data.suite(s)
+        eval_backend(cfg.eval.backend)  # eval.backend=vllm without CUDA: one line, before loading
         model, tok = load(a.model or ensure_base(cfg), cfg.model)
     except (ValueError, FileNotFoundError) as err:
         fail(err)

@@ -117,6 +117,12 @@ class Prompts:
     def student(self, problem: Problem) -> str:
         return self.chat(self.templates.student_prompt(problem.problem), self.task.student_thinking)
 
+    def evaluation(self, problem: Problem, thinking: bool | None) -> str:
+        """The student's prompt as Average@k asks it: eval.thinking overrides the
+        student's thinking setting (the public OPSD evaluation ran with thinking on)."""
+        think = self.task.student_thinking if thinking is None else thinking
+        return self.chat(self.templates.student_prompt(problem.problem), think)
+
     def answer_suffix(self, problem: Problem, whole: bool, after_cut: bool) -> str:
         """keep_answer: the fixed transition sentence and the boxed final answer, shown after
         a partial cut (a whole reference already ends in its answer)."""
@@ -171,3 +177,13 @@ def prompts_for(problems: list[Problem], cfg: RunConfig, tokenizer,
     if exposure is None:
         return [prompts.student(p) for p in problems]
     return [prompts.teacher(p, exposure) for p in problems]
+
+
+def eval_prompts_for(problems: list[Problem], cfg: RunConfig, tokenizer,
+                     exposure: float | None) -> list[str]:
+    """Average@k's prompts: the student's with eval.thinking (None: the student's own
+    setting), or teacher prompts at `exposure` (the teacher's setting, unchanged)."""
+    if exposure is not None:
+        return prompts_for(problems, cfg, tokenizer, exposure)
+    prompts = Prompts(cfg, tokenizer)
+    return [prompts.evaluation(p, cfg.eval.thinking) for p in problems]

@@ -84,6 +84,7 @@ EVAL_JSON = {
     "k": "samples per problem", "temperature": "sampling temperature",
     "exposure": "null: student prompt (no reference)",
     "seconds": "wall time of the evaluation",
+    "backend": "the sampler: hf (transformers generate) or vllm (eval.backend)",
 }
 STATUS_JSON = {
     "state": "running, done or failed (a folder left 'running' by a dead process is resumed "

@@ -3,7 +3,8 @@
 python -m pytest -q tests/test_formulas.py   # sources are exercised by the run tests
 
 What a source is asked and told: harness/exposure_source.py. `make_source` picks
-the source of cfg.method.exposure_source.
+the source of cfg.method.exposure_source; in a run of several processes it is wrapped so
+that rank 0 decides for all (harness/shared_source.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import random
 from typing import Any
 
 from harness.config import SCHEDULES, ConfigError, RunConfig
+from harness.distributed import world
 from harness.exposure_source import ExposureSource
 
 
@@ -73,6 +75,16 @@ class RandomExposure(ExposureSource):
 
 
 def make_source(cfg: RunConfig, evaluator=None) -> ExposureSource:
+    """cfg's source; with several processes, rank 0's decides for every rank."""
+    source = pick_source(cfg, evaluator)
+    if world()[1] <= 1:  # one process: the source itself, nothing in between
+        return source
+    from harness.shared_source import MainRankSource
+
+    return MainRankSource(source)
+
+
+def pick_source(cfg: RunConfig, evaluator=None) -> ExposureSource:
     src, steps = cfg.method.exposure_source, cfg.train.steps
     if src == "fixed":
         return FixedExposure(steps, cfg.exposure)

@@ -36,6 +36,7 @@ from harness.rundir import RunDir
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
 from harness.trackers import trl_report_to
+from harness.vllm_backend import rollout_args
 
 envsafe.install()  # before any trainer builds its Accelerator (see harness/envsafe.py)
 
@@ -240,4 +241,5 @@ def sdft_args(cfg: RunConfig, output_dir: str) -> SDFTConfig:
         save_steps=t.checkpoint_every or 1, save_total_limit=1, save_only_model=False,
         disable_tqdm=False, log_level="warning",
         dataloader_num_workers=0, shuffle_dataset=True,
+        **rollout_args(t),  # train.generation=vllm: TRL's vLLM rollouts (harness/vllm_backend.py)
     )

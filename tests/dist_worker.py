@@ -3,8 +3,10 @@
 python -m torch.distributed.run --nproc_per_node 2 tests/dist_worker.py OUT_DIR [overrides]
 
 Runs the harness's own `run()` (rank 0 holds the lock and writes the folder) with one
-extra callback that records, per rank, the problem ids of its first batch and a hash
-of the weights before and after training, into OUT_DIR/rank-<rank>.json.
+extra callback that records, per rank, the problem ids of its first batch, a hash of
+the weights before and after training and the exposure in force at each step (read
+from the run's own exposure source, which `keep_source` holds on to), into
+OUT_DIR/rank-<rank>.json.
 """
 
 from __future__ import annotations
@@ -26,11 +28,31 @@ def weights_sha(model) -> str:
     return h.hexdigest()
 
 
+def keep_source(record: RankRecord) -> None:
+    """Give `record` the exposure source run() builds (harness.sources.make_source is
+    looked up when training starts, so this wraps the real one)."""
+    import harness.sources as sources
+
+    make = sources.make_source
+
+    def make_and_keep(cfg, evaluator=None):
+        record.source = make(cfg, evaluator)
+        return record.source
+
+    sources.make_source = make_and_keep
+
+
 class RankRecord(TrainerCallback):
-    """What this rank trained on and what its weights were."""
+    """What this rank trained on, with which exposures, and what its weights were."""
 
     def __init__(self, out: Path) -> None:
-        self.out, self.seen = out, {"rank": int(os.environ["RANK"])}
+        self.out, self.seen = out, {"rank": int(os.environ["RANK"]), "exposures": []}
+        self.source = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        # Before the step's log (Trainer calls on_step_end first): the exposure this
+        # step's batch was built with, not the next window's.
+        self.seen["exposures"].append(self.source.current())
 
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
         # The rank's share of the first batch: its batch sampler, not the dataloader, so
@@ -51,7 +73,9 @@ def main() -> None:
 
     out = Path(sys.argv[1])
     cfg, resolved = compose_resolved(sys.argv[2:])
-    run(cfg, resolved, observers=[RankRecord(out)])
+    record = RankRecord(out)
+    keep_source(record)
+    run(cfg, resolved, observers=[record])
 
 
 if __name__ == "__main__":

@@ -40,8 +40,14 @@ from harness.losses import entropy, generalized_jsd, kl, masked_mean
 from harness.models import lora_adapter_config
 from harness.prompts import Prompts
 from harness.rundir import RunDir
-from harness.student_losses import (EntropyGate, antisd_advantage, masked_median, sdar_gate,
-                                    sdar_term, token_gap)
+from harness.student_losses import (
+    EntropyGate,
+    antisd_advantage,
+    masked_median,
+    sdar_gate,
+    sdar_term,
+    token_gap,
+)
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
 from harness.trackers import trl_report_to

@@ -1,4 +1,4 @@
-"""One run: train (OPSD, or GRPO and its student losses) at an exposure source, evaluate, write the run folder.
+"""One run: train (OPSD, or GRPO and its student losses), evaluate, write the run folder.
 
 python -m harness.run method=opsd exposure=0.5 seed=0 profile=smoke [results=DIR] [force=true]
 

@@ -9,8 +9,14 @@ import math
 
 import torch
 
-from harness.student_losses import (EntropyGate, antisd_advantage, masked_median, sdar_gate,
-                                    sdar_term, token_gap)
+from harness.student_losses import (
+    EntropyGate,
+    antisd_advantage,
+    masked_median,
+    sdar_gate,
+    sdar_term,
+    token_gap,
+)
 
 
 def test_antisd_advantage_is_zero_at_zero_gap_signed_and_bounded():

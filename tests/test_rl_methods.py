@@ -15,8 +15,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from harness.config import ConfigError
-from harness.rundir import read_jsonl, refuse_config_conflict
 from harness.run import run
+from harness.rundir import read_jsonl, refuse_config_conflict
 from harness.runinfo import method_label, read_run
 from harness.settings import compose, compose_raw, compose_resolved
 from harness.sweep_plan import plan

@@ -12,15 +12,18 @@ import pandas as pd
 
 
 def method_sort_key(row: pd.Series) -> tuple:
-    """Table order: base, fixed exposures by r (OPSD r = 1 among them), ATESD, its variants, others."""
+    """Table order: base, fixed exposures by r (OPSD r = 1 among them), ATESD, its variants,
+    random, schedule, then the RL rows: GRPO, AntiSD and SDAR (fixed r), their compositions
+    with an exposure source (`atesd_antisd`, ...), others."""
     name, tag = row["method_name"], row["tag"] if isinstance(row["tag"], str) else ""
     fixed = row["exposure_source"] == "fixed" and name != "base"
     if name == "base":
         rank = 0
-    elif fixed:
+    elif fixed and name == "opsd":
         rank = 1
     else:
-        rank = {"atesd": 2 if not tag else 3, "random": 4, "schedule": 5}.get(name, 6)
+        rank = {"atesd": 2 if not tag else 3, "random": 4, "schedule": 5, "grpo": 6, "antisd": 7,
+                "sdar": 8}.get(name, 9)
     return (rank, tag, row["exposure"] if fixed else 0.0, str(row["method"]))
 
 

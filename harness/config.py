@@ -24,8 +24,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.exposure import check_exposure
 
-METHODS = ("base", "opsd", "atesd", "schedule", "random")
-EXPOSURE_SOURCES = ("fixed", "controller", "schedule", "random")
+METHODS = ("base", "opsd", "atesd", "schedule", "random", "grpo", "antisd", "sdar")
+EXPOSURE_SOURCES = ("fixed", "controller", "schedule", "random", "none")  # none: no teacher (grpo)
+LOSSES = ("opsd", "grpo", "antisd", "sdar")  # what the student learns (harness/rl_trainer.py)
+# How each exposure source reads in a method name (`source=atesd` sets `controller`).
+SOURCE_LABELS = {"fixed": "", "controller": "atesd", "schedule": "schedule", "random": "random",
+                 "none": ""}
 TEACHER_MODES = ("base", "live", "ema")
 SUPPORTS = ("full", "topk")
 UNITS = ("tokens", "steps")
@@ -329,9 +333,57 @@ class LossConfig:
 
 
 @dataclass
+class RLConfig:
+    """The RL part of loss=grpo|antisd|sdar (harness/rl_trainer.py, TRL GRPOTrainer)."""
+
+    group_size: int = F(8, "rollouts per problem (GRPO's group): a step samples "
+                           "train.prompts_per_step x group_size rollouts")
+    epsilon: float = F(0.2, "PPO-style clip range of the importance ratio")
+    scale_rewards: str = F("group", "advantage scaling: group (divide by the group's reward std), "
+                                    "batch, or none")
+
+    def __post_init__(self) -> None:
+        require(self.group_size >= 2, "grpo.group_size", self.group_size, ">= 2 (a group baseline)")
+        require(self.epsilon > 0, "grpo.epsilon", self.epsilon, "> 0")
+        require(self.scale_rewards in ("group", "batch", "none"), "grpo.scale_rewards",
+                self.scale_rewards, "group, batch or none")
+
+
+@dataclass
+class AntiSDConfig:
+    """loss=antisd: per-token advantage -1/2 (softplus(u_t) - log 2), u_t = log p_T - log p_S
+    (DESIGN.md, AntiSD), added with weight `lam`; off while the teacher's median entropy is low."""
+
+    lam: float = F(0.5, "weight of the per-token advantage (0: plain GRPO)")
+    warmup_steps: int = F(5, "steps whose teacher median entropy calibrates the gate (term on)")
+    off_fraction: float = F(0.93, "gate turns off when the median entropy < off_fraction x warm-up level")
+    on_fraction: float = F(0.97, "gate turns on again when it recovers > on_fraction x warm-up level")
+
+    def __post_init__(self) -> None:
+        require(self.lam >= 0, "antisd.lam", self.lam, ">= 0")
+        require(self.warmup_steps >= 1, "antisd.warmup_steps", self.warmup_steps, ">= 1")
+        require(0 < self.off_fraction <= self.on_fraction, "antisd.on_fraction", self.on_fraction,
+                f">= antisd.off_fraction ({self.off_fraction}) > 0 (hysteresis)")
+
+
+@dataclass
+class SDARConfig:
+    """loss=sdar: L_GRPO + coef x mean_t(g_t D_t), g_t = sigmoid(gate_beta x gap_t) detached
+    (DESIGN.md, SDAR; D_t the OPSD divergence with loss.beta / loss.support)."""
+
+    coef: float = F(0.01, "weight c of the gated distillation term")
+    gate_beta: float = F(5.0, "sharpness beta_g of the sigmoid gate on gap_t = log p_T - log p_S")
+
+    def __post_init__(self) -> None:
+        require(self.coef >= 0, "sdar.coef", self.coef, ">= 0")
+        require(self.gate_beta > 0, "sdar.gate_beta", self.gate_beta, "> 0")
+
+
+@dataclass
 class TrainConfig:
     steps: int = F(150, "optimiser steps")
-    prompts_per_step: int = F(16, "problems per step (one rollout each)")
+    prompts_per_step: int = F(16, "problems per step (one rollout each; loss=grpo|antisd|sdar: "
+                                  "grpo.group_size rollouts each)")
     lr: float = F(1e-4, "learning rate (constant after warm-up)")
     warmup_steps: int = F(0, "linear warm-up steps")
     max_grad_norm: float = F(1.0, "gradient clipping")
@@ -485,15 +537,39 @@ class ScheduleConfig:
 
 @dataclass
 class MethodConfig:
-    name: str = F("opsd", f"one of {METHODS}")
+    """Two orthogonal axes (groups `source=` and `loss=` set them) and the method's name.
+
+    `method=<name>` is a preset of both (sweeps/method/); every trained run's name is then
+    made from the axes (method_of), so `source=atesd loss=antisd` is `atesd_antisd`."""
+
+    name: str = F("opsd", f"base, or set from the axes (method_of); presets: {METHODS}")
     exposure_source: str = F("fixed", f"where the exposure comes from: {EXPOSURE_SOURCES}")
-    loss: str = F("opsd", "which loss the student gets")
+    loss: str = F("opsd", f"what the student learns, one of {LOSSES} (grpo: no teacher)")
 
     def __post_init__(self) -> None:
-        require(self.name in METHODS, "method", self.name, f"one of {METHODS}")
         require(self.exposure_source in EXPOSURE_SOURCES, "method.exposure_source",
                 self.exposure_source, f"one of {EXPOSURE_SOURCES}")
-        require(self.loss == "opsd", "method.loss", self.loss, "opsd")
+        require(self.loss in LOSSES, "method.loss", self.loss, f"one of {LOSSES}")
+        if self.name == "base":
+            return
+        derived = method_of(self.exposure_source, self.loss)
+        require(self.name in (*METHODS, derived), "method", self.name, f"one of {METHODS}")
+        if self.loss == "grpo":
+            require(self.exposure_source == "none", "source", SOURCE_LABELS[self.exposure_source]
+                    or self.exposure_source, "loss=grpo has no teacher, so no exposure source "
+                    "(method=grpo sets source=none)")
+        require(self.loss == "grpo" or self.exposure_source != "none", "loss", self.loss,
+                "it needs a teacher and source=none has none (source=fixed|atesd|schedule|random)")
+        self.name = derived
+
+
+def method_of(exposure_source: str, loss: str) -> str:
+    """A trained run's method name from the two axes: the source's label, then the loss
+    unless it is opsd; fixed + opsd is `opsd`, none + grpo is `grpo`. (fixed, opsd) ->
+    opsd, (controller, opsd) -> atesd, (fixed, antisd) -> antisd, (controller, sdar) ->
+    atesd_sdar: every old name stays what it was."""
+    parts = [SOURCE_LABELS.get(exposure_source, exposure_source), "" if loss == "opsd" else loss]
+    return "_".join(p for p in parts if p) or "opsd"
 
 
 @dataclass
@@ -544,6 +620,9 @@ class RunConfig:
     base: BaseTrainConfig = field(default_factory=BaseTrainConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    grpo: RLConfig = field(default_factory=RLConfig)
+    antisd: AntiSDConfig = field(default_factory=AntiSDConfig)
+    sdar: SDARConfig = field(default_factory=SDARConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -572,6 +651,7 @@ def run_name(method: str, exposure_source: str, exposure: float, seed: int,
     """The run folder name: the one naming rule (RunConfig.run_name and the run-folder reader).
 
     <method>[-<tag>][-r<exposure>]-s<seed>; `base` for the base model; `name` wins when set.
+    `method` is MethodConfig.name (method_of the two axes); only a fixed exposure adds -r.
     """
     if name:
         return name

@@ -1,4 +1,4 @@
-"""One run: train with the OPSD trainer at an exposure source, evaluate, write the run folder.
+"""One run: train (OPSD, or GRPO and its student losses), evaluate, write the run folder.
 
 python -m harness.run method=opsd exposure=0.5 seed=0 profile=smoke [results=DIR] [force=true]
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 import harness.grid_sweeper  # noqa: F401 - registers the sweeper class (Hydra plugin)
 import harness.hydra_store  # noqa: F401 - registers run_defaults and the sweeper's config
@@ -79,13 +79,21 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
         source.load_state_dict(torch.load(resume / SOURCE_STATE, weights_only=False))
         if is_main():  # rank 0 alone writes the run folder (harness/distributed.py)
             rd.truncate_metrics_after(int(resume.name.split("-")[1]))
-    trainer = OPSDTrainer(model=model, args=sdft_args(cfg, str(rd.checkpoints)),
+    # loss=opsd: TRL's SDFTTrainer; grpo|antisd|sdar: TRL's GRPOTrainer (harness/rl_trainer.py).
+    trainer_cls, make_args = (OPSDTrainer, sdft_args) if cfg.method.loss == "opsd" else rl_trainer()
+    trainer = trainer_cls(model=model, args=make_args(cfg, str(rd.checkpoints)),
                           train_dataset=Dataset.from_list(rows), processing_class=tok,
                           run_cfg=cfg, problems=problems, exposure_source=source, run_dir=rd,
                           callbacks=[SourceCheckpoint(source), PeriodicEval(cfg, tok, rd), *observers])
     source.bind(trainer.model, tok, teacher=TeacherView.of(trainer))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return evaluate_into(rd, trainer.model, tok, cfg)
+
+
+def rl_trainer():
+    from harness.rl_trainer import RLTrainer, grpo_args
+
+    return RLTrainer, grpo_args
 
 
 def evaluate_into(rd: RunDir, model, tok, cfg: RunConfig) -> dict:
@@ -177,6 +185,8 @@ def in_multirun() -> bool:
 def main(dcfg: DictConfig) -> dict | None:
     try:
         cfg = to_run_config(dcfg)
+        with open_dict(dcfg):  # config.yaml names the method as the run name does (method_of)
+            dcfg.method.name = cfg.method.name
         return run(cfg, OmegaConf.to_yaml(dcfg, resolve=True))
     except ConfigError as err:  # bad values and folder conflicts: before anything is written
         fail(err)

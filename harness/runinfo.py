@@ -30,12 +30,13 @@ from typing import Any
 
 import yaml
 
-from harness.config import run_name
+from harness.config import method_of, run_name
 from harness.rundir import read_json, read_jsonl
 
 FINAL_FRACTION = 0.25  # "final" mismatch: mean over the last quarter of a run's train rows
 ST, TS = "mismatch_kl_st", "mismatch_kl_ts"  # KL(p_S || p_T) (the logged mismatch), KL(p_T || p_S)
 ADAPTIVE_LABELS = {"atesd": "ATESD", "random": "Random r", "schedule": "Schedule"}
+LOSS_LABELS = {"grpo": "GRPO", "antisd": "AntiSD", "sdar": "SDAR"}  # harness/rl_trainer.py
 
 
 def late_rows(rows: list[dict], fraction: float = FINAL_FRACTION) -> list[dict]:
@@ -62,8 +63,13 @@ def method_label(method: str | None, tag: str | None, fixed: bool, exposure: flo
     if fixed:
         if method == "opsd" and exposure == 1.0 and not tag:
             return "OPSD (r = 1)"
-        return f"{'Fixed' if method == 'opsd' else method} r = {exposure:g}{suffix}"
-    return ADAPTIVE_LABELS.get(method or "", str(method)) + suffix
+        name = "Fixed" if method == "opsd" else LOSS_LABELS.get(method or "", str(method))
+        return f"{name} r = {exposure:g}{suffix}"
+    # compositions (harness.config.method_of): `atesd_antisd` reads "ATESD + AntiSD"
+    source, _, loss = (method or "").partition("_")
+    if loss and source in ADAPTIVE_LABELS and loss in LOSS_LABELS:
+        return f"{ADAPTIVE_LABELS[source]} + {LOSS_LABELS[loss]}{suffix}"
+    return {**ADAPTIVE_LABELS, **LOSS_LABELS}.get(method or "", str(method)) + suffix
 
 
 def _read_config(folder: Path) -> tuple[dict, str]:
@@ -118,7 +124,13 @@ class RunInfo:
 
     @property
     def method_name(self) -> str | None:
-        return (self.config.get("method") or {}).get("name")
+        """config.yaml's method name; a trained run's is made from the two axes
+        (harness.config.method_of), so a folder written before the name was stamped reads right."""
+        method = self.config.get("method") or {}
+        name = method.get("name")
+        if name in (None, "base") or not method.get("exposure_source"):
+            return name
+        return method_of(method["exposure_source"], method.get("loss", "opsd"))
 
     @property
     def exposure_source(self) -> str | None:

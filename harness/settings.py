@@ -38,7 +38,9 @@ def compose(overrides: list[str]) -> RunConfig:
 def compose_resolved(overrides: list[str]) -> tuple[RunConfig, str]:
     """The validated RunConfig and the resolved YAML a run folder stores as config.yaml."""
     raw = compose_raw(overrides)
-    return to_run_config(raw), OmegaConf.to_yaml(raw, resolve=True)
+    cfg = to_run_config(raw)
+    raw.method.name = cfg.method.name  # the name made from the axes (harness.config.method_of)
+    return cfg, OmegaConf.to_yaml(raw, resolve=True)
 
 
 def fail(err: Exception) -> None:

@@ -1,4 +1,4 @@
-"""Where the exposure comes from: fixed, hand schedule, random per window, ATESD controller.
+"""Where the exposure comes from: fixed, hand schedule, random per window, ATESD controller, none.
 
 python -m pytest -q tests/test_formulas.py   # sources are exercised by the run tests
 
@@ -74,6 +74,13 @@ class RandomExposure(ExposureSource):
         self.rng.setstate((rng_state[0], tuple(rng_state[1]), rng_state[2]))
 
 
+class NoExposure(ExposureSource):
+    """source none (loss=grpo): there is no teacher, so nothing asks for an exposure."""
+
+    def current(self) -> float:
+        raise RuntimeError("method.exposure_source=none: this run has no teacher to expose")
+
+
 def make_source(cfg: RunConfig, evaluator=None) -> ExposureSource:
     """cfg's source; with several processes, rank 0's decides for every rank."""
     source = pick_source(cfg, evaluator)
@@ -86,6 +93,8 @@ def make_source(cfg: RunConfig, evaluator=None) -> ExposureSource:
 
 def pick_source(cfg: RunConfig, evaluator=None) -> ExposureSource:
     src, steps = cfg.method.exposure_source, cfg.train.steps
+    if src == "none":
+        return NoExposure(steps)
     if src == "fixed":
         return FixedExposure(steps, cfg.exposure)
     if src == "schedule":

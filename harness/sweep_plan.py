@@ -7,8 +7,8 @@ Rules, in order:
 - each grid of `hydra.sweeper.grids` (none: one empty grid) is crossed with the command
   line's overrides; a key on the command line replaces the grid's values for it (SEEDS=4
   over a preset's seeds);
-- a method that chooses its own exposure (exposure_source != fixed) ignores the exposure
-  grid: its points lose `exposure=` and the copies merge;
+- a method that chooses its own exposure or has none (exposure_source != fixed: atesd,
+  schedule, random, grpo) ignores the exposure grid: its points lose `exposure=` and the copies merge;
 - two points with one run name and different configs are refused;
 - the `base` run (the untrained base model's evaluation) is one more job;
 - every run folder that holds another config's run, and a missing base model, are refused.
@@ -27,7 +27,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from harness.config import ConfigError, RunConfig
 
 # Keys that pick a trained run; the base run is composed without them.
-RUN_ONLY_KEYS = ("method", "exposure", "seed", "ablation", "tag", "name")
+RUN_ONLY_KEYS = ("method", "source", "loss", "exposure", "seed", "ablation", "tag", "name")
 
 
 @dataclass

@@ -1,0 +1,265 @@
+"""GRPO and the student-side losses built on it: TRL's GRPOTrainer with the task's grader.
+
+python -m harness.run method=grpo profile=smoke       # also method=antisd|sdar, source=atesd loss=antisd
+
+loss=grpo   correctness reward (harness.tasks.grading.grade), grpo.group_size rollouts a
+            problem, no teacher (source none).
+loss=antisd GRPO with A_i + lambda A_t per token, A_t the bounded AntiSD advantage of the gap
+            log p_T - log p_S, turned off by the teacher-entropy gate (harness/student_losses.py).
+loss=sdar   GRPO loss + sdar.coef x mean_t(g_t D_t), g_t = sigmoid(beta_g gap_t) detached, D_t
+            the OPSD divergence (harness.losses.generalized_jsd, loss.beta / loss.support).
+The teacher is the same model shown the reference at the exposure in force, through the same
+ExposureContextBuilder as OPSDTrainer (harness/trainer.py); teacher.mode picks its weights.
+Metrics rows match OPSD's (one `kind: train` row per optimiser step, rank 0 writes them);
+checkpoints and resume are TRL's, the AntiSD gate's state travels in each checkpoint.
+Cost: sdar runs a second student forward (with gradient) for the full-vocabulary logits.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate.utils import is_peft_model
+from transformers import TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+from trl.experimental.sdft.teacher_sync import PEFTAdapterEMACallback
+from trl.trainer.utils import use_adapter
+
+from harness import envsafe, faults
+from harness.config import RunConfig
+from harness.device import choose
+from harness.exposure_source import ExposureSource
+from harness.losses import entropy, generalized_jsd, kl, masked_mean
+from harness.models import lora_adapter_config
+from harness.prompts import Prompts
+from harness.rundir import RunDir
+from harness.student_losses import (
+    EntropyGate,
+    antisd_advantage,
+    masked_median,
+    sdar_gate,
+    sdar_term,
+    token_gap,
+)
+from harness.tasks.grading import grade
+from harness.tasks.problem import Problem
+from harness.trackers import trl_report_to
+from harness.trainer import ExposureContextBuilder, NonFiniteError, check_finite
+
+envsafe.install()  # before any trainer builds its Accelerator (see harness/envsafe.py)
+
+GATE_STATE = "antisd_gate.json"
+
+
+class EMATeacher(TrainerCallback):
+    """teacher.mode=ema without LoRA: teacher <- (1 - rate) teacher + rate student each step."""
+
+    def __init__(self, teacher: torch.nn.Module, student: torch.nn.Module, rate: float) -> None:
+        self.teacher, self.student, self.rate = teacher, student, rate
+
+    @torch.no_grad()
+    def on_step_end(self, args, state, control, **kwargs):
+        for t, s in zip(self.teacher.parameters(), self.student.parameters()):
+            t.lerp_(s.detach().to(t.dtype), self.rate)
+
+
+def sampled_logp(logits_B_C_V: torch.Tensor, ids_B_C: torch.Tensor) -> torch.Tensor:
+    """log p of the sampled tokens under logits_B_C_V."""
+    return torch.log_softmax(logits_B_C_V, -1).gather(-1, ids_B_C.unsqueeze(-1)).squeeze(-1)
+
+
+class RLTrainer(GRPOTrainer):
+    """GRPOTrainer whose dataset rows are {prompt, privileged_context=problem id}."""
+
+    def __init__(self, *, run_cfg: RunConfig, problems: dict[str, Problem],
+                 exposure_source: ExposureSource, run_dir: RunDir, **kwargs: Any) -> None:
+        self.run_cfg = run_cfg
+        self.problems = problems
+        self.exposure_source = exposure_source
+        self.run_dir = run_dir
+        self.loss_name = run_cfg.method.loss
+        self.has_teacher = self.loss_name != "grpo"
+        self.batch_exposure = exposure_source.current() if self.has_teacher else None
+        self.step_stats: dict[str, float] = {}
+        self.t_start = time.time()
+        a = run_cfg.antisd
+        self.gate = EntropyGate(a.warmup_steps, a.off_fraction, a.on_fraction)
+        kwargs.setdefault("peft_config", lora_adapter_config(run_cfg.model.lora))
+        super().__init__(reward_funcs=[self.correctness], **kwargs)
+        self._tokenizer = self.processing_class  # what ExposureContextBuilder pads with
+        self.prompts = Prompts(run_cfg, self._tokenizer)
+        self.teacher_context_builder = ExposureContextBuilder(self)
+        self.teacher_model, self.teacher_context = self.setup_teacher() if self.has_teacher \
+            else (None, nullcontext)
+
+    # ---- reward and teacher --------------------------------------------------------------
+    def correctness(self, completions: list[str], privileged_context: list[str],
+                    **_: Any) -> list[float]:
+        """1.0 for a correct final answer (the task's grader), else 0.0."""
+        return [float(grade(self.run_cfg.task.grader, text, self.problems[pid].answer)[1])
+                for text, pid in zip(completions, privileged_context)]
+
+    def setup_teacher(self):
+        """(teacher module, context manager routing its forward) for teacher.mode: live is the
+        student; base with LoRA is the student with adapters disabled (no copy), without LoRA a
+        frozen copy of the initial weights; ema a copy (or LoRA adapter) moved each step."""
+        mode, rate = self.run_cfg.teacher.mode, self.run_cfg.teacher.ema_rate
+        peft = is_peft_model(self.model)
+        if mode == "live":
+            return self.model, nullcontext
+        if peft and mode == "base":
+            return self.model, lambda: use_adapter(self.model, adapter_name=None)
+        if peft:  # ema: a "teacher" LoRA adapter, TRL's EMA of the student's
+            self.add_callback(PEFTAdapterEMACallback(model=self.model, teacher_adapter_name="teacher",
+                                                     update_rate=rate, accelerator=self.accelerator))
+            return self.model, lambda: use_adapter(self.model, adapter_name="teacher")
+        teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
+        if mode == "ema":
+            self.add_callback(EMATeacher(teacher, self.model, rate))
+        return teacher, nullcontext
+
+    def forward_logits(self, model, ids_B_L: torch.Tensor, mask_B_L: torch.Tensor,
+                       c_len: int) -> torch.Tensor:
+        """Logits (temperature 1) predicting each of the last c_len tokens: logits_B_C_V."""
+        logits = model(input_ids=ids_B_L, attention_mask=mask_B_L, use_cache=False).logits
+        return logits[:, -c_len - 1:-1, :]
+
+    def teacher_logits(self, batch: dict[str, Any]) -> torch.Tensor:
+        c_len = batch["completion_ids"].shape[1]
+        with torch.no_grad(), self.teacher_context():
+            return self.forward_logits(self.teacher_model, batch["teacher_input_ids"],
+                                       batch["teacher_attention_mask"], c_len)
+
+    def student_logits(self, model, batch: dict[str, Any]) -> torch.Tensor:
+        ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
+        mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
+        return self.forward_logits(model, ids, mask, batch["completion_ids"].shape[1])
+
+    # ---- rollouts: teacher contexts, mismatch, AntiSD advantage ------------------------------
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        out = super()._generate_and_score_completions(inputs)
+        if not self.has_teacher or not self.model.training:
+            return out
+        r = self.exposure_source.current()
+        self.batch_exposure = r
+        builder = self.teacher_context_builder
+        ids = builder.teacher_ids([x["privileged_context"] for x in inputs], r)
+        out.update(builder.build_ids(ids, out["completion_ids"], out["completion_mask"]))
+        with torch.no_grad():
+            s_B_C_V = self.student_logits(self.model, out)
+            t_B_C_V = self.teacher_logits(out)
+        m_B_C = out["completion_mask"]
+        t_ent_B_C = entropy(t_B_C_V)
+        self.step_stats = {
+            "mismatch_kl_st": masked_mean(kl(s_B_C_V, t_B_C_V), m_B_C).item(),
+            "mismatch_kl_ts": masked_mean(kl(t_B_C_V, s_B_C_V), m_B_C).item(),
+            "teacher_entropy": masked_mean(t_ent_B_C, m_B_C).item(),
+            "student_entropy": masked_mean(entropy(s_B_C_V), m_B_C).item(),
+        }
+        if self.run_cfg.task.max_teacher_tokens:
+            self.step_stats["teacher_ref_cut"] = builder.ref_cut_share
+        if self.loss_name == "antisd":
+            out["advantages"] = self.antisd_advantages(out, s_B_C_V, t_B_C_V, t_ent_B_C)
+        return out
+
+    def antisd_advantages(self, out: dict[str, Any], s_B_C_V: torch.Tensor,
+                          t_B_C_V: torch.Tensor, t_ent_B_C: torch.Tensor) -> torch.Tensor:
+        """A_i + lambda A_t per token while the gate is on (the gate sees this batch's
+        teacher median entropy first), A_i alone while it is off."""
+        ids_B_C, m_B_C = out["completion_ids"], out["completion_mask"]
+        temp = self.temperature  # the policy GRPO trains is the one sampled at this temperature
+        gap_B_C = token_gap(sampled_logp(t_B_C_V / temp, ids_B_C), sampled_logp(s_B_C_V / temp, ids_B_C))
+        median = masked_median(t_ent_B_C, m_B_C)
+        on = self.gate.update(median)
+        term_B_C = self.run_cfg.antisd.lam * antisd_advantage(gap_B_C) * float(on)
+        self.step_stats.update({"antisd_gate": float(on), "teacher_entropy_median": median,
+                                "antisd_gate_reference": self.gate.reference,
+                                "antisd_term": masked_mean(term_B_C.abs(), m_B_C).item()})
+        return out["advantages"].unsqueeze(1) + term_B_C
+
+    # ---- loss ------------------------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.loss_name == "sdar" and model.training:
+            loss = loss + self.sdar_loss(model, inputs) / self.current_gradient_accumulation_steps
+        step = self.state.global_step + 1
+        if model.training and faults.poison(self.run_cfg.run_name, step):
+            loss = loss * float("nan")
+        if model.training and not math.isfinite(loss.item()):
+            raise NonFiniteError(f"non-finite loss at step {step}: {loss.item()}")
+        return loss
+
+    def sdar_loss(self, model, inputs: dict[str, Any]) -> torch.Tensor:
+        """c mean_t(g_t D_t) on the student's full next-token distributions (DESIGN.md, SDAR)."""
+        lc, sc, temp = self.run_cfg.loss, self.run_cfg.sdar, self.temperature
+        s_B_C_V = self.student_logits(model, inputs) / temp
+        t_B_C_V = self.teacher_logits(inputs) / temp
+        ids_B_C, m_B_C = inputs["completion_ids"], inputs["completion_mask"]
+        d_B_C = generalized_jsd(t_B_C_V, s_B_C_V, lc.beta, lc.support, lc.topk)
+        g_B_C = sdar_gate(token_gap(sampled_logp(t_B_C_V, ids_B_C), sampled_logp(s_B_C_V, ids_B_C)),
+                          sc.gate_beta)
+        term = sc.coef * sdar_term(g_B_C, d_B_C, m_B_C)
+        self.step_stats.update({"sdar_gate": masked_mean(g_B_C, m_B_C).item(),
+                                "sdar_term": term.item(),
+                                "distill_loss": masked_mean(d_B_C.detach(), m_B_C).item()})
+        return term
+
+    # ---- one metrics row per optimiser step ----------------------------------------------------
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        training = "loss" in logs and self.model.training
+        super().log(logs, start_time)  # GRPOTrainer.log adds its step metrics to `logs`
+        if not training:
+            return
+        step = self.state.global_step
+        row = {"step": step, "kind": "train",
+               **({"exposure": self.batch_exposure} if self.has_teacher else {}),
+               "rollout_accuracy": logs.get("reward"),
+               "completion_length": logs.get("completions/mean_length"),
+               "student_entropy": logs.get("entropy"),  # teacher losses: at T 1, from step_stats
+               "loss": logs.get("loss"), **self.step_stats, "lr": logs.get("learning_rate"),
+               "grad_norm": logs.get("grad_norm"), "wall_time": round(time.time() - self.t_start, 3)}
+        check_finite(row, step, ("loss",))
+        write = self.run_dir.append_metrics if self.is_world_process_zero() else (lambda r: None)
+        write(row)
+        for r in self.exposure_source.step_end(step, row):
+            write({"step": step, "kind": "controller", **r})
+        faults.maybe_kill(self.run_cfg.run_name, step)
+        faults.maybe_slow(self.run_cfg.run_name)
+
+    # ---- the AntiSD gate's state in each checkpoint ------------------------------------------
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        if self.loss_name == "antisd" and self.args.should_save:
+            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            (folder / GATE_STATE).write_text(json.dumps(self.gate.state_dict()))
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is not None and (Path(checkpoint) / GATE_STATE).is_file():
+            self.gate.load_state_dict(json.loads((Path(checkpoint) / GATE_STATE).read_text()))
+
+
+def grpo_args(cfg: RunConfig, output_dir: str) -> GRPOConfig:
+    """TRL GRPOConfig: prompts_per_step problems x group_size rollouts a step, one update each."""
+    t, g = cfg.train, cfg.grpo
+    precision = choose(cfg.model.dtype, lora=cfg.model.lora.r > 0)
+    return GRPOConfig(
+        output_dir=output_dir, max_steps=t.steps,
+        per_device_train_batch_size=t.prompts_per_step * g.group_size, num_generations=g.group_size,
+        gradient_accumulation_steps=1, learning_rate=t.lr, lr_scheduler_type="constant_with_warmup",
+        warmup_steps=t.warmup_steps, max_grad_norm=t.max_grad_norm, temperature=t.temperature,
+        top_p=t.top_p, top_k=0, max_completion_length=t.max_completion_length,
+        beta=0.0, epsilon=g.epsilon, scale_rewards=g.scale_rewards,
+        logging_steps=1, report_to=trl_report_to(t.report_to), seed=cfg.seed, data_seed=cfg.seed,
+        **precision.train_flags(), trust_remote_code=cfg.model.trust_remote_code,
+        save_strategy="steps" if t.checkpoint_every else "no",
+        save_steps=t.checkpoint_every or 1, save_total_limit=1, save_only_model=False,
+        disable_tqdm=False, log_level="warning", dataloader_num_workers=0, shuffle_dataset=True,
+    )

@@ -47,15 +47,16 @@ def loss_drop_reward(losses_J: Sequence[float], windows_J: Sequence[int], gamma:
 # ---- the teacher term ----------------------------------------------------------------------------
 @dataclass
 class TeacherView:
-    """The trainer's teacher as TRL runs it: its model under its context (base with LoRA:
-    the adapters disabled; otherwise a no-op; SDFTTrainer._get_teacher_context_for_self_distillation)."""
+    """The trainer's teacher as it runs it: its model under its context (base with LoRA:
+    the adapters disabled; otherwise a no-op). Both trainers (OPSDTrainer, RLTrainer) name
+    them `teacher_model` and `teacher_context`."""
 
     model: Any
     context: Callable[[], AbstractContextManager]
 
     @classmethod
     def of(cls, trainer: Any) -> TeacherView:
-        return cls(trainer.teacher_model, trainer._get_teacher_context_for_self_distillation)
+        return cls(trainer.teacher_model, trainer.teacher_context)
 
     def logits(self, ids_B_T: torch.Tensor, attn_B_T: torch.Tensor) -> torch.Tensor:
         with self.context():

@@ -101,6 +101,11 @@ class OPSDTrainer(SDFTTrainer):
         self.prompts = Prompts(run_cfg, self._tokenizer)
         self.teacher_context_builder = ExposureContextBuilder(self)
 
+    def teacher_context(self):
+        """The context the teacher's forward runs in (TRL's: adapters disabled for a LoRA base
+        teacher); the name RLTrainer uses too (harness/paper_reward.py TeacherView)."""
+        return self._get_teacher_context_for_self_distillation()
+
     # ---- rollouts: grade them, and probe the mismatch on them ---------------------------
     def _prepare_training_batch(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         batch = super()._prepare_training_batch(inputs)
@@ -134,7 +139,7 @@ class OPSDTrainer(SDFTTrainer):
             builder = self.teacher_context_builder
             ids = [x for r in chunk for x in builder.teacher_ids(problem_ids, r)]
             t_in = builder.build_ids(ids, comp_B_C.repeat(len(chunk), 1), cmask_B_C.repeat(len(chunk), 1))
-            with self._get_teacher_context_for_self_distillation():
+            with self.teacher_context():
                 return self._forward_logits(self.teacher_model, t_in["teacher_input_ids"],
                                             t_in["teacher_attention_mask"], c_len) * self.temperature
 

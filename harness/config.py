@@ -337,16 +337,25 @@ class RLConfig:
     """The RL part of loss=grpo|antisd|sdar (harness/rl_trainer.py, TRL GRPOTrainer)."""
 
     group_size: int = F(8, "rollouts per problem (GRPO's group): a step samples "
-                           "train.prompts_per_step x group_size rollouts")
+                           "problems_per_step x group_size rollouts")
+    problems_per_step: int | None = F(None, "problems per step; null: train.prompts_per_step // "
+                                            "group_size (at least 1), the rollouts per step of OPSD "
+                                            "(one rollout a problem): an equal sampling budget")
     epsilon: float = F(0.2, "PPO-style clip range of the importance ratio")
     scale_rewards: str = F("group", "advantage scaling: group (divide by the group's reward std), "
                                     "batch, or none")
 
     def __post_init__(self) -> None:
         require(self.group_size >= 2, "grpo.group_size", self.group_size, ">= 2 (a group baseline)")
+        require(self.problems_per_step is None or self.problems_per_step >= 1,
+                "grpo.problems_per_step", self.problems_per_step, ">= 1 or null")
         require(self.epsilon > 0, "grpo.epsilon", self.epsilon, "> 0")
         require(self.scale_rewards in ("group", "batch", "none"), "grpo.scale_rewards",
                 self.scale_rewards, "group, batch or none")
+
+    def problems(self, prompts_per_step: int) -> int:
+        """Problems a step: problems_per_step, or OPSD's rollouts per step shared into groups."""
+        return self.problems_per_step or max(1, prompts_per_step // self.group_size)
 
 
 @dataclass
@@ -382,8 +391,8 @@ class SDARConfig:
 @dataclass
 class TrainConfig:
     steps: int = F(150, "optimiser steps")
-    prompts_per_step: int = F(16, "problems per step (one rollout each; loss=grpo|antisd|sdar: "
-                                  "grpo.group_size rollouts each)")
+    prompts_per_step: int = F(16, "problems per step, one rollout each (loss=grpo|antisd|sdar: "
+                                  "grpo.problems_per_step problems x grpo.group_size rollouts)")
     lr: float = F(1e-4, "learning rate (constant after warm-up)")
     warmup_steps: int = F(0, "linear warm-up steps")
     max_grad_norm: float = F(1.0, "gradient clipping")

@@ -247,12 +247,13 @@ class RLTrainer(GRPOTrainer):
 
 
 def grpo_args(cfg: RunConfig, output_dir: str) -> GRPOConfig:
-    """TRL GRPOConfig: prompts_per_step problems x group_size rollouts a step, one update each."""
+    """TRL GRPOConfig: grpo.problems(...) problems x group_size rollouts a step, one update each."""
     t, g = cfg.train, cfg.grpo
     precision = choose(cfg.model.dtype, lora=cfg.model.lora.r > 0)
     return GRPOConfig(
         output_dir=output_dir, max_steps=t.steps,
-        per_device_train_batch_size=t.prompts_per_step * g.group_size, num_generations=g.group_size,
+        per_device_train_batch_size=g.problems(t.prompts_per_step) * g.group_size,
+        num_generations=g.group_size,
         gradient_accumulation_steps=1, learning_rate=t.lr, lr_scheduler_type="constant_with_warmup",
         warmup_steps=t.warmup_steps, max_grad_norm=t.max_grad_norm, temperature=t.temperature,
         top_p=t.top_p, top_k=0, max_completion_length=t.max_completion_length,

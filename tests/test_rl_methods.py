@@ -149,3 +149,14 @@ def test_each_method_runs_end_to_end(tmp_path, smoke_base, overrides, name, teac
         assert any(r["kind"] == "controller" for r in rows)
     info = read_run(folder)
     assert info.method == name.removesuffix("-s0") and info.state == "done"
+
+
+def test_rl_problems_per_step_default_matches_opsds_rollouts():
+    """Null problems_per_step shares OPSD's rollouts a step into groups (16 // 8 = 2), at least
+    one problem; a set value wins; 0 is one line naming the key."""
+    assert compose([]).grpo.problems(16) == 2
+    assert compose(["grpo.group_size=4"]).grpo.problems(16) == 4
+    assert compose(["profile=smoke"]).grpo.problems(4) == 1
+    assert compose(["grpo.problems_per_step=5"]).grpo.problems(16) == 5
+    with pytest.raises(ConfigError, match="grpo.problems_per_step=0"):
+        compose(["grpo.problems_per_step=0"])

@@ -48,13 +48,13 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def check_overrides(overrides: list[str]) -> None:
+def check_overrides(overrides: list[str], lr_tuned: bool = False) -> None:
     from harness.sweep_plan import command_line_dims, key_of
 
     for key, items in command_line_dims(overrides).items():
-        if key_of(key) in OWN_KEYS:
+        if key_of(key) in OWN_KEYS or (lr_tuned and key_of(key) == "train.lr"):
             raise ConfigError(f"{items[0]}: make tune sets {key_of(key)} itself "
-                              "(--seeds, --results, --launcher; r is what it searches)")
+                              "(--seeds, --results, --launcher; r and --lr-range are what it searches)")
         if len(items) > 1:
             raise ConfigError(f"{key}={','.join(i.split('=', 1)[1] for i in items)}: "
                               "a trial is one setting; sweep nothing but r")
@@ -75,8 +75,9 @@ def make_setup(a: argparse.Namespace) -> Setup:
     for name, value in require_positive.items():
         if value < 1:
             raise ConfigError(f"{name}={value} is invalid: >= 1")
-    check_overrides(a.overrides)
-    s = Setup(a.results, a.study, parse_seeds(a.seeds), Space(parse_lr_range(a.lr_range)),
+    lr_range = parse_lr_range(a.lr_range)
+    check_overrides(a.overrides, lr_tuned=lr_range is not None)
+    s = Setup(a.results, a.study, parse_seeds(a.seeds), Space(lr_range),
               a.batch or 0, a.trials, a.sampler_seed, a.launcher, list(a.overrides))
     if not s.results:
         raise ConfigError("--results='' is empty; e.g. results/runs")
@@ -123,6 +124,9 @@ def main(argv: list[str]) -> None:
             code = run_study(s)
     except ConfigError as err:
         fail(err)
+    except KeyboardInterrupt:  # the batch's trials stay unfinished in the study
+        print("interrupted: the next make tune launches the unfinished trials again", file=sys.stderr)
+        sys.exit(130)
     sys.exit(code)
 
 

@@ -145,7 +145,8 @@ def report(study: optuna.Study, s: Setup, final: bool = False) -> dict | None:
         print(paths["md"].read_text(), end="")
         print(f"trials table: {paths['md']} and {paths['csv']}; study: {paths['db']}")
         if best:
-            print(f"best r = {best['exposure']:g} -> {paths['best']}; OPSD at it: python -m harness.run "
+            lr = f", lr = {best['lr']:g} (not applied by the ablation)" if best["lr"] is not None else ""
+            print(f"best r = {best['exposure']:g}{lr} -> {paths['best']}; OPSD at it: python -m harness.run "
                   f"-m ablation=fixed_tuned seed=0,1,2 results={s.results} {' '.join(s.overrides)}")
     return best
 

@@ -13,8 +13,11 @@ RESULTS ?= results/runs
 LAUNCHER ?= local
 EXPERIMENT ?=
 ARGS ?=
+TRIALS ?= 20
+STUDY ?=
+LR_RANGE ?=
 
-.PHONY: venv base base-spread sweep test test-slow lint figures bench slurm-up slurm-down clean-base
+.PHONY: venv base base-spread sweep tune test test-slow lint figures bench slurm-up slurm-down clean-base
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,6 +41,12 @@ sweep: venv
 	$(BIN)/python -m harness.sweep --exposures '$(EXPOSURES)' --seeds '$(SEEDS)' \
 		--method '$(METHOD)' --results '$(RESULTS)' --launcher '$(LAUNCHER)' \
 		--experiment '$(EXPERIMENT)' -- $(ARGS)
+
+# Optuna study of the fixed exposure r (TRIALS = the study's total; a second call resumes it).
+tune: venv
+	$(BIN)/python -m harness.tune --trials '$(TRIALS)' --seeds '$(or $(SEEDS),0)' \
+		--study '$(STUDY)' --results '$(RESULTS)' --launcher '$(LAUNCHER)' \
+		--lr-range '$(LR_RANGE)' -- $(ARGS)
 
 test: venv slurm-up
 	$(BIN)/python -m pytest -q

@@ -296,6 +296,9 @@ class EvalConfig:
                                     "(the trained model is still on the GPU)")
     thinking: bool | None = F(None, "chat template enable_thinking of the evaluation prompts "
                                     "(null: task.student_thinking)")
+    validation: bool = F(False, "also Average@k on the task's validation problems (task.val_size), "
+                                "written as val.json: make tune's objective (harness/tune.py), so "
+                                "tuning never looks at the test suites")
 
     def __post_init__(self) -> None:
         require(self.k >= 1, "eval.k", self.k, ">= 1")
@@ -676,6 +679,14 @@ def run_name(method: str, exposure_source: str, exposure: float, seed: int,
 RETIRED_KEYS = (("task", "train_file"),)
 
 
+def config_error_in(err: BaseException) -> ConfigError | None:
+    """The ConfigError an OmegaConf error wraps (a resolver's), if any."""
+    seen: BaseException | None = err
+    while seen is not None and not isinstance(seen, ConfigError):
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
 def to_run_config(cfg: DictConfig | dict) -> RunConfig:
     """Merge a composed config into the schema; raise ConfigError naming the bad value."""
     cfg = OmegaConf.create(OmegaConf.to_container(cfg) if isinstance(cfg, DictConfig) else cfg)
@@ -688,6 +699,9 @@ def to_run_config(cfg: DictConfig | dict) -> RunConfig:
     except ConfigError:
         raise
     except Exception as err:  # OmegaConf validation errors: keep the first line, it names the key
+        cause = config_error_in(err)  # raised by a resolver (harness.tuned_exposure): its own line
+        if cause is not None:
+            raise cause from None
         first = str(err).splitlines()[0]
         key = getattr(err, "full_key", None)
         raise ConfigError(f"{key}: {first}" if key else first) from None

@@ -16,7 +16,7 @@ from harness.config import RunConfig
 from harness.metrics_math import average_at_k, mean_pass_at_k
 from harness.prompts import eval_prompts_for
 from harness.sampling import sample_completions
-from harness.tasks.datasets import TaskData
+from harness.tasks.datasets import VAL_SUITE, TaskData
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
 from harness.vllm_backend import eval_backend, sample_completions_vllm
@@ -60,9 +60,21 @@ def evaluate(model, tokenizer, cfg: RunConfig, suites: list[str] | None = None,
              exposure: float | None = None) -> tuple[dict, list[dict]]:
     data = TaskData(cfg.task)
     names = suites or list(data.suites)
+    return evaluate_sets(model, tokenizer, cfg, {n: data.suite(n) for n in names}, exposure)
+
+
+def evaluate_validation(model, tokenizer, cfg: RunConfig) -> tuple[dict, list[dict]]:
+    """Average@k of the student on the task's validation problems (val.json, eval.validation):
+    the same sampling and grading as the suites; make tune's objective (harness/tune.py)."""
+    return evaluate_sets(model, tokenizer, cfg, {VAL_SUITE: TaskData(cfg.task).validation})
+
+
+def evaluate_sets(model, tokenizer, cfg: RunConfig, sets: dict[str, list[Problem]],
+                  exposure: float | None = None) -> tuple[dict, list[dict]]:
+    """(summary, samples) over named problem sets, summary as eval.json (harness/schema.py)."""
     results, samples, t0 = {}, [], time.time()
-    for name in names:
-        results[name], s = eval_suite(model, tokenizer, cfg, name, data.suite(name), exposure)
+    for name, problems in sets.items():
+        results[name], s = eval_suite(model, tokenizer, cfg, name, problems, exposure)
         samples.extend(s)
     summary = {"suites": results, "k": cfg.eval.k, "temperature": cfg.eval.temperature,
                "exposure": exposure, "seconds": round(time.time() - t0, 2),

@@ -6,6 +6,8 @@ python -c "import harness.hydra_store"     # imported by harness.settings and ha
   harness/config.py, so the yaml under sweeps/ only selects groups and resizes. The node is
   stored untyped on purpose: validation stays in `to_run_config`, which gives every bad
   value (command line, yaml, sweep point) the same one-line error naming it.
+- `${harness.tuned_exposure:<results>,<study>}`: the best r of a make tune study
+  (sweeps/ablation/fixed_tuned.yaml; harness/tune_results.py).
 - `hydra/sweeper: grid`: the config of harness/grid_sweeper.py, the one sweep engine (the
   class itself is registered by harness.run, the Hydra app, when it imports it).
 """
@@ -37,8 +39,16 @@ def run_defaults() -> dict:
     return OmegaConf.to_container(OmegaConf.structured(RunConfig))  # type: ignore[return-value]
 
 
+def tuned_exposure(results: str, study: str) -> float:
+    """${harness.tuned_exposure:<results>,<study>}: a make tune study's best r (ablation=fixed_tuned)."""
+    from harness.tune_results import tuned_exposure as best_r
+
+    return best_r(str(results), str(study))
+
+
 def register() -> None:
     register_resolvers()  # ${harness.ranks:...} in sweeps/launcher/*.yaml
+    OmegaConf.register_new_resolver("harness.tuned_exposure", tuned_exposure, replace=True)
     store = ConfigStore.instance()
     store.store(name="run_defaults", node=run_defaults())
     store.store(group="hydra/sweeper", name="grid", node=GridSweeperConf)

@@ -99,12 +99,15 @@ def rl_trainer():
 def evaluate_into(rd: RunDir, model, tok, cfg: RunConfig) -> dict:
     """Average@k of model, written as the run's eval files; {} on the ranks other than 0
     (several processes: they only train, rank 0 evaluates and writes)."""
+    from harness.eval_suites import evaluate_validation
     from harness.evaluate import evaluate
 
     if not is_main():
         return {}
     summary, samples = evaluate(model, tok, cfg)
     write_eval(rd.path, summary, samples)
+    if cfg.eval.validation:  # make tune's objective; after the suites, so eval.json is unchanged by it
+        write_eval(rd.path, *evaluate_validation(model, tok, cfg), stem="val")
     return summary
 
 

@@ -8,6 +8,7 @@ python -c "from harness.rundir import RunDir; help(RunDir)"
   metrics.jsonl        one row per optimiser step (and probe rows), keys in schema.py
   eval.json            Average@k, SE, pass@k per suite
   eval_samples.jsonl   every sample: suite, problem_id, sample, answer, correct
+  val.json             eval.validation only: Average@k on the validation problems (+ val_samples.jsonl)
   checkpoints/         what resume needs
 Writes others read go to a temp file then rename; jsonl rows are flushed per step.
 """
@@ -32,7 +33,7 @@ BASE_RUN_KEYS = ("task", "model", "base", "eval", "exposure_unit", "profile")
 
 
 # What a run writes before it is done; a relaunch without a checkpoint removes them.
-PARTIAL_FILES = ("metrics.jsonl", "eval.json", "eval_samples.jsonl")
+PARTIAL_FILES = ("metrics.jsonl", "eval.json", "eval_samples.jsonl", "val.json", "val_samples.jsonl")
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -73,9 +74,10 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     atomic_write(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))
 
 
-def write_eval(folder: Path, summary: dict, samples: list[dict]) -> None:
-    write_jsonl(folder / "eval_samples.jsonl", samples)
-    write_json(folder / "eval.json", summary)  # last: its presence means both are complete
+def write_eval(folder: Path, summary: dict, samples: list[dict], stem: str = "eval") -> None:
+    """<stem>.json and <stem>_samples.jsonl (stem val: the validation problems, eval.validation)."""
+    write_jsonl(folder / f"{stem}_samples.jsonl", samples)
+    write_json(folder / f"{stem}.json", summary)  # last: its presence means both are complete
 
 
 class RunDir:

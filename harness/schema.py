@@ -86,6 +86,12 @@ EVAL_JSON = {
     "seconds": "wall time of the evaluation",
     "backend": "the sampler: hf (transformers generate) or vllm (eval.backend)",
 }
+VAL_JSON = {  # only with eval.validation=true (make tune's objective, harness/tune.py)
+    "suites": "{validation: {average, se, k, num_problems, pass@...}}: the task's validation "
+              "problems (task.val_size), sampled as eval.json's suites",
+    "k": "samples per problem", "temperature": "sampling temperature",
+    "exposure": "null: student prompt (no reference)", "seconds": "wall time of the evaluation",
+}
 STATUS_JSON = {
     "state": "running, done or failed (a folder left 'running' by a dead process is resumed "
              "by the next launch)",
@@ -105,6 +111,7 @@ def as_markdown() -> str:
     out = []
     for title, table in [("metrics.jsonl train row", TRAIN_ROW), ("probe row", PROBE_ROW),
                          ("controller row", CONTROLLER_ROW), ("eval row", EVAL_ROW), ("eval.json", EVAL_JSON),
+                         ("val.json", VAL_JSON),
                          ("eval_samples.jsonl", EVAL_SAMPLE), ("status.json", STATUS_JSON)]:
         out += [f"### {title}", "", "| key | meaning |", "|---|---|"]
         out += [f"| `{k}` | {v} |" for k, v in table.items()] + [""]

@@ -27,7 +27,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from harness.config import ConfigError, RunConfig
 
 # Keys that pick a trained run; the base run is composed without them.
-RUN_ONLY_KEYS = ("method", "source", "loss", "exposure", "seed", "ablation", "tag", "name")
+# eval.validation (make tune's objective) too: the tune's base run is the sweeps' base run.
+RUN_ONLY_KEYS = ("method", "source", "loss", "exposure", "seed", "ablation", "tag", "name",
+                 "eval.validation")
 
 
 @dataclass
@@ -62,10 +64,17 @@ def command_line_dims(arguments: Sequence[str]) -> dict[str, list[str]]:
     return dims
 
 
-def grid_dims(grid: dict[str, Any]) -> dict[str, list[str]]:
-    """A preset grid {key: value or [values]} as override lists."""
-    return {k: [f"{k}={value_text(v)}" for v in (vals if isinstance(vals, list) else [vals])]
-            for k, vals in grid.items()}
+def grid_dims(grid: dict[str, Any], prefix: str = "") -> dict[str, list[str]]:
+    """A preset grid {key: value or [values]} as override lists; a nested dict is a dotted
+    key ({train: {lr: 1e-4}} is train.lr: Hydra's command-line dicts take no dotted keys)."""
+    out: dict[str, list[str]] = {}
+    for k, vals in grid.items():
+        if isinstance(vals, dict):
+            out.update(grid_dims(vals, f"{prefix}{k}."))
+            continue
+        values = vals if isinstance(vals, list) else [vals]
+        out[prefix + k] = [f"{prefix}{k}={value_text(v)}" for v in values]
+    return out
 
 
 def points(grids: Sequence[dict[str, Any]], arguments: Sequence[str]) -> list[list[str]]:

@@ -182,3 +182,22 @@ def test_paper_presets_plan_one_array_of_19_runs(model, hub_id, gpus):
     assert cfg.train.prompts_per_step * gpus == 32
     # Trained without thinking, evaluated with it (the public evaluation's setting).
     assert (cfg.task.student_thinking, cfg.eval.thinking) == (False, True)
+
+
+def test_paper_table_plans_every_method_and_composition(tmp_path):
+    """experiment=paper_table: 9 trained rows x 3 seeds + base, the tuned r read from the
+    study's best file; with no study, one line naming make tune."""
+    from harness.config import ConfigError
+    from harness.settings import compose
+    from harness.sweep_plan import plan
+
+    args = ["experiment=paper_table", "profile=smoke", f"results={tmp_path}"]
+    with pytest.raises(ConfigError, match="make tune"):
+        plan(preset_grids("paper_table"), args, compose)
+    (tmp_path / "tune").mkdir()
+    (tmp_path / "tune" / "fixed_smoke.best.yaml").write_text("exposure: 0.4132\n")
+    names = [j.cfg.run_name for j in plan(preset_grids("paper_table"), args, compose)]
+    rows = ("grpo", "antisd-r1", "sdar-r1", "opsd-r1", "opsd-tuned-r0.4132", "atesd",
+            "atesd-paper_reward", "atesd_antisd", "atesd_sdar")
+    assert len(names) == len(set(names)) == 3 * 9 + 1 and names[-1] == "base"
+    assert {f"{row}-s{seed}" for row in rows for seed in range(3)} | {"base"} == set(names)

@@ -149,7 +149,8 @@ def dry_line(stage: Stage, results: str, overrides: list[str]) -> str:
     if not stage.available():
         return f"unavailable (no {stage.needs} in this checkout)"
     if stage.kind == "tune":
-        return f"{stage.args[stage.args.index('--trials') + 1]} trials (a resumed study re-runs no done trial)"
+        trials = stage.args[stage.args.index("--trials") + 1]
+        return f"{trials} trials (a resumed study re-runs no done trial)"
     if stage.kind == "analysis":
         return "writes " + " ".join(command(stage, results, overrides)[2:])
     try:
@@ -168,7 +169,7 @@ def record_times(results: str, this_call: list[dict]) -> dict:
     stages = old.get("stages", {})
     for row in this_call:
         prev = stages.get(row["stage"], {"total_s": 0.0, "calls": []})
-        prev["calls"].append({"seconds": row["seconds"], "outcome": row["outcome"], "started": row["started"]})
+        prev["calls"].append({k: row[k] for k in ("seconds", "outcome", "started")})
         prev["total_s"] = round(sum(c["seconds"] for c in prev["calls"]), 1)
         stages[row["stage"]] = prev
     out = {"stages": stages, "total_s": round(sum(s["total_s"] for s in stages.values()), 1)}
@@ -222,7 +223,8 @@ def reproduce(stages: list[Stage], results: str, overrides: list[str]) -> int:
 def main(argv: list[str], stages: tuple[Stage, ...] = STAGES) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default=DEFAULT_RESULTS)
-    ap.add_argument("--only", default="", help="comma-separated stage names: " + ", ".join(s.name for s in stages))
+    names = ", ".join(s.name for s in stages)
+    ap.add_argument("--only", default="", help=f"comma-separated stage names: {names}")
     ap.add_argument("--dry-run", action="store_true", help="print the stages and their planned runs only")
     ap.add_argument("overrides", nargs="*", help="hydra overrides of every run, e.g. profile=smoke")
     a = ap.parse_args(argv)
@@ -233,7 +235,8 @@ def main(argv: list[str], stages: tuple[Stage, ...] = STAGES) -> int:
         check_root([f"results={a.results}", *a.overrides])  # a bad override: one line, before any stage
         if a.dry_run:
             for stage in chosen:
-                print(f"{stage.name:<22} {dry_line(stage, a.results, a.overrides)}  [{stage.about}]", flush=True)
+                line = dry_line(stage, a.results, a.overrides)
+                print(f"{stage.name:<22} {line}  [{stage.about}]", flush=True)
             return 0
         return reproduce(chosen, a.results, a.overrides)
     except ConfigError as err:

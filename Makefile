@@ -14,7 +14,7 @@ LAUNCHER ?= local
 EXPERIMENT ?=
 ARGS ?=
 
-.PHONY: venv base base-spread sweep test test-slow lint figures bench slurm-up slurm-down clean-base
+.PHONY: venv base base-spread sweep reproduce test test-slow lint figures bench slurm-up slurm-down clean-base
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,11 @@ sweep: venv
 	$(BIN)/python -m harness.sweep --exposures '$(EXPOSURES)' --seeds '$(SEEDS)' \
 		--method '$(METHOD)' --results '$(RESULTS)' --launcher '$(LAUNCHER)' \
 		--experiment '$(EXPERIMENT)' -- $(ARGS)
+
+# The whole embedded-default study into one results root (default results/reproduce; RESULTS=<dir>
+# given on the command line wins): harness/reproduce.py, e.g. ARGS="--dry-run" or ARGS="--only tune".
+reproduce: venv
+	$(BIN)/python -m harness.reproduce $(if $(filter command line,$(origin RESULTS)),--results '$(RESULTS)') $(ARGS)
 
 test: venv slurm-up
 	$(BIN)/python -m pytest -q

@@ -257,17 +257,19 @@ def render(claims: list[Claim], results: str, label: str = "") -> str:
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(ap)
-    ap.add_argument("--out", help="Markdown file to write (default: print only)")
+    ap.add_argument("--out", help="Markdown file to write (then only the verdicts are printed)")
     a = ap.parse_args(argv)
     col = collect(a.results, refresh=a.refresh)
     text = ""
     for label, runs in split_comparable(col.runs, group_keys(a.group_by)):
         text += render(claims_of(runs, col.metrics[col.metrics["run"].isin(runs["run"])]), a.results, label)
-    print(text, end="")
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(text)
-        print(f"wrote {a.out}")
+    if not a.out:
+        print(text, end="")
+        return
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(text)
+    print("\n".join(ln for ln in text.splitlines() if ln.startswith("| (")))  # the verdicts
+    print(f"wrote {a.out}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ harness/grid_sweeper.py), so a done run is skipped and a killed one resumes; the
 is `python -m harness.tune` (it resumes its study); the analysis stages write
 <root>/figures, <root>/tables and the claims report. Before a sweep stage launches, its runs
 are planned here with the engine's own planner (harness/sweep_plan.py): a stage whose runs
-are all done is not launched at all, so a second `make reproduce` only re-plans and re-draws.
+are all done is not launched at all, and an analysis stage is not re-run while no run file
+and no analysis code changed (<root>/.reproduce/<stage>.stamp): a second `make reproduce`
+only re-plans.
 A stage whose preset or module is not in this checkout is reported and passed over. Each
 stage prints a header; at the end the wall time of each stage (this call and, summed over
 calls, every call) is printed and written to <root>/reproduce_times.json. --dry-run prints
@@ -20,6 +22,7 @@ Exit 0 when every stage that ran succeeded, 1 when one failed, 2 on bad input (o
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -124,10 +127,34 @@ def command(stage: Stage, results: str, overrides: list[str]) -> list[str]:
     return [*py, module, "--results", results, *(f.format(results=results) for f in flags)]
 
 
+def analysis_stamp(stage: Stage, results: str, overrides: list[str]) -> str:
+    """Changes when a run file, the analysis code or the stage's command changes ('' without runs)."""
+    from analysis.cache import fingerprint
+    from analysis.cli import AnalysisError
+    from analysis.collect import run_folders
+
+    try:
+        runs = fingerprint(run_folders(Path(results)))
+    except AnalysisError:
+        return ""
+    h = hashlib.sha1(runs.encode() + " ".join(command(stage, results, overrides)[1:]).encode())
+    for path in sorted((REPO / "analysis").glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def stamp_path(stage: Stage, results: str) -> Path:
+    return Path(results) / ".reproduce" / f"{stage.name}.stamp"
+
+
 def run_stage(stage: Stage, results: str, overrides: list[str]) -> str:
     """Run one stage; its outcome: ran | skipped (...) | failed (exit N) | unavailable (...)."""
     if not stage.available():
         return f"unavailable (no {stage.needs} in this checkout)"
+    stamp = analysis_stamp(stage, results, overrides) if stage.kind == "analysis" else ""
+    if stamp and stamp_path(stage, results).exists() and stamp_path(stage, results).read_text() == stamp:
+        print("no run file and no analysis code changed since it last ran: nothing to redo", flush=True)
+        return "skipped (runs and code unchanged)"
     if stage.kind == "sweep":
         try:
             cfgs = plan_sweep(stage, results, overrides)
@@ -141,6 +168,9 @@ def run_stage(stage: Stage, results: str, overrides: list[str]) -> str:
     cmd = command(stage, results, overrides)
     print("$ " + " ".join(cmd[1:] if cmd[0] == sys.executable else cmd), flush=True)
     code = subprocess.run(cmd).returncode
+    if code == 0 and stamp:
+        stamp_path(stage, results).parent.mkdir(parents=True, exist_ok=True)
+        stamp_path(stage, results).write_text(analysis_stamp(stage, results, overrides))
     return "ran" if code == 0 else f"failed (exit {code})"
 
 

@@ -17,7 +17,7 @@ TRIALS ?= 20
 STUDY ?=
 LR_RANGE ?=
 
-.PHONY: venv base base-spread sweep tune test test-slow lint figures bench slurm-up slurm-down clean-base
+.PHONY: venv base base-spread sweep tune reproduce test test-slow lint figures bench slurm-up slurm-down clean-base
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -47,6 +47,11 @@ tune: venv
 	$(BIN)/python -m harness.tune --trials '$(TRIALS)' --seeds '$(or $(SEEDS),0)' \
 		--study '$(STUDY)' --results '$(RESULTS)' --launcher '$(LAUNCHER)' \
 		--lr-range '$(LR_RANGE)' -- $(ARGS)
+
+# The whole embedded-default study into one results root (default results/reproduce; RESULTS=<dir>
+# given on the command line wins): harness/reproduce.py, e.g. ARGS="--dry-run" or ARGS="--only tune".
+reproduce: venv
+	$(BIN)/python -m harness.reproduce $(if $(filter command line,$(origin RESULTS)),--results '$(RESULTS)') $(ARGS)
 
 test: venv slurm-up
 	$(BIN)/python -m pytest -q

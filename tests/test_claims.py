@@ -1,0 +1,190 @@
+"""The claims report on hand-made run folders: every verdict comes out each way, missing runs say
+"not run", the Welch interval matches scipy's, the CLI writes the Markdown.
+
+python -m pytest -q tests/test_claims.py
+
+Run folders are written here, not trained (as tests/test_difficulty.py does): the real
+composed config.yaml of each run (smoke profile) with its method, r, seed and tag set,
+status.json, eval.json with chosen averages, and metrics.jsonl train (and probe) rows with a
+chosen KL(S||T). Three worlds: one where every claim holds, one where every claim fails, one
+where the numbers cannot tell.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+from scipy import stats
+
+from analysis.claims import STAGES, claims_of, render
+from analysis.collect import collect
+from analysis.verdicts import (
+    FAILS,
+    HOLDS,
+    INCONCLUSIVE,
+    NOT_RUN,
+    Diff,
+    all_verdict,
+    any_view_verdict,
+    collapse_verdict,
+    diff_verdict,
+    full_not_best_verdict,
+    monotone_verdict,
+    welch_diff,
+)
+from harness.config import run_name
+from harness.rundir import write_json
+from harness.settings import compose_raw
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITES = ["easy_k3", "medium_k4", "hard_k5"]
+SEEDS = [0, 1, 2]
+NOISE = {0: -0.01, 1: 0.0, 2: 0.01}
+STEPS = 8
+
+
+@pytest.fixture(scope="module")
+def raws():
+    return {m: compose_raw(["profile=smoke", f"method={m}"]) for m in ("opsd", "atesd", "base")}
+
+
+def write_run(root: Path, raw, score: float | None, kl: float = 0.01, probe: dict | None = None,
+              **values) -> str:
+    """A run folder minus the training; score: every suite's Average@k (fraction)."""
+    raw = raw.copy()
+    for key, value in values.items():
+        OmegaConf.update(raw, key, value)
+    cfg = OmegaConf.to_container(raw, resolve=True)
+    name = run_name(cfg["method"]["name"], cfg["method"]["exposure_source"], cfg["exposure"], cfg["seed"],
+                    cfg["tag"])
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(raw, resolve=True))
+    write_json(folder / "status.json", {"state": "done", "reason": ""})
+    if score is not None:
+        write_json(folder / "eval.json", {"k": 2, "suites": {
+            s: {"average": score, "se": 0.0, "k": 2, "num_problems": 4} for s in SUITES}})
+    rows = [{"step": i, "kind": "train", "mismatch_kl_st": kl, "teacher_entropy": 0.5}
+            for i in range(1, STEPS + 1)]
+    rows += [{"step": 1, "kind": "probe", "probe_exposure": r, "mismatch_kl_st": v}
+             for r, v in (probe or {}).items()]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return name
+
+
+# Per world: KL(S||T) per r, score per r (fraction), ATESD, tuned, GRPO, live at r = 0.5 / 1, base model.
+WORLDS = {
+    "holds": dict(kl={0.0: 0.01, 0.5: 0.05, 1.0: 0.10}, score={0.0: 0.5, 0.5: 0.8, 1.0: 0.6},
+                  atesd=0.9, tuned=0.7, grpo=0.55, live=0.05, base=0.5),
+    "fails": dict(kl={0.0: 0.10, 0.5: 0.05, 1.0: 0.01}, score={0.0: 0.5, 0.5: 0.6, 1.0: 0.9},
+                  atesd=0.4, tuned=0.7, grpo=0.6, live=0.95, base=0.5),
+    "unclear": dict(kl={0.0: 0.05, 0.5: 0.05, 1.0: 0.05}, score={0.0: 0.7, 0.5: 0.7, 1.0: 0.7},
+                    atesd=0.7, tuned=0.7, grpo=0.7, live=0.5, base=0.5),
+}
+
+
+def build_world(root: Path, raws, w: dict) -> Path:
+    """Fixed grid, base, ATESD (val-accuracy only), tuned fixed r, GRPO, live teacher at r = 0.5, 1."""
+    opsd, wide = raws["opsd"], w["kl"][0.0] == w["kl"][1.0]  # the unclear world: noise far above the signal
+    noise = {s: (n * 30 if wide else n) for s, n in NOISE.items()}
+    probe = {r: v * 3 for r, v in w["kl"].items()}
+    for r in w["kl"]:
+        for s in SEEDS:
+            kl_noise = noise[s] / 10 if wide else noise[s] / 100
+            write_run(root, opsd, w["score"][r] + noise[s], kl=w["kl"][r] + kl_noise,
+                      probe=probe if r == 1.0 else None, exposure=r, seed=s)
+    write_run(root, raws["base"], w["base"])
+    for s in SEEDS:
+        write_run(root, raws["atesd"], w["atesd"] + noise[s], seed=s)
+        write_run(root, opsd, w["tuned"] + noise[s], exposure=0.37, seed=s, tag="tuned")
+        write_run(root, opsd, w["grpo"] + noise[s], seed=s, tag=None,
+                  **{"method.name": "grpo", "method.exposure_source": "none"})
+        for r in (0.5, 1.0):
+            write_run(root, opsd, w["live"] + noise[s], exposure=r, seed=s, tag="live",
+                      **{"teacher.mode": "live"})
+    return root
+
+
+@pytest.fixture(scope="module")
+def verdicts(tmp_path_factory, raws) -> dict[str, dict[str, str]]:
+    out = {}
+    for world, w in WORLDS.items():
+        root = build_world(tmp_path_factory.mktemp(world) / "runs", raws, w)
+        col = collect(root, refresh=True)
+        out[world] = {c.key: c.verdict for c in claims_of(col.runs, col.metrics)}
+        out[world]["_text"] = render(claims_of(col.runs, col.metrics), str(root))
+    return out
+
+
+@pytest.mark.parametrize("world,want", [("holds", HOLDS), ("fails", FAILS), ("unclear", INCONCLUSIVE)])
+def test_each_claim_comes_out_each_way(verdicts, world, want):
+    got = {k: v for k, v in verdicts[world].items() if not k.startswith("_")}
+    assert got == {"a": want, "b": want, "c1": want, "c2": NOT_RUN, "d": want}, got
+
+
+def test_missing_runs_are_reported_not_dropped(verdicts):
+    text = verdicts["holds"]["_text"]
+    assert "not run (no finished atesd-paper_reward-s<seed> run)" in text  # c2: every row kept
+    assert text.count("ATESD (paper reward) − ") == 3
+    assert "tuned fixed r (r = 0.37)" in text and "| ema | - | - |" in text
+
+
+def test_the_report_states_rule_and_command_per_claim(verdicts):
+    text = verdicts["fails"]["_text"]
+    for key in ("a", "b", "c1", "c2", "d"):
+        section = text.split(f"### ({key})")[1].split("### (")[0]
+        assert "**Statement:**" in section and "Rule:" in section and "**Verdict:" in section
+        assert "python -m harness.reproduce --results" in section and "python -m analysis.claims" in section
+    assert "The probe at step 1" in text
+
+
+def test_claim_stages_are_reproduce_stages():
+    from harness.reproduce import STAGES as REPRO
+
+    assert {s for stages in STAGES.values() for s in stages} <= {s.name for s in REPRO}
+
+
+def test_welch_interval_matches_scipy():
+    a, b = [70.0, 72.5, 71.0, 69.0], [60.0, 65.0, 61.0]
+    d = welch_diff(a, b)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert d.diff == pytest.approx(np.mean(a) - np.mean(b))
+    assert (d.low, d.high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert np.isnan(welch_diff([1.0], [2.0, 3.0]).half) and not welch_diff([], [1.0]).run
+
+
+def test_rules_on_numbers():
+    up, down, zero, one = Diff(2, 1, 3, 3), Diff(-2, 1, 3, 3), Diff(0.5, 1, 3, 3), Diff(2, float("nan"), 1, 3)
+    assert [diff_verdict(d) for d in (up, down, zero, one, Diff(0, 0, 0, 3))] == \
+        [HOLDS, FAILS, INCONCLUSIVE, INCONCLUSIVE, NOT_RUN]
+    assert monotone_verdict([1, 2, 3], 0.9, 0.01, [up]) == HOLDS
+    assert monotone_verdict([1, 2, 3], 0.9, 0.2, [up]) == INCONCLUSIVE  # rises, not significant
+    assert monotone_verdict([1, 3, 2], 0.5, 0.01, [up, down]) == FAILS  # a significant drop
+    assert monotone_verdict([3, 2, 1], -0.9, 0.01, []) == FAILS
+    assert full_not_best_verdict([down, up]) == HOLDS and full_not_best_verdict([down, down]) == FAILS
+    assert full_not_best_verdict([down, zero]) == INCONCLUSIVE
+    assert any_view_verdict([FAILS, HOLDS]) == HOLDS and any_view_verdict([FAILS, NOT_RUN]) == FAILS
+    assert collapse_verdict(down, 10, 2, 50) == HOLDS
+    assert collapse_verdict(down, 60, 2, 50) == FAILS  # worse than the base teacher, better than untrained
+    assert collapse_verdict(zero, 40, 2, 50) == INCONCLUSIVE  # not below the base teacher for sure
+    assert collapse_verdict(down, 55, 10, 50) == INCONCLUSIVE  # above untrained, but not surely
+    assert all_verdict([HOLDS, NOT_RUN]) == HOLDS and all_verdict([HOLDS, INCONCLUSIVE]) == INCONCLUSIVE
+    assert all_verdict([HOLDS, FAILS]) == FAILS and all_verdict([NOT_RUN]) == NOT_RUN
+
+
+def test_cli_writes_the_markdown(tmp_path, raws):
+    root = build_world(tmp_path / "runs", raws, WORLDS["holds"])
+    out = tmp_path / "claims.md"
+    r = subprocess.run([sys.executable, "-m", "analysis.claims", "--results", str(root), "--out", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert out.read_text().startswith("## The paper's claims") and "**holds**" in out.read_text()
+    bad = subprocess.run([sys.executable, "-m", "analysis.claims", "--results", str(tmp_path / "none")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1

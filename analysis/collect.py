@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from analysis.cli import AnalysisError, add_common_args, cli
 from analysis.stalled import describe, mark_stalled, unfinished_lines
 from harness.rundir import flat
 from harness.runinfo import ST, TS, as_dict, read_run
+from harness.tune_space import TAG as TUNE_TAG
 
 # Columns that describe the run, not one suite (one row per run: `run_info`).
 RUN_COLUMNS = ["run", "method", "label", "method_name", "tag", "exposure_source", "exposure", "seed",
@@ -62,7 +64,9 @@ class Collected:
 def run_folders(root: Path) -> list[Path]:
     """Run folders under root: any non-hidden folder with config.yaml or status.json.
 
-    `<name>.bak-<time>` folders (kept by force=true) are superseded runs and are skipped.
+    `<name>.bak-<time>` folders (kept by force=true) are superseded runs and are skipped, and
+    so are make tune's trials (run names `<method>-tune...`): they choose r on the validation
+    problems, their table is <results>/tune/<study>.md, and they are not a method.
     """
     root = Path(root)
     if not root.is_dir():
@@ -70,11 +74,17 @@ def run_folders(root: Path) -> list[Path]:
                             f"(`make sweep RESULTS={root}` writes one)")
     folders = [p for p in sorted(root.iterdir())
                if p.is_dir() and not p.name.startswith(".") and ".bak-" not in p.name
+               and not is_tune_trial(p.name)
                and ((p / "config.yaml").exists() or (p / "status.json").exists())]
     if not folders:
         raise AnalysisError(f"no run folders under {root} (a run folder holds config.yaml and "
                             f"status.json; `make sweep RESULTS={root}` writes them)")
     return folders
+
+
+def is_tune_trial(name: str) -> bool:
+    """A make tune trial's run folder: its tag is harness.tune_space.TAG, optionally + _lr..."""
+    return re.search(rf"^[a-z_]+-{TUNE_TAG}(_lr[0-9.]+)?-", name) is not None
 
 
 def flatten(tree: dict, prefix: str = "cfg.") -> dict[str, Any]:

@@ -42,7 +42,7 @@ SMOOTH_FRACTION = 1 / 15
 
 def palette(order: pd.DataFrame) -> dict[str, tuple | str]:
     """method -> color: fixed exposures by r on the shared scale, the rest in turn from OTHER_COLORS."""
-    fixed = order["exposure_source"].eq("fixed") & order["method_name"].ne("base")
+    fixed = order["exposure_source"].eq("fixed") & order["method_name"].eq("opsd")  # OPSD's r scale
     colors: dict[str, tuple | str] = {}
     by_r = exposure_colors(sorted(order.loc[fixed, "exposure"].unique()))
     others = iter(OTHER_COLORS * 8)

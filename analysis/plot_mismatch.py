@@ -49,10 +49,11 @@ def finished(info: pd.DataFrame) -> pd.DataFrame:
 
 
 def sweep_points(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per finished, untagged fixed-exposure run with train rows: exposure, seed, and its
-    final mismatch in both directions (harness.runinfo: the last quarter of its train rows)."""
+    """One row per finished, untagged fixed-exposure OPSD run with train rows (AntiSD / SDAR at a
+    fixed r are other methods): exposure, seed, and its final mismatch in both directions
+    (harness.runinfo: the last quarter of its train rows)."""
     info = finished(run_info(runs))
-    fixed = info[(info["exposure_source"] == "fixed") & (info["method_name"] != "base") & info["tag"].isna()
+    fixed = info[(info["exposure_source"] == "fixed") & (info["method_name"] == "opsd") & info["tag"].isna()
                  & (info["train_steps"] > 0)]
     points = fixed[["run", "seed", "exposure", f"final_{ST}", f"final_{TS}"]]
     return points.rename(columns={f"final_{ST}": ST, f"final_{TS}": TS}).reset_index(drop=True)

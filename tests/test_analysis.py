@@ -439,3 +439,17 @@ def test_commands_run_as_script_and_as_module(module):
                 [sys.executable, "-m", f"analysis.{module}", "--help"]):
         r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and "--results" in r.stdout, (cmd, r.stderr)
+
+
+def test_tune_trials_are_not_analysed_as_methods(tmp_path):
+    """make tune's trial folders (tag tune, optionally tune_lr...) are skipped; the tuned
+    ablation's runs (tag tuned) and every other run are kept."""
+    from analysis.collect import is_tune_trial, run_folders
+
+    trials = ["opsd-tune-r0.4132-s0", "opsd-tune_lr0.000316-r0.4132-s1"]
+    kept = ["opsd-tuned-r0.4132-s0", "opsd-r1-s0", "atesd-s0", "antisd-r1-s2", "base"]
+    assert [is_tune_trial(n) for n in trials + kept] == [True] * 2 + [False] * 5
+    for name in trials + kept:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "status.json").write_text("{}")
+    assert sorted(p.name for p in run_folders(tmp_path)) == sorted(kept)

@@ -16,6 +16,7 @@ ARGS ?=
 TRIALS ?= 20
 STUDY ?=
 LR_RANGE ?=
+START ?= 0,0.25,0.5,0.75,1
 
 .PHONY: venv base base-spread sweep tune reproduce test test-slow lint figures bench slurm-up slurm-down clean-base
 
@@ -46,7 +47,7 @@ sweep: venv
 tune: venv
 	$(BIN)/python -m harness.tune --trials '$(TRIALS)' --seeds '$(or $(SEEDS),0)' \
 		--study '$(STUDY)' --results '$(RESULTS)' --launcher '$(LAUNCHER)' \
-		--lr-range '$(LR_RANGE)' -- $(ARGS)
+		--lr-range '$(LR_RANGE)' --start '$(START)' -- $(ARGS)
 
 # The whole embedded-default study into one results root (default results/reproduce; RESULTS=<dir>
 # given on the command line wins): harness/reproduce.py, e.g. ARGS="--dry-run" or ARGS="--only tune".

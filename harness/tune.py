@@ -30,7 +30,7 @@ from harness.config import ConfigError, RunConfig
 from harness.settings import fail
 from harness.tune_loop import Setup, run_study
 from harness.tune_results import study_paths
-from harness.tune_space import Space, parse_lr_range
+from harness.tune_space import R_STEP, Space, parse_lr_range
 
 UNCAPPED_BATCH = 4  # trials per round when launcher.max_parallel is 0 (SLURM: no local cap)
 # Keys the tune sets itself; in the overrides they would break a trial's identity.
@@ -46,6 +46,18 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds={text!r} is invalid: distinct integers >= 0, at least one")
     return seeds
+
+
+def parse_starts(text: str) -> list[float]:
+    """--start: comma-separated exposures in [0, 1] on the search's step (R_STEP)."""
+    try:
+        starts = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--start={text!r} is invalid: comma-separated exposures in [0, 1]") from None
+    for r in starts:
+        if not 0.0 <= r <= 1.0 or abs(r / R_STEP - round(r / R_STEP)) > 1e-9:
+            raise ConfigError(f"--start={text!r} is invalid: {r:g} is not in [0, 1] on a {R_STEP:g} step")
+    return starts
 
 
 def check_overrides(overrides: list[str], lr_tuned: bool = False) -> None:
@@ -78,7 +90,8 @@ def make_setup(a: argparse.Namespace) -> Setup:
     lr_range = parse_lr_range(a.lr_range)
     check_overrides(a.overrides, lr_tuned=lr_range is not None)
     s = Setup(a.results, a.study, parse_seeds(a.seeds), Space(lr_range),
-              a.batch or 0, a.trials, a.sampler_seed, a.launcher, list(a.overrides))
+              a.batch or 0, a.trials, a.sampler_seed, a.launcher, list(a.overrides),
+              parse_starts(a.start))
     if not s.results:
         raise ConfigError("--results='' is empty; e.g. results/runs")
     cfg = probe_config(s)
@@ -115,6 +128,8 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--launcher", default="local")
     ap.add_argument("--batch", type=int, help="trials per multirun (default launcher.max_parallel)")
     ap.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler")
+    ap.add_argument("--start", default="0,0.25,0.5,0.75,1",
+                    help="exposures tried first, before TPE's own (each not yet in the study; '' for none)")
     ap.add_argument("--lr-range", default="", help="also tune train.lr, log-uniform in low,high")
     ap.add_argument("overrides", nargs="*", help="hydra overrides of every trial, e.g. profile=smoke")
     a = ap.parse_args(argv)

@@ -37,6 +37,7 @@ class Setup:
     sampler_seed: int
     launcher: str
     overrides: list[str] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)  # exposures tried first (enqueue_starts)
 
     def fixed_overrides(self) -> list[str]:
         """What every trial's multirun shares (the trials come as hydra.sweeper.grids)."""
@@ -83,10 +84,25 @@ def params_of(t: FrozenTrial) -> dict:
     """A trial's parameters as run (stored at ask time; rebuilt from its raw params if not)."""
     if RUN_PARAMS in t.user_attrs:
         return dict(t.user_attrs[RUN_PARAMS])
-    params = {EXPOSURE: round(t.params[EXPOSURE], 4)}
-    if LR in t.params:
-        params[LR] = float(f"{t.params[LR]:.3g}")
+    # A WAITING (enqueued, not yet asked) trial holds its values as fixed params.
+    raw = t.params or t.system_attrs.get("fixed_params", {})
+    params = {EXPOSURE: round(raw[EXPOSURE], 4)}
+    if LR in raw:
+        params[LR] = float(f"{raw[LR]:.3g}")
     return params
+
+
+def enqueue_starts(study: optuna.Study, starts: list[float]) -> list[float]:
+    """Enqueue each start exposure the study has not tried or queued yet; the ones enqueued.
+
+    Why: TPE's first trials are random draws, so a short study may never try r = 1 or 0;
+    starting from the fixed sweep's grid makes the tuned r at least as good on validation
+    as the best grid point, whatever the budget."""
+    seen = {params_of(t)[EXPOSURE] for t in study.trials}
+    added = [r for r in starts if round(r, 4) not in seen]
+    for r in added:
+        study.enqueue_trial({EXPOSURE: r})
+    return added
 
 
 def next_batch(study: optuna.Study, s: Setup) -> list[tuple[int, dict]]:
@@ -154,6 +170,7 @@ def report(study: optuna.Study, s: Setup, final: bool = False) -> dict | None:
 def run_study(s: Setup) -> int:
     """The loop; exit code 0, 1 (a trial failed or none completed), or the multirun's own."""
     study, failed = open_study(s), 0
+    enqueue_starts(study, s.starts)
     while batch := next_batch(study, s):
         finished = sum(t.state.is_finished() for t in study.trials)
         print(f"tune {s.study}: trials {', '.join(str(n) for n, _ in batch)} "

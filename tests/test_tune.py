@@ -197,24 +197,27 @@ def test_smoke_study_completes_resumes_and_feeds_fixed_tuned(tmp_path, smoke_bas
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     paths = study_paths(res, "fixed_smoke")
     study = optuna.load_study(study_name="fixed_smoke", storage=f"sqlite:///{paths['db']}")
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
-    names = [n for t in study.trials for n in run_names(t.user_attrs[RUN_PARAMS], [0])]
+    # The grid's starts first (--start's default): the last two wait in the study for later calls.
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3 + ["WAITING"] * 2
+    names = [n for t in study.trials[:3] for n in run_names(t.user_attrs[RUN_PARAMS], [0])]
+    assert names == ["opsd-tune-r0-s0", "opsd-tune-r0.25-s0", "opsd-tune-r0.5-s0"]
     for name, t in zip(names, study.trials):
         assert read_json(res / name / "status.json")["state"] == "done"
         assert t.value == read_json(res / name / "val.json")["suites"]["validation"]["average"]
     assert not (res / "base" / "val.json").exists()  # the base run is the sweeps' base run
     assert r.stdout.count(" complete ") == 3 and "best r = " in r.stdout  # the table, printed
-    assert len(list(csv.DictReader(paths["csv"].open()))) == 3
+    states = [row["state"] for row in csv.DictReader(paths["csv"].open())]
+    assert states == ["complete"] * 3 + ["waiting"] * 2  # the queued starts are listed too
     stamps = {n: [(res / n / f).stat().st_mtime_ns for f in ("metrics.jsonl", "val.json")] for n in names}
 
     r2 = tune(res, 4)  # resume: one more trial; the first three are read, not re-run
     assert r2.returncode == 0, r2.stdout[-3000:] + r2.stderr[-3000:]
     study = optuna.load_study(study_name="fixed_smoke", storage=f"sqlite:///{paths['db']}")
-    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4 + ["WAITING"]
     assert {n: [(res / n / f).stat().st_mtime_ns for f in ("metrics.jsonl", "val.json")]
             for n in names} == stamps
     fourth = run_names(study.trials[3].user_attrs[RUN_PARAMS], [0])[0]
-    assert fourth not in names and (res / fourth / "val.json").is_file()
+    assert fourth == "opsd-tune-r0.75-s0" and (res / fourth / "val.json").is_file()
     assert "tune fixed_smoke: trials 3 " in r2.stdout
 
     best = yaml.safe_load(paths["best"].read_text())
@@ -225,4 +228,30 @@ def test_smoke_study_completes_resumes_and_feeds_fixed_tuned(tmp_path, smoke_bas
 
     r3 = tune(res, 4)  # nothing left to run
     assert r3.returncode == 0 and "tune fixed_smoke: trials" not in r3.stdout, r3.stdout
-    assert len(optuna.load_study(study_name="fixed_smoke", storage=f"sqlite:///{paths['db']}").trials) == 4
+    study = optuna.load_study(study_name="fixed_smoke", storage=f"sqlite:///{paths['db']}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4 + ["WAITING"]
+
+
+def test_start_exposures_are_enqueued_once():
+    """The fixed grid is tried first: each start r not yet tried or queued is enqueued, once."""
+    import optuna
+
+    from harness.tune_loop import enqueue_starts
+    from harness.tune_space import Space
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    assert enqueue_starts(study, [0.0, 0.5, 1.0]) == [0.0, 0.5, 1.0]
+    assert enqueue_starts(study, [0.0, 0.5, 1.0, 0.25]) == [0.25]  # queued ones are not re-added
+    trial = study.ask()
+    assert Space(None).suggest(trial) == {"exposure": 0.0}  # asked in the order enqueued
+    study.tell(trial, 0.3)
+    assert enqueue_starts(study, [0.0]) == []  # tried
+
+
+@pytest.mark.parametrize("text", ["0,1.5", "0.12345", "a"])
+def test_bad_start_exposures_are_one_line(text):
+    from harness.tune import parse_starts
+
+    with pytest.raises(ConfigError, match="--start="):
+        parse_starts(text)

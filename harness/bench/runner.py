@@ -62,7 +62,6 @@ def main(argv: list[str]) -> None:
     import torch  # after the input is known good: a bad flag answers in a second
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TQDM_DISABLE", "1")  # the evaluation's progress bars would drown the lines
     torch.set_num_threads(cfg.train.threads)
     rounds = 1 if a.quick and a.rounds is None else a.rounds
     args = BenchArgs(cfg, list(a.overrides), rounds, a.quick)

@@ -41,6 +41,11 @@ CONFIGS = {"opsd-base": ("opsd", ["teacher.mode=base"]), "opsd-live": ("opsd", [
 # result name -> (OPSD configuration, GRPO configuration it is compared with)
 RATIOS = {"memory_opsd_base": ("opsd-base", "grpo"), "memory_opsd_live": ("opsd-live", "grpo"),
           "memory_opsd_lora": ("opsd-lora", "grpo-lora")}
+# What OPSD holds beyond GRPO, per comparison (the README's limits column).
+LOGITS = "the teacher's logits (rollouts x length x vocabulary) beside the student's"
+WHY = {"memory_opsd_base": f"{LOGITS}, and a frozen copy of the weights",
+       "memory_opsd_live": f"{LOGITS}; no weight copy (the teacher is the student)",
+       "memory_opsd_lora": f"{LOGITS}; no weight copy (the teacher is the model with its adapters off)"}
 MARK = "BENCH_MEMORY "
 
 
@@ -134,7 +139,7 @@ def run(b: BenchArgs) -> list[Result]:
                           "fresh subprocess each", ratio, f"{opsd} / {grpo}", Target("<=", 1.2),
                           {opsd: mb[opsd], grpo: mb[grpo]}, unit="MB", details=details,
                           limits=f"{median(mb[opsd]):.0f} MB vs {median(mb[grpo]):.0f} MB above the "
-                                 "baseline; a frozen teacher adds one copy of the weights"))
+                                 f"baseline; {WHY[result]}"))
     return out
 
 

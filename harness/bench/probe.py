@@ -124,7 +124,8 @@ def batching(b: BenchArgs, rounds: int) -> Result:
     return Result("probe_batching", f"probe: all {len(cfg.probe.exposures)} exposures in one teacher forward "
                   f"vs one forward per exposure, at {headline} rollouts (untrained weights)",
                   at[headline]["ratio"], "one per exposure / one forward", None, at[headline]["times"],
-                  details=details, limits=f"{verdict} ({note}); > 1: batching is faster")
+                  details=details, limits=f"{verdict} ({note}); > 1: batching is faster. One forward "
+                                          "pads every row to the longest (r = 1) teacher prompt")
 
 
 def run_probes(every: int, steps: int) -> int:

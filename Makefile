@@ -67,7 +67,8 @@ lint: venv
 figures: venv
 	$(BIN)/python -m analysis.figures --results $(RESULTS) $(ARGS)
 
-# Side-by-side timings (ratios), e.g. the probe's one batched forward vs one per exposure.
+# DESIGN.md's performance targets, each a ratio measured side by side (harness/bench/):
+# results/bench/<name>.json + README.md. ARGS="--only step,probe --rounds 7 --quick".
 bench: venv
 	$(BIN)/python -m harness.bench $(ARGS)
 

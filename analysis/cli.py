@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 DEFAULT_RESULTS = "results/runs"
 
@@ -36,3 +37,23 @@ def cli(main: Callable[[list[str]], None]) -> None:
     except AnalysisError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def each_group(groups: Sequence[tuple[str, Any]], results: str,
+               write: Callable[[str, Any], list[str]]) -> None:
+    """write(label, runs) for each comparable group, printing the lines it returns. A group
+    that raises AnalysisError is skipped with its reason (one empty group does not stop the
+    others); AnalysisError when every group was skipped."""
+    skipped = []
+    for label, runs in groups:
+        try:
+            lines = write(label, runs)
+        except AnalysisError as err:
+            skipped.append(f"{label or results}: {err}")
+            continue
+        for line in lines:
+            print(line)
+    if len(skipped) == len(groups):
+        raise AnalysisError("; ".join(skipped))
+    for line in skipped:
+        print(f"skipped {line}")

@@ -31,7 +31,7 @@ if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: impo
 import numpy as np
 import pandas as pd
 
-from analysis.cli import AnalysisError, add_common_args, cli, group_keys
+from analysis.cli import AnalysisError, add_common_args, cli, each_group, group_keys
 from analysis.collect import collect, run_info
 from analysis.comparable import slug, split_comparable
 from analysis.stalled import unfinished_lines
@@ -240,20 +240,13 @@ def main(argv: list[str]) -> None:
         print(line)
     out = Path(a.out) if a.out else Path(a.results)
     groups = split_comparable(col.runs, group_keys(a.group_by))
-    skipped = []
-    for label, runs in groups:
-        try:
-            table, paths = write_difficulty(runs, out, slug(label))
-        except AnalysisError as err:  # one group without fixed runs does not stop the others
-            skipped.append(f"{label or a.results}: {err}")
-            continue
-        print(f"{label + ': ' if label else ''}wrote " + ", ".join(map(str, paths)))
-        print(to_markdown(table))
-        print(best_line(table))
-    if len(skipped) == len(groups):
-        raise AnalysisError("; ".join(skipped))
-    for line in skipped:
-        print(f"skipped {line}")
+
+    def write(label: str, runs: pd.DataFrame) -> list[str]:
+        table, paths = write_difficulty(runs, out, slug(label))
+        return [f"{label + ': ' if label else ''}wrote " + ", ".join(map(str, paths)),
+                to_markdown(table), best_line(table)]
+
+    each_group(groups, a.results, write)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: impo
 
 import pandas as pd
 
-from analysis.cli import AnalysisError, add_common_args, cli, group_keys
+from analysis.cli import AnalysisError, add_common_args, cli, each_group, group_keys
 from analysis.collect import collect, run_info
 from analysis.comparable import slug, split_comparable
 from analysis.labels import methods
@@ -206,19 +206,12 @@ def main(argv: list[str]) -> None:
     col = collect(a.results, refresh=a.refresh)
     out = Path(a.out) if a.out else Path(a.results) / "tables"
     groups = split_comparable(col.runs, group_keys(a.group_by))
-    skipped = []
-    for label, runs in groups:
-        try:
-            table, paths = write_tables(runs, out, slug(label))
-        except AnalysisError as err:  # one empty group does not stop the others
-            skipped.append(f"{label or a.results}: {err}")
-            continue
-        print(f"{label + ': ' if label else ''}wrote " + ", ".join(map(str, paths)))
-        print(to_markdown(table))
-    if len(skipped) == len(groups):
-        raise AnalysisError("; ".join(skipped))
-    for line in skipped:
-        print(f"skipped {line}")
+
+    def write(label: str, runs: pd.DataFrame) -> list[str]:
+        table, paths = write_tables(runs, out, slug(label))
+        return [f"{label + ': ' if label else ''}wrote " + ", ".join(map(str, paths)), to_markdown(table)]
+
+    each_group(groups, a.results, write)
 
 
 if __name__ == "__main__":

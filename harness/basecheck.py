@@ -12,7 +12,6 @@ prompt. Both are stored in the shipped model's manifest (tests/test_shipped_base
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
 from dataclasses import replace
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 
 from harness.config import RunConfig
+from harness.device import cpu_name
 from harness.models import load
 
 TABLE_EXPOSURES = (None, 0.25, 0.5, 1.0)  # None: the student (no reference)
@@ -103,14 +103,6 @@ def ship_build(path: Path, cfg: RunConfig, values: dict, seconds: float) -> Path
     return SHIPPED_DIR
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ the only GPU-only code path is here: a GPU run exercises it first.
 
 from __future__ import annotations
 
+import platform
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -59,3 +61,14 @@ if __name__ == "__main__":
 
     m = compose(sys.argv[1:]).model
     print(choose(m.dtype, m.lora.r > 0))
+
+
+def cpu_name() -> str:
+    """The CPU's model name (recorded with timings and builds: numbers are per CPU type)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

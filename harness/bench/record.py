@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench.timing import median
+from harness.device import cpu_name
 
 # Table order: the order of DESIGN.md's targets.
 ORDER = ("opsd_vs_sdft", "opsd_vs_parts", "probe_share", "probe_batching", "memory_opsd_base",
@@ -81,7 +82,7 @@ def machine() -> dict[str, Any]:
     import transformers
     import trl
 
-    facts = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    facts = {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
              "torch": torch.__version__, "transformers": transformers.__version__,
              "trl": trl.__version__, "python": platform.python_version(),
              "host": socket.gethostname(), "load_avg_1m": round(os.getloadavg()[0], 2),
@@ -91,14 +92,6 @@ def machine() -> dict[str, Any]:
     return facts
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def to_json(r: Result, context: dict[str, Any]) -> dict[str, Any]:

@@ -31,9 +31,9 @@ class MainRankSource(ExposureSource):
     def current(self) -> float:
         return self.inner.current()
 
-    def bind(self, model, tokenizer) -> None:
-        if is_main():  # rank 0 alone measures (P_(-1) of ATESD)
-            self.inner.bind(model, tokenizer)
+    def bind(self, model, tokenizer, teacher: Any = None) -> None:
+        if is_main():  # rank 0 alone measures (P_(-1) of ATESD; the paper reward's teacher term)
+            self.inner.bind(model, tokenizer, teacher)
         self.sync()
 
     def step_end(self, step: int, stats: dict[str, float]) -> list[dict[str, Any]]:

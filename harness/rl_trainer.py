@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from harness.exposure_source import ExposureSource
 from harness.losses import entropy, generalized_jsd, kl, masked_mean
 from harness.models import lora_adapter_config
 from harness.prompts import Prompts
+from harness.run_hooks import RunHooks
 from harness.rundir import RunDir
 from harness.student_losses import (
     EntropyGate,
@@ -75,20 +75,15 @@ def sampled_logp(logits_B_C_V: torch.Tensor, ids_B_C: torch.Tensor) -> torch.Ten
     return torch.log_softmax(logits_B_C_V, -1).gather(-1, ids_B_C.unsqueeze(-1)).squeeze(-1)
 
 
-class RLTrainer(GRPOTrainer):
+class RLTrainer(RunHooks, GRPOTrainer):
     """GRPOTrainer whose dataset rows are {prompt, privileged_context=problem id}."""
 
     def __init__(self, *, run_cfg: RunConfig, problems: dict[str, Problem],
                  exposure_source: ExposureSource, run_dir: RunDir, **kwargs: Any) -> None:
-        self.run_cfg = run_cfg
-        self.problems = problems
-        self.exposure_source = exposure_source
-        self.run_dir = run_dir
+        self.init_run(run_cfg, problems, exposure_source, run_dir)
         self.loss_name = run_cfg.method.loss
         self.has_teacher = self.loss_name != "grpo"
         self.batch_exposure = exposure_source.current() if self.has_teacher else None
-        self.step_stats: dict[str, float] = {}
-        self.t_start = time.time()
         a = run_cfg.antisd
         self.gate = EntropyGate(a.warmup_steps, a.off_fraction, a.on_fraction)
         kwargs.setdefault("peft_config", lora_adapter_config(run_cfg.model.lora))
@@ -224,14 +219,9 @@ class RLTrainer(GRPOTrainer):
                "completion_length": logs.get("completions/mean_length"),
                "student_entropy": logs.get("entropy"),  # teacher losses: at T 1, from step_stats
                "loss": logs.get("loss"), **self.step_stats, "lr": logs.get("learning_rate"),
-               "grad_norm": logs.get("grad_norm"), "wall_time": round(time.time() - self.t_start, 3)}
+               "grad_norm": logs.get("grad_norm"), "wall_time": self.elapsed()}
         check_finite(row, step, ("loss",))
-        write = self.run_dir.append_metrics if self.is_world_process_zero() else (lambda r: None)
-        write(row)
-        for r in self.exposure_source.step_end(step, row):
-            write({"step": step, "kind": "controller", **r})
-        faults.maybe_kill(self.run_cfg.run_name, step)
-        faults.maybe_slow(self.run_cfg.run_name)
+        self.write_step(step, row)
 
     # ---- the AntiSD gate's state in each checkpoint ------------------------------------------
     def _save_checkpoint(self, model, trial):

@@ -20,21 +20,30 @@ import fcntl
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
 @contextlib.contextmanager
 def hold(results: Path, run_name: str) -> Iterator[None]:
-    path = Path(results) / ".locks" / f"{run_name}.lock"
+    """The run's lock; a second holder prints one line and waits for it."""
+    def wait(holder: str) -> None:
+        print(f"wait {Path(results) / run_name}: held by a live run ({holder or '?'})", flush=True)
+
+    with exclusive(Path(results) / ".locks" / f"{run_name}.lock", on_busy=wait):
+        yield
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, on_busy: Callable[[str], None]) -> Iterator[None]:
+    """An exclusive flock on `path`, which then names its holder (host, pid). When another
+    process holds it, on_busy(that holder's text) runs first: it raises to refuse, or
+    returns to wait for the lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not try_lock(fh):
             fh.seek(0)
-            print(f"wait {Path(results) / run_name}: held by a live run ({fh.read().strip() or '?'})",
-                  flush=True)
+            on_busy(fh.read().strip())  # outside the except: a refusal carries no chained error
             fcntl.flock(fh, fcntl.LOCK_EX)
         fh.seek(0)
         fh.truncate()
@@ -44,3 +53,11 @@ def hold(results: Path, run_name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def try_lock(fh) -> bool:
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

@@ -17,7 +17,6 @@ its adapters disabled.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +31,7 @@ from harness.exposure_source import ExposureSource
 from harness.losses import entropy, generalized_jsd, kl, masked_mean
 from harness.models import lora_adapter_config
 from harness.prompts import Prompts
+from harness.run_hooks import RunHooks
 from harness.rundir import RunDir
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
@@ -80,19 +80,13 @@ class ExposureContextBuilder:
         return self.build_ids(self.teacher_ids(privileged, r), completion_ids, completion_mask)
 
 
-class OPSDTrainer(SDFTTrainer):
+class OPSDTrainer(RunHooks, SDFTTrainer):
     """SDFTTrainer whose dataset rows are {prompt, privileged_context=problem id}."""
 
     def __init__(self, *, run_cfg: RunConfig, problems: dict[str, Problem],
                  exposure_source: ExposureSource, run_dir: RunDir, **kwargs: Any) -> None:
-        self.run_cfg = run_cfg
-        self.problems = problems
-        self.exposure_source = exposure_source
-        self.run_dir = run_dir
+        self.init_run(run_cfg, problems, exposure_source, run_dir)
         self.batch_exposure = exposure_source.current()
-        self.step_stats: dict[str, float] = {}
-        self.pending_rows: list[dict[str, Any]] = []
-        self.t_start = time.time()
         # With LoRA, TRL wraps the model in peft and its base teacher is this same model
         # run under disable_adapter() (SDFTTrainer._get_teacher_context_for_self_distillation):
         # no second copy of the weights.
@@ -182,18 +176,8 @@ class OPSDTrainer(SDFTTrainer):
             step = self.state.global_step
             row = {"step": step, "kind": "train", "exposure": self.batch_exposure,
                    **self.step_stats, "lr": logs.get("learning_rate"),
-                   "grad_norm": logs.get("grad_norm"),
-                   "wall_time": round(time.time() - self.t_start, 3)}
-            # Several processes (harness/distributed.py): rank 0 alone writes the rows.
-            write = self.run_dir.append_metrics if self.is_world_process_zero() else (lambda r: None)
-            for r in self.pending_rows:
-                write(r)
-            self.pending_rows = []
-            write(row)
-            for r in self.exposure_source.step_end(step, row):
-                write({"step": step, "kind": "controller", **r})
-            faults.maybe_kill(self.run_cfg.run_name, step)
-            faults.maybe_slow(self.run_cfg.run_name)
+                   "grad_norm": logs.get("grad_norm"), "wall_time": self.elapsed()}
+            self.write_step(step, row)
         super().log(logs, start_time)
 
 

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from harness.config import ConfigError, RunConfig
+from harness.runlock import exclusive
 from harness.settings import fail
 from harness.tune_loop import Setup, run_study
 from harness.tune_results import study_paths
@@ -105,17 +104,10 @@ def make_setup(a: argparse.Namespace) -> Setup:
 @contextlib.contextmanager
 def study_lock(path: Path) -> Iterator[None]:
     """One live make tune per study: a second one is refused (it would ask the same trials)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            raise ConfigError(f"{path}: study held by a live make tune ({fh.read().strip()})") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
+    def refuse(holder: str) -> None:
+        raise ConfigError(f"{path}: study held by a live make tune ({holder})")
+
+    with exclusive(path, on_busy=refuse):
         yield
 
 

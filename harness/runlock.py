@@ -11,6 +11,8 @@ the run folder so that force=true can move the folder away while holding it.
 A SLURM job requeued at its time limit (README: requeue) finds the lock free: SLURM
 ends the old instance's processes before the new one starts, and the OS drops their lock.
 In a run of several processes (harness/distributed.py) rank 0 alone holds it.
+`exclusive` is the lock itself; `make tune`'s study lock (harness/tune.py) uses it too, refusing
+instead of waiting.
 """
 
 from __future__ import annotations

@@ -41,7 +41,8 @@ ENTROPY_BOUNDS = ("clamp", "penalty")
 SCHEDULES = ("linear_up", "linear_down", "step")
 LR_SCHEDULES = ("cosine", "linear", "constant_with_warmup")
 TRACKERS = ("tensorboard", "wandb", "mlflow")  # harness/trackers.py
-GENERATIONS = ("hf", "vllm")  # train.generation: harness/vllm_backend.py
+# train.generation: harness/vllm_backend.py (auto: vllm on CUDA when importable, else hf)
+GENERATIONS = ("hf", "vllm", "auto")
 VLLM_MODES = ("colocate", "server")
 EVAL_BACKENDS = ("auto", "hf", "vllm")
 
@@ -290,6 +291,10 @@ class EvalConfig:
     batch_size: int = F(512, "sequences per generate call")
     every: int = F(0, "also evaluate every N training steps (0: only at the end)")
     seed: int = F(1234, "sampling seed of the evaluation")
+    hf_max_new_tokens: int = F(4096, "the longest eval.max_new_tokens HF generate is asked to serve: "
+                                     "beyond it an evaluation on the hf backend refuses before training "
+                                     "(use eval.backend=vllm, pip install -e '.[vllm]') unless eval.force_hf")
+    force_hf: bool = F(False, "run an HF-generate evaluation beyond eval.hf_max_new_tokens anyway")
     backend: str = F("auto", "sampler: hf (transformers generate) | vllm (needs CUDA and the "
                              "vllm extra) | auto (vllm when both are there, else hf)")
     vllm_gpu_memory: float = F(0.5, "backend vllm: share of the GPU's memory vLLM may take "
@@ -311,6 +316,7 @@ class EvalConfig:
         require(self.max_new_tokens >= 1, "eval.max_new_tokens", self.max_new_tokens, ">= 1")
         require(self.batch_size >= 1, "eval.batch_size", self.batch_size, ">= 1")
         require(self.every >= 0, "eval.every", self.every, ">= 0")
+        require(self.hf_max_new_tokens >= 1, "eval.hf_max_new_tokens", self.hf_max_new_tokens, ">= 1")
 
 
 @dataclass
@@ -328,9 +334,13 @@ class LossConfig:
     beta: float = F(0.5, "generalized JSD weight: 0 forward KL(T||S), 1 reverse KL(S||T)")
     support: str = F("full", "full vocabulary or the teacher's top-k renormalised")
     topk: int = F(16, "top-k size when support=topk")
+    chunk_mb: float = F(64.0, "size in MB of one fp32 [tokens x vocabulary] block: the loss and every "
+                              "logged statistic are computed block by block from the final hidden "
+                              "states (harness/chunked.py), so no batch-wide logits tensor exists")
 
     def __post_init__(self) -> None:
         in_unit("loss.beta", self.beta)
+        require(self.chunk_mb > 0, "loss.chunk_mb", self.chunk_mb, "> 0")
         require(self.support in SUPPORTS, "loss.support", self.support, f"one of {SUPPORTS}")
         require(self.topk >= 1, "loss.topk", self.topk, ">= 1")
 
@@ -401,7 +411,12 @@ class TrainConfig:
     max_grad_norm: float = F(1.0, "gradient clipping")
     temperature: float = F(1.0, "rollout sampling temperature")
     top_p: float = F(1.0, "rollout nucleus sampling")
+    top_k: int = F(0, "rollout top-k sampling (0: off)")
     max_completion_length: int = F(64, "rollout length in tokens")
+    micro_batch: int | None = F(None, "rows per forward/backward; gradients accumulate over the step's "
+                                      "rows (one optimiser step, rollouts sampled once a step); null: all "
+                                      "of them in one. Must divide the step's rows (prompts_per_step, or "
+                                      "problems x group_size for loss=grpo|antisd|sdar)")
     threads: int = F(1, "torch CPU threads per run")
     report_to: str = F("none", "trackers every metrics row also goes to: none, or a comma-separated list "
                                "of tensorboard, wandb, mlflow (harness/trackers.py; quote a list on the "
@@ -412,6 +427,8 @@ class TrainConfig:
     vllm_mode: str = F("colocate", "generation=vllm: colocate (vLLM inside each training process) "
                                    "| server (a separate `trl vllm-serve`, TRL's default address)")
     vllm_gpu_memory: float = F(0.3, "generation=vllm colocate: share of the GPU's memory vLLM takes")
+    vllm_sleep: bool = F(True, "generation=vllm colocate: TRL's vLLM sleep mode (frees its memory "
+                               "between rollouts)")
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "train.steps", self.steps, ">= 1")
@@ -419,6 +436,9 @@ class TrainConfig:
         require(self.lr > 0, "train.lr", self.lr, "> 0")
         require(self.temperature > 0, "train.temperature", self.temperature, "> 0")
         require(0 < self.top_p <= 1, "train.top_p", self.top_p, "in (0, 1]")
+        require(self.top_k >= 0, "train.top_k", self.top_k, ">= 0")
+        require(self.micro_batch is None or self.micro_batch >= 1, "train.micro_batch",
+                self.micro_batch, ">= 1 or null")
         require(self.max_completion_length >= 1, "train.max_completion_length",
                 self.max_completion_length, ">= 1")
         require(self.threads >= 1, "train.threads", self.threads, ">= 1")
@@ -470,6 +490,8 @@ class ControllerConfig:
     progress_seed: int = F(4321, "val_accuracy: sampling seed, the same every window (common random "
                                  "numbers: a delta compares the same draws)")
     progress_batch_size: int = F(64, "sequences per generate/forward call when measuring P")
+    progress_max_new_tokens: int = F(64, "val_accuracy: new tokens per validation sample (its own "
+                                         "budget: never eval.max_new_tokens' thinking budget)")
     state: str = F("stats", "policy input: stats (normalised training statistics) | "
                             "none (a constant: context-free bandit) | paper (stats + the student's "
                             "probe NLL of the validation references + its confidence on its rollouts)")
@@ -509,6 +531,8 @@ class ControllerConfig:
                 self.progress_temperature, ">= 0")
         require(self.progress_batch_size >= 1, "controller.progress_batch_size",
                 self.progress_batch_size, ">= 1")
+        require(self.progress_max_new_tokens >= 1, "controller.progress_max_new_tokens",
+                self.progress_max_new_tokens, ">= 1")
         require(self.state in CONTROLLER_STATES, "controller.state", self.state,
                 f"one of {CONTROLLER_STATES}")
         require(0 < self.state_ema <= 1, "controller.state_ema", self.state_ema, "in (0, 1]")
@@ -597,6 +621,8 @@ class LauncherConfig:
                               "torch.distributed, harness/distributed.py); 0: one CPU process")
     cpus_per_task: int = F(1, "CPUs per process")
     mem_gb: int = F(4, "SLURM: memory per node in GB")
+    gpu_mem_gb: float = F(80.0, "memory of one GPU in GB: a CUDA point whose memory plan (python -m "
+                                "harness.memory_plan) exceeds it is refused before launch; 0: no check")
     timeout_min: int = F(120, "time limit of one job in minutes (SLURM: whole minutes); a SLURM "
                               "job that reaches it is requeued and resumes (max_requeues)")
     array_parallelism: int = F(256, "SLURM: jobs of the sweep's array running at once")
@@ -610,6 +636,7 @@ class LauncherConfig:
         require(self.gpus_per_node >= 0, "launcher.gpus_per_node", self.gpus_per_node, ">= 0")
         for name in ("cpus_per_task", "mem_gb", "timeout_min", "array_parallelism"):
             require(getattr(self, name) >= 1, f"launcher.{name}", getattr(self, name), ">= 1")
+        require(self.gpu_mem_gb >= 0, "launcher.gpu_mem_gb", self.gpu_mem_gb, ">= 0")
         require(self.max_requeues >= 0, "launcher.max_requeues", self.max_requeues, ">= 0")
         require(self.signal_delay_s >= 0, "launcher.signal_delay_s", self.signal_delay_s, ">= 0")
 
@@ -651,6 +678,21 @@ class RunConfig:
         require(self.seed >= 0, "seed", self.seed, ">= 0")
         require(self.tag is None or re.fullmatch(r"[A-Za-z0-9_.]+", self.tag) is not None, "tag",
                 self.tag, "letters, digits, _ and . only (it goes into a folder name)")
+        mb, rows = self.train.micro_batch, self.rows_per_step
+        require(mb is None or rows % mb == 0, "train.micro_batch", mb,
+                f"must divide the step's {rows} rows (train.micro_batch=null: all in one)")
+
+    @property
+    def rows_per_step(self) -> int:
+        """Rollouts one process trains on per optimiser step: OPSD's prompts, or GRPO's groups."""
+        if self.method.loss == "opsd":
+            return self.train.prompts_per_step
+        return self.grpo.problems(self.train.prompts_per_step) * self.grpo.group_size
+
+    @property
+    def micro_batch(self) -> int:
+        """Rows per forward/backward (train.micro_batch, null: the whole step)."""
+        return self.train.micro_batch or self.rows_per_step
 
     @property
     def run_name(self) -> str:

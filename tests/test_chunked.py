@@ -75,12 +75,12 @@ def test_frozen_head_and_no_grad():
 def test_gradcheck_double():
     """torch.autograd.gradcheck in float64 on the student's hidden states, two blocks (the head
     weight's gradient is checked against autograd above: a finite difference of the weight
-    would also move the teacher, which the loss holds fixed)."""
+    would also move the teacher, and one of h the SDAR gate, both held fixed by design)."""
     head, h_s, h_t, ids = setup(n=6, hid=3, vocab=5)
     w = head.double().weight.detach()
     h_s = h_s.detach().double().requires_grad_(True)
     for spec in (DivergenceSpec(beta=0.5, temperature=1.1, block=4),
-                 DivergenceSpec(beta=0.0, support="topk", topk=3, gate_beta=5.0, block=4)):
+                 DivergenceSpec(beta=0.0, support="topk", topk=3, block=4)):
         assert torch.autograd.gradcheck(
             lambda h, spec=spec: _ChunkedDivergence.apply(h, h_t.double(), ids, w, None, spec)[0],
             (h_s,), eps=1e-6, atol=1e-5)

@@ -3,8 +3,10 @@
 python -m harness.device [model.dtype=bfloat16 ...]   # prints the choice for this machine
 
 CUDA when there is one, the CPU otherwise; `model.dtype` picks the precision (`auto`:
-bf16 on CUDA, fp32 on the CPU). The trainer's args (`train_flags`), model loading
-(`Precision.weights_dtype`) and evaluation (the model's own device) all read this, so
+bf16 on CUDA, fp32 on the CPU). Full fine-tuning (no LoRA) on CUDA keeps fp32 master
+weights under bf16 / fp16 autocast; with LoRA the frozen base is loaded in the half
+dtype. The trainer's args (`train_flags`), model loading (`Precision.weights_dtype`) and
+evaluation (the model's own device) all read this, so
 the only GPU-only code path is here: a GPU run exercises it first.
 """
 
@@ -30,12 +32,24 @@ class Precision:
 
     @property
     def weights_dtype(self) -> torch.dtype:
-        """The dtype the weights are loaded in. fp16 full fine-tuning keeps fp32 master
-        weights (the GradScaler cannot unscale fp16 gradients); with LoRA only the
-        adapters train and peft keeps those in fp32, so the frozen base may be fp16."""
+        """The dtype the weights are loaded in. Full fine-tuning in half precision on CUDA
+        keeps fp32 master weights and autocasts the forward (train_flags' bf16 / fp16): in
+        pure bf16 an update below a weight's rounding step (lr 5e-6 on a weight near 1)
+        is lost, and the GradScaler cannot unscale fp16 gradients. With LoRA only the
+        adapters train and peft keeps those in fp32, so the frozen base stays in half
+        precision. On a CPU an explicit half dtype is taken as asked (pure; see note())."""
         if self.compute == "float16" and not self.lora:
             return torch.float32
+        if self.compute == "bfloat16" and not self.lora and self.device == "cuda":
+            return torch.float32
         return getattr(torch, self.compute)
+
+    def note(self) -> str | None:
+        """One line when full fine-tuning trains in pure bf16 (the CPU with model.dtype=bfloat16)."""
+        if self.compute == "bfloat16" and not self.lora and self.weights_dtype == torch.bfloat16:
+            return ("full fine-tuning trains in pure bf16 on this CPU (no fp32 master weights: "
+                    "small updates round away; model.dtype=float32 keeps them)")
+        return None
 
     def train_flags(self) -> dict[str, bool]:
         """The TrainingArguments keys that pick device and mixed precision."""

@@ -64,18 +64,25 @@ def is_main() -> bool:
     return world()[0] == 0
 
 
-def init_process_group() -> None:
-    """The default process group, with the backend accelerate would pick (it reuses it)."""
+def init_process_group(timeout_min: float | None = None) -> None:
+    """The default process group, with the backend accelerate would pick (it reuses it).
+    timeout_min: how long a collective may wait (launcher.timeout_min: the job's whole
+    time limit, as the other ranks wait at a barrier while rank 0 evaluates, which can take
+    far longer than torch's 10-minute default, after which NCCL's watchdog kills the job);
+    None keeps torch's default. The first call decides: later ones find the group made."""
+    import datetime
+
     import torch
     import torch.distributed as dist
 
     if world()[1] <= 1 or dist.is_initialized():
         return
+    timeout = None if timeout_min is None else datetime.timedelta(minutes=timeout_min)
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group("nccl")
+        dist.init_process_group("nccl", timeout=timeout)
     else:
-        dist.init_process_group("gloo")
+        dist.init_process_group("gloo", timeout=timeout)
 
 
 def share_from_main(value: Any) -> Any:

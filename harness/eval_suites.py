@@ -6,11 +6,15 @@ The student is evaluated from its own prompt; `exposure` evaluates a teacher sho
 the first r of each reference (harness/basecheck.py's table). Prompts come from
 harness/prompts.py (eval.thinking), the samples from HF generate or vLLM (eval.backend,
 harness/vllm_backend.py): one completions_P_K structure, graded and averaged here.
+An evaluation of several suites samples them all from one sampler (`eval_sampler`): on
+vLLM one engine, started once (its weights exported once), serves every suite.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from harness.config import RunConfig
 from harness.metrics_math import average_at_k, mean_pass_at_k
@@ -19,15 +23,23 @@ from harness.sampling import sample_completions
 from harness.tasks.datasets import VAL_SUITE, TaskData
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
-from harness.vllm_backend import eval_backend, sample_completions_vllm
+from harness.vllm_backend import eval_backend, vllm_engine
+
+# (prompts, progress label) -> completions_P_K: eval.k samples per prompt
+Sampler = Callable[[list[str], str], list[list[str]]]
 
 
 def eval_suite(model, tokenizer, cfg: RunConfig, name: str, problems: list[Problem],
-               exposure: float | None = None) -> tuple[dict, list[dict]]:
-    """(summary, samples) for one suite; summary has average, se, pass@{1,4,k}."""
+               exposure: float | None = None, sampler: Sampler | None = None) -> tuple[dict, list[dict]]:
+    """(summary, samples) for one suite; summary has average, se, pass@{1,4,k}. sampler:
+    an open eval_sampler (None: one for this suite alone)."""
     e = cfg.eval
-    completions_P_K = sample_eval(model, tokenizer, cfg, eval_prompts_for(problems, cfg, tokenizer, exposure),
-                                  desc=f"eval {name}")
+    prompts = eval_prompts_for(problems, cfg, tokenizer, exposure)
+    if sampler is None:
+        with eval_sampler(model, tokenizer, cfg) as own:
+            completions_P_K = own(prompts, f"eval {name}")
+    else:
+        completions_P_K = sampler(prompts, f"eval {name}")
     samples, correct_P_K = [], []
     for prob, completions in zip(problems, completions_P_K):
         row = []
@@ -45,15 +57,19 @@ def eval_suite(model, tokenizer, cfg: RunConfig, name: str, problems: list[Probl
     return summary, samples
 
 
-def sample_eval(model, tokenizer, cfg: RunConfig, prompts: list[str], desc: str) -> list[list[str]]:
-    """completions_P_K: eval.k samples per prompt from the sampler eval.backend picks."""
+@contextmanager
+def eval_sampler(model, tokenizer, cfg: RunConfig) -> Iterator[Sampler]:
+    """The sampler eval.backend picks, open for any number of prompt sets: vLLM's engine
+    starts once here and stops on exit; HF generate seeds each call as before (eval.seed),
+    so every suite draws what it drew when it was sampled alone."""
     e = cfg.eval
     if eval_backend(e.backend) == "vllm":
-        return sample_completions_vllm(model, tokenizer, prompts, e.k, e.temperature, e.top_p,
-                                       e.max_new_tokens, e.seed, e.vllm_gpu_memory,
-                                       cfg.model.trust_remote_code)
-    return sample_completions(model, tokenizer, prompts, e.k, e.temperature, e.top_p,
-                              e.max_new_tokens, e.batch_size, e.seed, desc=desc)
+        with vllm_engine(model, tokenizer, e.seed, e.vllm_gpu_memory, cfg.model.trust_remote_code) as engine:
+            yield lambda prompts, desc: engine.sample(prompts, e.k, e.temperature, e.top_p,
+                                                      e.max_new_tokens, e.seed)
+        return
+    yield lambda prompts, desc: sample_completions(model, tokenizer, prompts, e.k, e.temperature, e.top_p,
+                                                   e.max_new_tokens, e.batch_size, e.seed, desc=desc)
 
 
 def evaluate(model, tokenizer, cfg: RunConfig, suites: list[str] | None = None,
@@ -73,9 +89,10 @@ def evaluate_sets(model, tokenizer, cfg: RunConfig, sets: dict[str, list[Problem
                   exposure: float | None = None) -> tuple[dict, list[dict]]:
     """(summary, samples) over named problem sets, summary as eval.json (harness/schema.py)."""
     results, samples, t0 = {}, [], time.time()
-    for name, problems in sets.items():
-        results[name], s = eval_suite(model, tokenizer, cfg, name, problems, exposure)
-        samples.extend(s)
+    with eval_sampler(model, tokenizer, cfg) as sampler:  # one vLLM engine for every set
+        for name, problems in sets.items():
+            results[name], s = eval_suite(model, tokenizer, cfg, name, problems, exposure, sampler)
+            samples.extend(s)
     summary = {"suites": results, "k": cfg.eval.k, "temperature": cfg.eval.temperature,
                "exposure": exposure, "seconds": round(time.time() - t0, 2),
                "backend": eval_backend(cfg.eval.backend)}

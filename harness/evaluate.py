@@ -14,7 +14,7 @@ from pathlib import Path
 
 from harness.eval_suites import evaluate
 from harness.tasks.datasets import TaskData
-from harness.vllm_backend import eval_backend
+from harness.vllm_backend import check_eval_budget, eval_backend
 
 
 def main(argv: list[str]) -> None:
@@ -37,6 +37,7 @@ def main(argv: list[str]) -> None:
         for s in a.suite or []:
             data.suite(s)
         eval_backend(cfg.eval.backend)  # eval.backend=vllm without CUDA: one line, before loading
+        check_eval_budget(cfg)  # a budget HF generate cannot serve: one line, before loading
         model, tok = load(a.model or ensure_base(cfg), cfg.model)
     except (ValueError, FileNotFoundError) as err:
         fail(err)

@@ -34,12 +34,14 @@ def rng_untouched(model) -> Iterator[None]:
 
 
 def val_accuracy(model, tokenizer, cfg: RunConfig, problems: list[Problem]) -> float:
-    """Share of correct answers of the student (no reference), k samples per problem."""
+    """Share of correct answers of the student (no reference), controller.progress_samples
+    per problem of controller.progress_max_new_tokens each: the measure's own budget, never
+    eval.max_new_tokens (a thinking budget of tens of thousands of tokens, every window)."""
     cc = cfg.controller
     with rng_untouched(model):
         completions_P_K = sample_completions(
             model, tokenizer, prompts_for(problems, cfg, tokenizer, None), cc.progress_samples,
-            cc.progress_temperature, 1.0, cfg.eval.max_new_tokens, cc.progress_batch_size,
+            cc.progress_temperature, 1.0, cc.progress_max_new_tokens, cc.progress_batch_size,
             cc.progress_seed)
     correct = [grade(cfg.task.grader, text, p.answer)[1]
                for p, texts in zip(problems, completions_P_K) for text in texts]

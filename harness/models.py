@@ -99,6 +99,8 @@ def load(path: str | Path, model_cfg: ModelConfig | None = None
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=precision.weights_dtype,
                                                  trust_remote_code=m.trust_remote_code)
     model.to(precision.device)
+    if line := precision.note():  # pure bf16 full fine-tuning: said once, at load
+        print(line)
     tokenizer = AutoTokenizer.from_pretrained(str(path), padding_side="left",
                                               trust_remote_code=m.trust_remote_code)
     if tokenizer.pad_token is None:

@@ -23,12 +23,19 @@ def test_cpu_is_fp32_and_auto_on_cuda_is_bf16():
     cpu = choose("auto", cuda=False)
     assert (cpu.device, cpu.compute, cpu.weights_dtype) == ("cpu", "float32", torch.float32)
     assert cpu.train_flags() == {"use_cpu": True, "bf16": False, "fp16": False}
+    # Full fine-tuning on CUDA keeps fp32 master weights under bf16 / fp16 autocast; with
+    # LoRA only the adapters train (peft keeps them fp32) and the frozen base is half.
     gpu = choose("auto", cuda=True)
-    assert (gpu.device, gpu.weights_dtype) == ("cuda", torch.bfloat16)
+    assert (gpu.device, gpu.compute, gpu.weights_dtype) == ("cuda", "bfloat16", torch.float32)
     assert gpu.train_flags() == {"use_cpu": False, "bf16": True, "fp16": False}
-    # fp16 full fine-tuning keeps fp32 master weights; with LoRA the frozen base is fp16.
+    assert gpu.note() is None
+    assert choose("auto", lora=True, cuda=True).weights_dtype == torch.bfloat16
     assert choose("float16", cuda=True).weights_dtype == torch.float32
     assert choose("float16", lora=True, cuda=True).weights_dtype == torch.float16
+    # On a CPU an explicit bf16 is taken as asked, and said in one line.
+    cpu_bf16 = choose("bfloat16", cuda=False)
+    assert cpu_bf16.weights_dtype == torch.bfloat16 and "pure bf16" in cpu_bf16.note()
+    assert choose("bfloat16", lora=True, cuda=False).note() is None
 
 
 def test_explicit_dtype_is_honoured_and_bad_ones_are_one_line():
@@ -49,8 +56,9 @@ def test_sdft_args_and_load_follow_model_dtype(smoke_base):
     assert args.bf16 and not args.fp16 and args.use_cpu == (not torch.cuda.is_available())
     model, _ = load(smoke_base, cfg.model)
     assert model.dtype == torch.bfloat16
-    model, _ = load(smoke_base, compose(["profile=smoke"]).model)
-    assert model.dtype == (torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+    smoke = compose(["profile=smoke"]).model  # full fine-tuning: fp32 master weights on CUDA too
+    model, _ = load(smoke_base, smoke)
+    assert model.dtype == (torch.bfloat16 if torch.cuda.is_available() and smoke.lora.r else torch.float32)
 
 
 # ---- model configs ------------------------------------------------------------------------

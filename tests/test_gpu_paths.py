@@ -52,9 +52,9 @@ def vllm_train(**knobs) -> TrainConfig:
 
 
 def test_train_generation_maps_onto_trls_vllm_keys(tmp_path):
-    assert rollout_args(TrainConfig(), cuda=True) == {}  # hf: TRL's own generate
+    assert rollout_args(TrainConfig(), cuda=True) == {"top_k": 0}  # hf: TRL's own generate
     args = rollout_args(vllm_train(vllm_mode="server", vllm_gpu_memory=0.4), cuda=True)
-    assert args == {"use_vllm": True, "vllm_mode": "server", "vllm_gpu_memory_utilization": 0.4}
+    assert args == {"top_k": 0, "use_vllm": True, "vllm_mode": "server", "vllm_gpu_memory_utilization": 0.4}
     sdft = SDFTConfig(output_dir=str(tmp_path), use_cpu=True, **args)  # TRL knows every key
     assert (sdft.use_vllm, sdft.vllm_mode, sdft.vllm_gpu_memory_utilization) == (True, "server", 0.4)
     with pytest.raises(ConfigError, match=r"^train.generation='vllm' is invalid: vLLM needs CUDA"):

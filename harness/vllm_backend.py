@@ -226,9 +226,10 @@ def vllm_engine(model, tokenizer, seed: int, gpu_memory: float,
         free_device_memory()
         # generation_config="vllm": the sampling is exactly the given params, never the
         # defaults of the model's generation_config.json (Qwen3 ships top_k 20, top_p 0.95).
-        engine = VLLMEngine(LLM(model=folder, dtype="auto", seed=seed, gpu_memory_utilization=gpu_memory,
-                                generation_config="vllm", trust_remote_code=trust_remote_code), tokenizer)
+        engine = VLLMEngine(None, tokenizer)
         try:
+            engine.llm = LLM(model=folder, dtype="auto", seed=seed, gpu_memory_utilization=gpu_memory,
+                             generation_config="vllm", trust_remote_code=trust_remote_code)
             yield engine
         finally:
             engine.llm = None  # the last reference: the engine shuts down and frees its memory

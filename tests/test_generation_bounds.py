@@ -121,6 +121,9 @@ def test_val_accuracy_samples_with_its_own_budget(chat_model_dir):
 
 
 # ---- one vLLM engine for every suite ------------------------------------------------------------
+vb_calls = {"free": 0}  # free_device_memory calls, counted through the real one
+
+
 class RecordedLLM:
     """vllm.LLM's surface the harness uses, recording; completions 'x' for every prompt."""
 
@@ -139,9 +142,6 @@ class RecordedLLM:
         return [SimpleNamespace(outputs=[SimpleNamespace(text="x")] * sp.n) for sp in params]
 
 
-vb_calls = {"free": 0}
-
-
 def recorded_params(**kw):
     return SimpleNamespace(**kw)
 
@@ -156,6 +156,7 @@ def test_one_engine_samples_every_suite_and_memory_is_freed_around_it(chat_model
         free()
 
     RecordedLLM.made.clear()
+    vb_calls["free"] = 0
     monkeypatch.setattr(vb, "_vllm", lambda: (RecordedLLM, recorded_params))
     monkeypatch.setattr(vb, "free_device_memory", counted_free)
     monkeypatch.setattr(eval_suites, "eval_backend", lambda choice: "vllm")  # as on a GPU node
@@ -165,6 +166,7 @@ def test_one_engine_samples_every_suite_and_memory_is_freed_around_it(chat_model
     (llm,) = RecordedLLM.made  # one engine, three suites
     assert len(llm.generated) == len(summary["suites"]) == 3 and summary["backend"] == "vllm"
     assert llm.folder_had_weights and llm.freed_before == 1  # freed before LLM() started
+    assert (llm.kwargs["generation_config"], llm.kwargs["seed"]) == ("vllm", cfg.eval.seed)
     assert vb_calls["free"] == 2 and len(samples) == 2 * sum(r["num_problems"] for r in
                                                              summary["suites"].values())
     gone = weakref.ref(llm)

@@ -1,0 +1,133 @@
+"""The memory plan's parts by hand on small configs, its refusals, and the presets.
+
+python -m pytest -q tests/test_memory_plan.py
+
+Each part is checked against its formula (harness/memory_plan.py's docstring) computed here
+by hand on a small local folder; the paper presets must fit 80 GB at the micro-batch they
+set, train.micro_batch=32 must be refused naming the largest part and a micro-batch that
+fits, and the CPU default is never refused. The chunked loss path is passed explicitly:
+the plan follows the code in the tree, and these are the numbers of the chunked trainer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import memory_plan as mp
+from harness.config import ConfigError
+from harness.settings import compose
+
+SHAPE = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+         "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 1000, "tie_word_embeddings": True}
+L, H, IM, NH, KV, D, V = 2, 64, 128, 4, 2, 16, 1000
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("shape")
+    (path / "config.json").write_text(json.dumps(SHAPE))
+    return path
+
+
+def cfg_of(folder: Path, *extra: str):
+    return compose([f"model.path={folder}", "train.prompts_per_step=4", "train.max_completion_length=100",
+                    "probe.every=1", *extra])
+
+
+def part(plan: mp.Plan, name: str) -> float:
+    return next(p.bytes for p in plan.parts if p.name.startswith(name))
+
+
+def test_shape_params_and_the_qwen3_table():
+    assert mp.QWEN3_SHAPES["Qwen/Qwen3-8B"].params() == pytest.approx(8.19e9, rel=0.01)
+    assert mp.QWEN3_SHAPES["Qwen/Qwen3-1.7B"].params() == pytest.approx(1.72e9, rel=0.01)
+    assert mp.QWEN3_SHAPES["Qwen/Qwen3-4B"].params() == pytest.approx(4.02e9, rel=0.01)
+
+
+def test_each_part_by_hand_on_the_cpu(folder):
+    cfg = cfg_of(folder, "train.micro_batch=2")
+    p = mp.plan(cfg, loss_path="chunked")
+    params = V * H + L * (H * NH * D + 2 * H * KV * D + NH * D * H + 3 * H * IM + 2 * H + 2 * D) + H
+    assert part(p, "weights") == params * 4  # fp32 on the CPU
+    assert part(p, "teacher copy") == params * 4  # teacher.mode=base without LoRA: a frozen copy
+    assert part(p, "LoRA + optimiser") == params * 12  # fp32 weights: grad + Adam, no master
+    rows, student, teacher, c = 2, 32 + 100, 64 + 100, 100  # synthetic prompt bounds 32 / 2 x 32
+    act = 10 * H + 4 * IM + 3 * NH * D + 5 * KV * D
+    assert part(p, "activations") == rows * student * L * act * 4
+    block = min(rows * c, int(64 * 2**20 // (4 * V)))
+    assert part(p, "logits") == 12 * block * V * 4 + 2 * rows * c * H * 4
+    assert part(p, "teacher forward") == rows * teacher * (4 * H + 3 * IM) * 4
+    teacher_fwd = rows * teacher * (4 * H + 3 * IM) * 4
+    assert part(p, "probe") == 6 * rows * c * H * 4 + max(12 * block * V * 4, teacher_fwd)
+    assert part(p, "generation") == 4 * student * 2 * L * KV * D * 4 + 4 * 4 * V * 4
+    eval_len = 32 + 64  # eval.max_new_tokens 64
+    assert part(p, "eval") == 512 * eval_len * 2 * L * KV * D * 4 + 4 * 512 * V * 4  # eval.batch_size
+    persistent = 2 * params * 4 + params * 12
+    phases = {"train step": part(p, "activations") + part(p, "logits") + part(p, "teacher forward"),
+              "probe": part(p, "probe"), "generation": part(p, "generation"), "eval": part(p, "eval")}
+    assert p.total == persistent + max(phases.values())
+
+
+def test_cuda_parts_lora_vllm_and_the_full_loss(folder):
+    cfg = cfg_of(folder, "launcher.gpus_per_node=1", "model.lora.r=8", "train.generation=auto",
+                 "train.vllm_sleep=false", "launcher.gpu_mem_gb=10")
+    p = mp.plan(cfg, loss_path="chunked")
+    assert p.device == "cuda" and part(p, "weights") == mp.model_shape(cfg).params() * 2  # bf16
+    lora = L * 8 * ((H + NH * D) + 2 * (H + KV * D) + (NH * D + H) + 2 * (H + IM) + (IM + H))
+    assert part(p, "LoRA + optimiser") == lora * 16
+    assert not any(x.name == "teacher copy" for x in p.parts)  # the base is the adapter-off model
+    vllm = next(x for x in p.parts if x.name.startswith("generation"))
+    assert vllm.bytes == 0.3 * 10 * 1e9 and vllm.phase == "persistent"  # no sleep: held all along
+    assert part(p, "eval") == 0.5 * 10 * 1e9
+    full = mp.plan(cfg, loss_path="full")  # before the chunked trainer: all rows in one forward
+    assert full.micro_batch == 4 and part(full, "logits") == 17 * 4 * 100 * V * 4
+
+
+def test_micro_batch_32_on_the_8b_preset_is_refused_naming_the_part_and_a_fit():
+    cfg = compose(["experiment=paper_qwen3_8b", "train.prompts_per_step=32", "train.micro_batch=32",
+                   "launcher.gpu_mem_gb=80"])
+    with pytest.raises(ConfigError) as err:
+        mp.refuse_unfit(cfg, loss_path="chunked")
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("train.micro_batch=32 does not fit launcher.gpu_mem_gb=80")
+    assert "largest part activations" in msg
+    best = mp.largest_fitting(cfg, loss_path="chunked")
+    assert best is not None and f"train.micro_batch<={best} fits" in msg
+    assert mp.fits(cfg, best, 80, "chunked") and not mp.fits(cfg, best * 2, 80, "chunked")
+
+
+@pytest.mark.parametrize("preset,micro", [("paper_qwen3_1p7b", 2), ("paper_qwen3_4b", 2),
+                                          ("paper_qwen3_8b", 1)])
+def test_presets_fit_80gb_at_their_micro_batch(preset, micro):
+    cfg = compose([f"experiment={preset}", "launcher.gpu_mem_gb=80"])
+    assert cfg.micro_batch == micro
+    mp.refuse_unfit(cfg, loss_path="chunked")  # no error
+    assert mp.plan(cfg, loss_path="chunked").total < 80e9
+
+
+def test_the_cpu_default_and_gpu_mem_0_are_never_refused():
+    mp.refuse_unfit(compose([]), loss_path="full")
+    mp.refuse_unfit(compose(["train.max_completion_length=100000", "train.prompts_per_step=64"]), "full")
+    mp.refuse_unfit(compose(["experiment=paper_qwen3_8b", "train.prompts_per_step=32",
+                             "train.micro_batch=32", "launcher.gpu_mem_gb=0"]), "chunked")
+
+
+def test_a_folder_without_vocab_size_is_one_line(tmp_path):
+    conf = {k: v for k, v in SHAPE.items() if k != "vocab_size"}
+    (tmp_path / "config.json").write_text(json.dumps(conf))
+    cfg = compose([f"model.path={tmp_path}", "launcher.gpus_per_node=1"])
+    for call in (lambda: mp.plan(cfg), lambda: mp.refuse_unfit(cfg)):
+        with pytest.raises(ConfigError) as err:
+            call()
+        assert "\n" not in str(err.value) and "has no vocab_size" in str(err.value)
+
+
+def test_the_command_prints_every_part(capsys):
+    mp.main(["experiment=paper_qwen3_8b", "launcher.gpu_mem_gb=80"])
+    out = capsys.readouterr().out
+    for name in ("weights", "LoRA + optimiser", "activations", "logits", "probe", "generation", "eval",
+                 "total", "gradient checkpointing"):
+        assert name in out, name

@@ -17,7 +17,7 @@ its adapters disabled.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -25,11 +25,13 @@ from trl.experimental.sdft import SDFTConfig, SDFTTrainer
 from trl.trainer.utils import pad
 
 from harness import envsafe, faults
+from harness.chunked import DivergenceSpec, chunked_divergence, spec_of, token_means
 from harness.config import RunConfig
 from harness.device import choose
 from harness.exposure_source import ExposureSource
-from harness.losses import entropy, generalized_jsd, kl, masked_mean
+from harness.hidden_states import final_hidden, lm_head
 from harness.models import lora_adapter_config
+from harness.probe import probe_mismatch
 from harness.prompts import Prompts
 from harness.run_hooks import RunHooks
 from harness.rundir import RunDir
@@ -102,6 +104,7 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
 
     # ---- rollouts: grade them, and probe the mismatch on them ---------------------------
     def _prepare_training_batch(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """Once per optimiser step, on all of the step's rows (TRL splits them into micro-batches)."""
         batch = super()._prepare_training_batch(inputs)
         problem_ids = [x["privileged_context"] for x in inputs]
         texts = self._tokenizer.batch_decode(batch["completion_ids"], skip_special_tokens=True)
@@ -113,72 +116,113 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
         }
         if self.run_cfg.task.max_teacher_tokens:  # logged only where a budget can cut
             self.step_stats["teacher_ref_cut"] = self.teacher_context_builder.ref_cut_share
+        # Each micro-batch's loss is its token sum over the step's token count, so the
+        # accumulated gradient is the step's token mean whatever train.micro_batch is.
+        self.token_stats = TokenStats()
+        self.step_loss_tokens = max(int(self.loss_mask(batch["completion_mask"]).sum()), 1)
         probe = self.run_cfg.probe
         step = self.state.global_step + 1
         if self.model.training and probe.every and (step == 1 or step % probe.every == 0):
             self.pending_rows += self.probe_rows(batch, problem_ids, step)
         return batch
 
+    def loss_mask(self, completion_mask_B_C: torch.Tensor) -> torch.Tensor:
+        """Completion tokens the loss counts (SDFT's num_loss_tokens_to_skip first ones left out)."""
+        skip = self.num_loss_tokens_to_skip
+        if not skip:
+            return completion_mask_B_C
+        pos_1_C = torch.arange(completion_mask_B_C.shape[1], device=completion_mask_B_C.device)[None]
+        return completion_mask_B_C * (pos_1_C >= skip).long()
+
+    def spec(self, gate_beta: float | None = None) -> DivergenceSpec:
+        return spec_of(self.run_cfg.loss, lm_head(self.model).weight.shape[0], self.temperature, gate_beta)
+
+    def student_hidden(self, model, batch: dict[str, Any], rows: slice = slice(None)) -> torch.Tensor:
+        ids = torch.cat([batch["prompt_ids"][rows], batch["completion_ids"][rows]], 1)
+        mask = torch.cat([batch["prompt_mask"][rows], batch["completion_mask"][rows]], 1)
+        return final_hidden(model, ids, mask, batch["completion_ids"].shape[1])
+
+    def teacher_hidden(self, ids_B_L: torch.Tensor, mask_B_L: torch.Tensor, c_len: int) -> torch.Tensor:
+        with torch.no_grad(), self.teacher_context():
+            return final_hidden(self.teacher_model, ids_B_L, mask_B_L, c_len)
+
     @torch.no_grad()
     def probe_rows(self, batch: dict[str, Any], problem_ids: list[str], step: int) -> list[dict]:
-        """Mismatch at every probed exposure on these rollouts, as few teacher forwards as
-        probe.max_rows allows (one for all exposures by default)."""
+        """Mismatch at every probed exposure on these rollouts (harness/probe.py): train.micro_batch
+        rows at a time, probe.max_rows teacher rows per forward."""
         comp_B_C, cmask_B_C = batch["completion_ids"], batch["completion_mask"]
-        c_len = comp_B_C.shape[1]
-        s_ids = torch.cat([batch["prompt_ids"], comp_B_C], 1)
-        s_mask = torch.cat([batch["prompt_mask"], cmask_B_C], 1)
-        s_logits_B_C_V = self._forward_logits(self.model, s_ids, s_mask, c_len) * self.temperature
+        builder = self.teacher_context_builder
 
-        def teacher_logits(chunk: list[float]) -> torch.Tensor:
-            builder = self.teacher_context_builder
-            ids = [x for r in chunk for x in builder.teacher_ids(problem_ids, r)]
-            t_in = builder.build_ids(ids, comp_B_C.repeat(len(chunk), 1), cmask_B_C.repeat(len(chunk), 1))
-            with self.teacher_context():
-                return self._forward_logits(self.teacher_model, t_in["teacher_input_ids"],
-                                            t_in["teacher_attention_mask"], c_len) * self.temperature
+        def teacher(chunk: list[float], rows: slice) -> torch.Tensor:
+            ids = [x for r in chunk for x in builder.teacher_ids(problem_ids[rows], r)]
+            t_in = builder.build_ids(ids, comp_B_C[rows].repeat(len(chunk), 1),
+                                     cmask_B_C[rows].repeat(len(chunk), 1))
+            return self.teacher_hidden(t_in["teacher_input_ids"], t_in["teacher_attention_mask"],
+                                       comp_B_C.shape[1])
 
+        spec = replace(self.spec(), temperature=1.0)  # the mismatch is at temperature 1
         rows = probe_mismatch(list(self.run_cfg.probe.exposures), self.run_cfg.probe.max_rows,
-                              teacher_logits, s_logits_B_C_V, cmask_B_C)
+                              self.run_cfg.micro_batch, lambda r: self.student_hidden(self.model, batch, r),
+                              teacher, comp_B_C, cmask_B_C, lm_head(self.model), lm_head(self.teacher_model),
+                              spec)
         for row in rows:
             check_finite(row, step, ("mismatch_kl_st", "mismatch_kl_ts"))
         return [{"step": step, "kind": "probe", **row} for row in rows]
 
     # ---- loss ------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        logits = self._compute_teacher_student_logits(model, self.teacher_model, inputs)
-        lc = self.run_cfg.loss
-        per_token_B_C = generalized_jsd(logits.teacher_logits, logits.student_logits, lc.beta,
-                                        lc.support, lc.topk)
-        loss = masked_mean(per_token_B_C, logits.loss_mask)
+        """One micro-batch: its token sum of D over the step's loss tokens (harness/chunked.py)."""
+        c_len = inputs["completion_ids"].shape[1]
+        sel_B_C = self.loss_mask(inputs["completion_mask"]).bool()
+        h_s_N_H = self.student_hidden(model, inputs)[sel_B_C]
+        h_t_N_H = self.teacher_hidden(inputs["teacher_input_ids"], inputs["teacher_attention_mask"],
+                                      c_len)[sel_B_C]
+        loss_sum, stats_N_K = chunked_divergence(h_s_N_H, h_t_N_H, inputs["completion_ids"][sel_B_C],
+                                                 lm_head(model), self.spec(), lm_head(self.teacher_model))
+        n_tok = stats_N_K.shape[0]
+        loss = loss_sum / (self.step_loss_tokens if model.training else max(n_tok, 1))
         step = self.state.global_step + 1
         if model.training and faults.poison(self.run_cfg.run_name, step):
             loss = loss * float("nan")
-        with torch.no_grad():
-            # Mismatch at temperature 1: undo SDFT's division of the logits by the sampling T.
-            s = logits.student_logits.detach() * self.temperature
-            t = logits.teacher_logits * self.temperature
-            m = logits.loss_mask
-            self.step_stats.update({
-                "loss": loss.item(),
-                "mismatch_kl_st": masked_mean(kl(s, t), m).item(),
-                "mismatch_kl_ts": masked_mean(kl(t, s), m).item(),
-                "teacher_entropy": masked_mean(entropy(t), m).item(),
-                "student_entropy": masked_mean(entropy(s), m).item(),
-                "student_confidence": masked_mean(s.softmax(-1).amax(-1), m).item(),
-            })
+        # a poisoned (NaN) loss must reach the finite check, as the loss itself would
+        micro = self.token_stats.add(loss_sum.detach() if torch.isfinite(loss) else loss.detach(), stats_N_K)
         if model.training:
-            check_finite(self.step_stats, step, ("loss", "mismatch_kl_st", "mismatch_kl_ts"))
-        return loss / (self.current_gradient_accumulation_steps if model.training else 1.0)
+            check_finite(micro, step, ("loss", "mismatch_kl_st", "mismatch_kl_ts"))
+        return loss
 
     # ---- one metrics row per optimiser step ----------------------------------------------------
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self.model.training:
             step = self.state.global_step
             row = {"step": step, "kind": "train", "exposure": self.batch_exposure,
-                   **self.step_stats, "lr": logs.get("learning_rate"),
+                   **self.step_stats, **self.token_stats.means(), "lr": logs.get("learning_rate"),
                    "grad_norm": logs.get("grad_norm"), "wall_time": self.elapsed()}
             self.write_step(step, row)
         super().log(logs, start_time)
+
+
+class TokenStats:
+    """Token sums of the loss and statistics over a step's micro-batches: the train row holds
+    their token-weighted means (one micro-batch's values never overwrite another's)."""
+
+    KEYS = ("mismatch_kl_st", "mismatch_kl_ts", "teacher_entropy", "student_entropy", "student_confidence")
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.tokens = 0
+
+    def add(self, loss_sum: torch.Tensor, stats_N_K: torch.Tensor) -> dict[str, float]:
+        """Add one micro-batch; returns its own means (for the finite check)."""
+        n = stats_N_K.shape[0]
+        micro = {"loss": loss_sum.item(),
+                 **{k: v.item() for k, v in token_means(stats_N_K, self.KEYS).items()}}
+        for key, value in micro.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.tokens += n
+        return {k: v / max(n, 1) for k, v in micro.items()}
+
+    def means(self) -> dict[str, float]:
+        return {k: v / max(self.tokens, 1) for k, v in self.sums.items()}
 
 
 class NonFiniteError(FloatingPointError):
@@ -191,36 +235,18 @@ def check_finite(stats: dict[str, float], step: int, keys: tuple[str, ...]) -> N
             raise NonFiniteError(f"non-finite {key} at step {step}: {stats[key]}")
 
 
-@torch.no_grad()
-def probe_mismatch(exposures: list[float], max_rows: int,
-                   teacher_logits: Callable[[list[float]], torch.Tensor],
-                   s_logits_B_C_V: torch.Tensor, cmask_B_C: torch.Tensor) -> list[dict[str, float]]:
-    """Mismatch both ways at each exposure; `teacher_logits(chunk)` gives the teacher's
-    logits_EB_C_V for a chunk of exposures (rows exposure-major). A chunk holds at most
-    max_rows // B exposures (at least one); max_rows = 0 puts all in one forward."""
-    n = s_logits_B_C_V.shape[0]
-    per_forward = max(1, max_rows // n) if max_rows else len(exposures)
-    rows = []
-    for start in range(0, len(exposures), per_forward):
-        chunk = exposures[start:start + per_forward]
-        t_logits_EB_C_V = teacher_logits(chunk)
-        for i, r in enumerate(chunk):
-            t_logits_B_C_V = t_logits_EB_C_V[i * n:(i + 1) * n]
-            rows.append({"probe_exposure": r,
-                         "mismatch_kl_st": masked_mean(kl(s_logits_B_C_V, t_logits_B_C_V), cmask_B_C).item(),
-                         "mismatch_kl_ts": masked_mean(kl(t_logits_B_C_V, s_logits_B_C_V), cmask_B_C).item()})
-    return rows
-
-
 def sdft_args(cfg: RunConfig, output_dir: str) -> SDFTConfig:
     t = cfg.train
     # Device and mixed precision: harness/device.py (CPU: use_cpu, fp32; CUDA: model.dtype).
     precision = choose(cfg.model.dtype, lora=cfg.model.lora.r > 0)
     return SDFTConfig(
-        output_dir=output_dir, max_steps=t.steps, per_device_train_batch_size=t.prompts_per_step,
-        num_generations=1, gradient_accumulation_steps=1, learning_rate=t.lr,
+        output_dir=output_dir, max_steps=t.steps, per_device_train_batch_size=cfg.micro_batch,
+        # train.micro_batch: rollouts are still sampled once a step (TRL's steps_per_generation
+        # defaults to the accumulation steps) and split into micro-batches for the backward.
+        num_generations=1, gradient_accumulation_steps=cfg.rows_per_step // cfg.micro_batch,
+        learning_rate=t.lr,
         lr_scheduler_type="constant_with_warmup", warmup_steps=t.warmup_steps,
-        max_grad_norm=t.max_grad_norm, temperature=t.temperature, top_p=t.top_p, top_k=0,
+        max_grad_norm=t.max_grad_norm, temperature=t.temperature, top_p=t.top_p,
         max_completion_length=t.max_completion_length, max_prompt_length=None,
         teacher_model_kind=cfg.teacher.mode, teacher_update_rate=cfg.teacher.ema_rate,
         distillation_alpha=cfg.loss.beta, distillation_mode="full_logits",
@@ -230,5 +256,6 @@ def sdft_args(cfg: RunConfig, output_dir: str) -> SDFTConfig:
         save_steps=t.checkpoint_every or 1, save_total_limit=1, save_only_model=False,
         disable_tqdm=False, log_level="warning",
         dataloader_num_workers=0, shuffle_dataset=True,
-        **rollout_args(t),  # train.generation=vllm: TRL's vLLM rollouts (harness/vllm_backend.py)
+        # train.top_k, and train.generation=vllm|auto: TRL's vLLM rollouts (harness/vllm_backend.py)
+        **({"top_k": t.top_k} | rollout_args(t)),
     )

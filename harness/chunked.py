@@ -33,6 +33,7 @@ from harness.losses import _gjsd_from_logprobs
 STATS = ("mismatch_kl_st", "mismatch_kl_ts", "teacher_entropy", "student_entropy",
          "student_confidence", "student_logp_y", "teacher_logp_y", "divergence", "weight")
 COL = {name: i for i, name in enumerate(STATS)}
+Head = tuple[torch.Tensor, "torch.Tensor | None"]  # (weight_V_H, bias_V) of an LM head, detached
 
 
 def block_tokens(vocab_size: int, chunk_mb: float) -> int:
@@ -73,12 +74,13 @@ def _mismatch_stats(lp_s1_n_V: torch.Tensor, lp_t1_n_V: torch.Tensor) -> list[to
 
 
 def _block(h_s_n_H: torch.Tensor, h_t_n_H: torch.Tensor, ids_n: torch.Tensor, weight_V_H: torch.Tensor,
-           bias_V: torch.Tensor | None, spec: DivergenceSpec) -> tuple[torch.Tensor, torch.Tensor]:
+           bias_V: torch.Tensor | None, teacher_head: Head,
+           spec: DivergenceSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum_i w_i D_i with its graph back to h_s / weight, stats_n_K detached) of one block."""
     acc = torch.promote_types(h_s_n_H.dtype, torch.float32)  # softmaxes in fp32 at least
     z_s1 = F.linear(h_s_n_H, weight_V_H, bias_V).to(acc)
     with torch.no_grad():
-        z_t1 = F.linear(h_t_n_H, weight_V_H.detach(), None if bias_V is None else bias_V.detach()).to(acc)
+        z_t1 = F.linear(h_t_n_H, *teacher_head).to(acc)
     T = spec.temperature
     lp_s1, lp_t1 = torch.log_softmax(z_s1, -1), torch.log_softmax(z_t1, -1)
     z_s, z_t = (z_s1, z_t1) if T == 1.0 else (z_s1 / T, z_t1 / T)
@@ -97,8 +99,8 @@ def _block(h_s_n_H: torch.Tensor, h_t_n_H: torch.Tensor, ids_n: torch.Tensor, we
 
 
 def forward_blocks(h_s_N_H: torch.Tensor, h_t_N_H: torch.Tensor, ids_N: torch.Tensor,
-                   weight_V_H: torch.Tensor, bias_V: torch.Tensor | None, spec: DivergenceSpec,
-                   want_h: bool, want_w: bool):
+                   weight_V_H: torch.Tensor, bias_V: torch.Tensor | None, teacher_head: Head,
+                   spec: DivergenceSpec, want_h: bool, want_w: bool):
     """Every block in turn: (loss sum, stats_N_K, dloss/dh_s_N_H or None, dloss/dW or None)."""
     n_tok = h_s_N_H.shape[0]
     grad_h = torch.zeros_like(h_s_N_H) if want_h else None
@@ -111,7 +113,7 @@ def forward_blocks(h_s_N_H: torch.Tensor, h_t_N_H: torch.Tensor, ids_N: torch.Te
         w = weight_V_H.detach().requires_grad_(want_w)
         with torch.enable_grad() if (want_h or want_w) else torch.no_grad():
             part, st = _block(h, h_t_N_H[start:start + spec.block], ids_N[start:start + spec.block],
-                              w, bias_V, spec)
+                              w, bias_V, teacher_head, spec)
             if want_h or want_w:
                 wanted = [x for x, on in ((h, want_h), (w, want_w)) if on]
                 grads = list(torch.autograd.grad(part, wanted))
@@ -130,10 +132,10 @@ class _ChunkedDivergence(torch.autograd.Function):
     and the backward only scales them by the incoming gradient of the loss sum."""
 
     @staticmethod
-    def forward(ctx, h_s_N_H, h_t_N_H, ids_N, weight_V_H, bias_V, spec):
+    def forward(ctx, h_s_N_H, h_t_N_H, ids_N, weight_V_H, bias_V, teacher_head, spec):
         want_h, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[3]
         total, stats, grad_h, grad_w = forward_blocks(h_s_N_H, h_t_N_H, ids_N, weight_V_H, bias_V,
-                                                      spec, want_h, want_w)
+                                                      teacher_head, spec, want_h, want_w)
         ctx.grad_w_dtype, ctx.h_dtype = weight_V_H.dtype, h_s_N_H.dtype
         ctx.save_for_backward(*(g for g in (grad_h, grad_w) if g is not None))
         ctx.has = (want_h, want_w)
@@ -146,16 +148,20 @@ class _ChunkedDivergence(torch.autograd.Function):
         want_h, want_w = ctx.has
         grad_h = (saved.pop(0) * grad_total).to(ctx.h_dtype) if want_h else None
         grad_w = (saved.pop(0) * grad_total).to(ctx.grad_w_dtype) if want_w else None
-        return grad_h, None, None, grad_w, None, None
+        return grad_h, None, None, grad_w, None, None, None
 
 
 def chunked_divergence(h_s_N_H: torch.Tensor, h_t_N_H: torch.Tensor, ids_N: torch.Tensor,
-                       head: torch.nn.Module, spec: DivergenceSpec) -> tuple[torch.Tensor, torch.Tensor]:
+                       head: torch.nn.Module, spec: DivergenceSpec,
+                       teacher_head: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum_i w_i D_i, stats_N_K): h are final hidden states of the N loss tokens (student
-    with its graph, teacher detached), ids_N the sampled tokens, head the LM head (a Linear;
-    its weight gets a gradient when it trains, e.g. tied embeddings in full fine-tuning)."""
-    bias = getattr(head, "bias", None)
-    return _ChunkedDivergence.apply(h_s_N_H, h_t_N_H.detach(), ids_N, head.weight, bias, spec)
+    with its graph, teacher detached), ids_N the sampled tokens, head the student's LM head (a
+    Linear; its weight gets a gradient when it trains, e.g. tied embeddings in full
+    fine-tuning), teacher_head the teacher's (None: the same module, e.g. LoRA or live)."""
+    t_head = head if teacher_head is None else teacher_head
+    t_pair = (t_head.weight.detach(), None if getattr(t_head, "bias", None) is None else t_head.bias.detach())
+    return _ChunkedDivergence.apply(h_s_N_H, h_t_N_H.detach(), ids_N, head.weight,
+                                    getattr(head, "bias", None), t_pair, spec)
 
 
 def token_means(stats_N_K: torch.Tensor, names: tuple[str, ...] = STATS[:5]) -> dict[str, torch.Tensor]:

@@ -82,7 +82,7 @@ def test_gradcheck_double():
     for spec in (DivergenceSpec(beta=0.5, temperature=1.1, block=4),
                  DivergenceSpec(beta=0.0, support="topk", topk=3, block=4)):
         assert torch.autograd.gradcheck(
-            lambda h, spec=spec: _ChunkedDivergence.apply(h, h_t.double(), ids, w, None, spec)[0],
+            lambda h, spec=spec: _ChunkedDivergence.apply(h, h_t.double(), ids, w, None, (w, None), spec)[0],
             (h_s,), eps=1e-6, atol=1e-5)
 
 
@@ -90,3 +90,15 @@ def test_block_tokens_at_real_vocab():
     assert block_tokens(151_936, 64.0) == 110  # 110 x 151,936 x 4 bytes <= 64 MiB
     assert block_tokens(117, 64.0) > 100_000  # the embedded default: one block
     assert block_tokens(10**9, 1.0) == 1
+
+
+def test_teacher_head_of_its_own():
+    """A frozen copy teacher (teacher.mode=base without LoRA) has its own head weights."""
+    head, h_s, h_t, ids = setup()
+    t_head = torch.nn.Linear(8, 50, bias=False)
+    spec = DivergenceSpec(beta=0.5, block=6)
+    loss, stats = chunked_divergence(h_s, h_t, ids, head, spec, teacher_head=t_head)
+    ref = generalized_jsd(t_head(h_t).detach(), head(h_s), 0.5).sum()
+    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(stats[:, COL["mismatch_kl_st"]], kl(head(h_s).detach(), t_head(h_t).detach()),
+                               rtol=1e-5, atol=1e-5)

@@ -12,7 +12,9 @@ The teacher is the same model shown the reference at the exposure in force, thro
 ExposureContextBuilder as OPSDTrainer (harness/trainer.py); teacher.mode picks its weights.
 Metrics rows match OPSD's (one `kind: train` row per optimiser step, rank 0 writes them);
 checkpoints and resume are TRL's, the AntiSD gate's state travels in each checkpoint.
-Cost: sdar runs a second student forward (with gradient) for the full-vocabulary logits.
+Teacher-side statistics and the sdar term come from harness/chunked.py on final hidden states
+(train.micro_batch rows per forward, the vocabulary in blocks): no batch-wide logits tensor.
+Cost: sdar runs a second student forward (with gradient) for its divergence.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ from trl.experimental.sdft.teacher_sync import PEFTAdapterEMACallback
 from trl.trainer.utils import use_adapter
 
 from harness import envsafe, faults
+from harness.chunked import COL, STATS, DivergenceSpec, chunked_divergence, spec_of, token_means
 from harness.config import RunConfig
 from harness.device import choose
 from harness.exposure_source import ExposureSource
-from harness.losses import entropy, generalized_jsd, kl, masked_mean
+from harness.hidden_states import final_hidden, lm_head, row_blocks
+from harness.losses import masked_mean
 from harness.models import lora_adapter_config
 from harness.prompts import Prompts
 from harness.run_hooks import RunHooks
@@ -44,14 +48,13 @@ from harness.student_losses import (
     EntropyGate,
     antisd_advantage,
     masked_median,
-    sdar_gate,
-    sdar_term,
     token_gap,
 )
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
 from harness.trackers import trl_report_to
 from harness.trainer import ExposureContextBuilder, NonFiniteError, check_finite
+from harness.vllm_backend import rollout_args
 
 envsafe.install()  # before any trainer builds its Accelerator (see harness/envsafe.py)
 
@@ -70,9 +73,15 @@ class EMATeacher(TrainerCallback):
             t.lerp_(s.detach().to(t.dtype), self.rate)
 
 
-def sampled_logp(logits_B_C_V: torch.Tensor, ids_B_C: torch.Tensor) -> torch.Tensor:
-    """log p of the sampled tokens under logits_B_C_V."""
-    return torch.log_softmax(logits_B_C_V, -1).gather(-1, ids_B_C.unsqueeze(-1)).squeeze(-1)
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A frozen copy of model that runs its own weights. A plain deepcopy does not: by the time
+    setup_teacher runs, the trainer has set an instance `forward` on the model (a wrapper whose
+    closure holds the student's bound forward), and deepcopy keeps that closure, so the
+    "copy" computed with the student's live weights. Instance forwards are dropped here."""
+    teacher = copy.deepcopy(model).eval().requires_grad_(False)
+    for module in teacher.modules():
+        module.__dict__.pop("forward", None)
+    return teacher
 
 
 class RLTrainer(RunHooks, GRPOTrainer):
@@ -115,27 +124,40 @@ class RLTrainer(RunHooks, GRPOTrainer):
             self.add_callback(PEFTAdapterEMACallback(model=self.model, teacher_adapter_name="teacher",
                                                      update_rate=rate, accelerator=self.accelerator))
             return self.model, lambda: use_adapter(self.model, adapter_name="teacher")
-        teacher = copy.deepcopy(self.model).eval().requires_grad_(False)
+        teacher = frozen_copy(self.model)
         if mode == "ema":
             self.add_callback(EMATeacher(teacher, self.model, rate))
         return teacher, nullcontext
 
-    def forward_logits(self, model, ids_B_L: torch.Tensor, mask_B_L: torch.Tensor,
-                       c_len: int) -> torch.Tensor:
-        """Logits (temperature 1) predicting each of the last c_len tokens: logits_B_C_V."""
-        logits = model(input_ids=ids_B_L, attention_mask=mask_B_L, use_cache=False).logits
-        return logits[:, -c_len - 1:-1, :]
+    def student_hidden(self, model, batch: dict[str, Any], rows: slice = slice(None)) -> torch.Tensor:
+        ids = torch.cat([batch["prompt_ids"][rows], batch["completion_ids"][rows]], 1)
+        mask = torch.cat([batch["prompt_mask"][rows], batch["completion_mask"][rows]], 1)
+        return final_hidden(model, ids, mask, batch["completion_ids"].shape[1])
 
-    def teacher_logits(self, batch: dict[str, Any]) -> torch.Tensor:
-        c_len = batch["completion_ids"].shape[1]
+    def teacher_hidden(self, batch: dict[str, Any], rows: slice = slice(None)) -> torch.Tensor:
         with torch.no_grad(), self.teacher_context():
-            return self.forward_logits(self.teacher_model, batch["teacher_input_ids"],
-                                       batch["teacher_attention_mask"], c_len)
+            return final_hidden(self.teacher_model, batch["teacher_input_ids"][rows],
+                                batch["teacher_attention_mask"][rows], batch["completion_ids"].shape[1])
 
-    def student_logits(self, model, batch: dict[str, Any]) -> torch.Tensor:
-        ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
-        mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
-        return self.forward_logits(model, ids, mask, batch["completion_ids"].shape[1])
+    def spec(self, gate_beta: float | None = None) -> DivergenceSpec:
+        """loss.* at the sampling temperature: GRPO trains the policy sampled at it."""
+        return spec_of(self.run_cfg.loss, lm_head(self.model).weight.shape[0], self.temperature, gate_beta)
+
+    @torch.no_grad()
+    def teacher_token_stats(self, out: dict[str, Any]) -> torch.Tensor:
+        """stats_B_C_K (harness/chunked.py STATS, zero on padding) of the whole generation batch,
+        train.micro_batch rows per forward, the vocabulary block by block."""
+        m_B_C = out["completion_mask"].bool()
+        stats_B_C_K = torch.zeros(*m_B_C.shape, len(STATS), device=m_B_C.device)
+        for rows in row_blocks(m_B_C.shape[0], self.run_cfg.micro_batch):
+            sel = m_B_C[rows]
+            _, st = chunked_divergence(self.student_hidden(self.model, out, rows)[sel],
+                                       self.teacher_hidden(out, rows)[sel], out["completion_ids"][rows][sel],
+                                       lm_head(self.model), self.spec(), lm_head(self.teacher_model))
+            block = stats_B_C_K[rows]
+            block[sel] = st.to(block.dtype)
+            stats_B_C_K[rows] = block
+        return stats_B_C_K
 
     # ---- rollouts: teacher contexts, mismatch, AntiSD advantage ------------------------------
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -147,33 +169,28 @@ class RLTrainer(RunHooks, GRPOTrainer):
         builder = self.teacher_context_builder
         ids = builder.teacher_ids([x["privileged_context"] for x in inputs], r)
         out.update(builder.build_ids(ids, out["completion_ids"], out["completion_mask"]))
-        with torch.no_grad():
-            s_B_C_V = self.student_logits(self.model, out)
-            t_B_C_V = self.teacher_logits(out)
         m_B_C = out["completion_mask"]
-        t_ent_B_C = entropy(t_B_C_V)
-        self.step_stats = {
-            "mismatch_kl_st": masked_mean(kl(s_B_C_V, t_B_C_V), m_B_C).item(),
-            "mismatch_kl_ts": masked_mean(kl(t_B_C_V, s_B_C_V), m_B_C).item(),
-            "teacher_entropy": masked_mean(t_ent_B_C, m_B_C).item(),
-            "student_entropy": masked_mean(entropy(s_B_C_V), m_B_C).item(),
-        }
+        self.step_loss_tokens = max(int(m_B_C.sum()), 1)  # the sdar term's normaliser over micro-batches
+        self.sdar_sums: dict[str, float] = {}
+        stats_B_C_K = self.teacher_token_stats(out)
+        means = {k: v.item() / self.step_loss_tokens for k, v in
+                 token_means(stats_B_C_K[m_B_C.bool()], STATS[:4]).items()}
+        self.step_stats = means
         if self.run_cfg.task.max_teacher_tokens:
             self.step_stats["teacher_ref_cut"] = builder.ref_cut_share
         if self.loss_name == "antisd":
-            out["advantages"] = self.antisd_advantages(out, s_B_C_V, t_B_C_V, t_ent_B_C)
+            out["advantages"] = self.antisd_advantages(out, stats_B_C_K)
         return out
 
-    def antisd_advantages(self, out: dict[str, Any], s_B_C_V: torch.Tensor,
-                          t_B_C_V: torch.Tensor, t_ent_B_C: torch.Tensor) -> torch.Tensor:
+    def antisd_advantages(self, out: dict[str, Any], stats_B_C_K: torch.Tensor) -> torch.Tensor:
         """A_i + lambda A_t per token while the gate is on (the gate sees this batch's
         teacher median entropy first), A_i alone while it is off."""
-        ids_B_C, m_B_C = out["completion_ids"], out["completion_mask"]
-        temp = self.temperature  # the policy GRPO trains is the one sampled at this temperature
-        gap_B_C = token_gap(sampled_logp(t_B_C_V / temp, ids_B_C), sampled_logp(s_B_C_V / temp, ids_B_C))
-        median = masked_median(t_ent_B_C, m_B_C)
+        m_B_C = out["completion_mask"]
+        # the gap at the sampling temperature: the policy GRPO trains is the one sampled at it
+        gap_B_C = token_gap(stats_B_C_K[..., COL["teacher_logp_y"]], stats_B_C_K[..., COL["student_logp_y"]])
+        median = masked_median(stats_B_C_K[..., COL["teacher_entropy"]], m_B_C)
         on = self.gate.update(median)
-        term_B_C = self.run_cfg.antisd.lam * antisd_advantage(gap_B_C) * float(on)
+        term_B_C = self.run_cfg.antisd.lam * antisd_advantage(gap_B_C) * float(on) * m_B_C
         self.step_stats.update({"antisd_gate": float(on), "teacher_entropy_median": median,
                                 "antisd_gate_reference": self.gate.reference,
                                 "antisd_term": masked_mean(term_B_C.abs(), m_B_C).item()})
@@ -183,7 +200,7 @@ class RLTrainer(RunHooks, GRPOTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if self.loss_name == "sdar" and model.training:
-            loss = loss + self.sdar_loss(model, inputs) / self.current_gradient_accumulation_steps
+            loss = loss + self.sdar_loss(model, inputs)
         step = self.state.global_step + 1
         if model.training and faults.poison(self.run_cfg.run_name, step):
             loss = loss * float("nan")
@@ -192,18 +209,21 @@ class RLTrainer(RunHooks, GRPOTrainer):
         return loss
 
     def sdar_loss(self, model, inputs: dict[str, Any]) -> torch.Tensor:
-        """c mean_t(g_t D_t) on the student's full next-token distributions (DESIGN.md, SDAR)."""
-        lc, sc, temp = self.run_cfg.loss, self.run_cfg.sdar, self.temperature
-        s_B_C_V = self.student_logits(model, inputs) / temp
-        t_B_C_V = self.teacher_logits(inputs) / temp
-        ids_B_C, m_B_C = inputs["completion_ids"], inputs["completion_mask"]
-        d_B_C = generalized_jsd(t_B_C_V, s_B_C_V, lc.beta, lc.support, lc.topk)
-        g_B_C = sdar_gate(token_gap(sampled_logp(t_B_C_V, ids_B_C), sampled_logp(s_B_C_V, ids_B_C)),
-                          sc.gate_beta)
-        term = sc.coef * sdar_term(g_B_C, d_B_C, m_B_C)
-        self.step_stats.update({"sdar_gate": masked_mean(g_B_C, m_B_C).item(),
-                                "sdar_term": term.item(),
-                                "distill_loss": masked_mean(d_B_C.detach(), m_B_C).item()})
+        """c sum_t(g_t D_t) / the step's tokens for this micro-batch (DESIGN.md, SDAR): summed over
+        the step's micro-batches it is c mean_t(g_t D_t); the gate is detached."""
+        sc = self.run_cfg.sdar
+        sel_B_C = inputs["completion_mask"].bool()
+        gd_sum, st_N_K = chunked_divergence(self.student_hidden(model, inputs)[sel_B_C],
+                                            self.teacher_hidden(inputs)[sel_B_C],
+                                            inputs["completion_ids"][sel_B_C], lm_head(model),
+                                            self.spec(gate_beta=sc.gate_beta), lm_head(self.teacher_model))
+        term = sc.coef * gd_sum / self.step_loss_tokens
+        n = self.step_loss_tokens
+        for key, value in (("sdar_gate", st_N_K[:, COL["weight"]].sum().item() / n),
+                           ("sdar_term", term.item()),
+                           ("distill_loss", st_N_K[:, COL["divergence"]].sum().item() / n)):
+            self.sdar_sums[key] = self.sdar_sums.get(key, 0.0) + value
+        self.step_stats.update(self.sdar_sums)  # token-weighted over the step's micro-batches
         return term
 
     # ---- one metrics row per optimiser step ----------------------------------------------------
@@ -242,15 +262,19 @@ def grpo_args(cfg: RunConfig, output_dir: str) -> GRPOConfig:
     precision = choose(cfg.model.dtype, lora=cfg.model.lora.r > 0)
     return GRPOConfig(
         output_dir=output_dir, max_steps=t.steps,
-        per_device_train_batch_size=g.problems(t.prompts_per_step) * g.group_size,
-        num_generations=g.group_size,
-        gradient_accumulation_steps=1, learning_rate=t.lr, lr_scheduler_type="constant_with_warmup",
+        # train.micro_batch rows per backward; rollouts still sampled once a step (TRL's
+        # steps_per_generation defaults to the accumulation steps)
+        per_device_train_batch_size=cfg.micro_batch, num_generations=g.group_size,
+        gradient_accumulation_steps=cfg.rows_per_step // cfg.micro_batch,
+        learning_rate=t.lr, lr_scheduler_type="constant_with_warmup",
         warmup_steps=t.warmup_steps, max_grad_norm=t.max_grad_norm, temperature=t.temperature,
-        top_p=t.top_p, top_k=0, max_completion_length=t.max_completion_length,
+        top_p=t.top_p, max_completion_length=t.max_completion_length,
         beta=0.0, epsilon=g.epsilon, scale_rewards=g.scale_rewards,
         logging_steps=1, report_to=trl_report_to(t.report_to), seed=cfg.seed, data_seed=cfg.seed,
         **precision.train_flags(), trust_remote_code=cfg.model.trust_remote_code,
         save_strategy="steps" if t.checkpoint_every else "no",
         save_steps=t.checkpoint_every or 1, save_total_limit=1, save_only_model=False,
         disable_tqdm=False, log_level="warning", dataloader_num_workers=0, shuffle_dataset=True,
+        # train.top_k, and train.generation=vllm|auto: TRL's vLLM rollouts (harness/vllm_backend.py)
+        **rollout_args(t),
     )

@@ -22,7 +22,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 import harness.grid_sweeper  # noqa: F401 - registers the sweeper class (Hydra plugin)
 import harness.hydra_store  # noqa: F401 - registers run_defaults and the sweeper's config
 from harness.config import ConfigError, RunConfig, to_run_config
-from harness.distributed import export_submitit_env, finish, is_main, main_decides, world
+from harness.distributed import (
+    export_submitit_env,
+    finish,
+    init_process_group,
+    is_main,
+    main_decides,
+    world,
+)
 from harness.prompts import Prompts
 from harness.rundir import RunDir, atomic_write, refuse_config_conflict, write_eval
 from harness.runlock import hold
@@ -63,6 +70,7 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
     from harness.sources import make_source
     from harness.tasks.datasets import TaskData
     from harness.trainer import OPSDTrainer, sdft_args
+    from harness.vllm_backend import install_drift_free_sync
 
     torch.set_num_threads(cfg.train.threads)
     set_seed(cfg.seed)
@@ -85,6 +93,7 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
                           train_dataset=Dataset.from_list(rows), processing_class=tok,
                           run_cfg=cfg, problems=problems, exposure_source=source, run_dir=rd,
                           callbacks=[SourceCheckpoint(source), PeriodicEval(cfg, tok, rd), *observers])
+    install_drift_free_sync(trainer)  # LoRA + vLLM rollouts: the frozen base never merged into
     source.bind(trainer.model, tok, teacher=TeacherView.of(trainer))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return evaluate_into(rd, trainer.model, tok, cfg)
@@ -134,8 +143,13 @@ def run(cfg: RunConfig, resolved_yaml: str, observers: Sequence[Any] = ()) -> di
     decides (skip, resume, refuse); every rank trains; rank 0 alone writes the folder.
     """
     from harness.base_identity import resolve_base
+    from harness.vllm_backend import check_eval_budget
 
+    # An evaluation HF generate cannot serve (eval.hf_max_new_tokens): refused before any work.
+    check_eval_budget(cfg)
     export_submitit_env()  # launcher.gpus_per_node > 1: submitit's tasks become ranks
+    # The process group's timeout is the job's time limit: ranks wait while rank 0 evaluates.
+    init_process_group(cfg.launcher.timeout_min)
     # A missing base model: one line, before any folder is touched.
     base_path = main_decides(lambda: resolve_base(cfg))
     with hold(Path(cfg.results), cfg.run_name) if is_main() else contextlib.nullcontext():

@@ -11,7 +11,7 @@ python -m harness.bench --only probe [--rounds 7] [overrides]
 - probe_batching (no target): the probe scores the same rollouts under a teacher shown
   each probed exposure (harness/trainer.py, `probe.max_rows`); this times all exposures
   in one teacher forward against one forward per exposure, through the trainer's own
-  loop (`probe_mismatch`), at several rollout counts, to say where batching wins on this
+  loop (harness/probe.py `probe_mismatch`), at several rollout counts, to say where batching wins on this
   machine. Untrained weights: the cost does not depend on them (the rollouts are the
   references). Both ways must give the same mismatch.
 """
@@ -27,6 +27,7 @@ import torch
 from harness.bench.record import BenchArgs, Result, Target
 from harness.bench.timing import interleave, median, paired_median
 from harness.config import RunConfig
+from harness.hidden_states import final_hidden, lm_head
 from harness.models import TinyModelSpec, build_model, build_tokenizer
 from harness.prompts import Prompts, completion_text
 from harness.tasks.datasets import TaskData
@@ -51,21 +52,19 @@ def left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tenso
     return ids_B_T, mask_B_T
 
 
-def teacher_logits_fn(model, prompts: list[list[int]], exposures: list[float], comp_B_C: torch.Tensor,
+def teacher_hidden_fn(model, prompts: list[list[int]], exposures: list[float], comp_B_C: torch.Tensor,
                       cmask_B_C: torch.Tensor, pad: int):
-    """teacher_logits(chunk) for harness.trainer.probe_mismatch, from pre-tokenised prompts."""
+    """teacher_hidden(chunk, rows) for harness.probe.probe_mismatch, from pre-tokenised prompts."""
     n, c_len = comp_B_C.shape
     by_exposure = {r: prompts[i * n:(i + 1) * n] for i, r in enumerate(exposures)}
 
-    def teacher_logits(chunk: list[float]) -> torch.Tensor:
-        rows = [p for r in chunk for p in by_exposure[r]]
-        p_ids, p_mask = left_pad(rows, pad)
-        ids = torch.cat([p_ids, comp_B_C.repeat(len(chunk), 1)], 1)
-        mask = torch.cat([p_mask, cmask_B_C.repeat(len(chunk), 1)], 1)
-        return model(input_ids=ids, attention_mask=mask).logits[:, -c_len - 1:-1]
+    def teacher_hidden(chunk: list[float], rows: slice) -> torch.Tensor:
+        p_ids, p_mask = left_pad([p for r in chunk for p in by_exposure[r][rows]], pad)
+        ids = torch.cat([p_ids, comp_B_C[rows].repeat(len(chunk), 1)], 1)
+        mask = torch.cat([p_mask, cmask_B_C[rows].repeat(len(chunk), 1)], 1)
+        return final_hidden(model, ids, mask, c_len)
 
-    return teacher_logits
-
+    return teacher_hidden
 
 
 DEFAULT_ROUNDS = 7
@@ -74,7 +73,8 @@ ROLLOUT_COUNTS, QUICK_COUNTS = (4, 16, 64), (2, 4)
 
 def batching_at(cfg: RunConfig, model, tok, rollouts: int, rounds: int) -> dict:
     """Both ways at one rollout count: seconds per round and the largest disagreement."""
-    from harness.trainer import probe_mismatch
+    from harness.chunked import spec_of
+    from harness.probe import probe_mismatch
 
     prompts, completions = probe_inputs(cfg, tok, rollouts)
     comp_B_C, cmask_B_C = left_pad(completions, tok.pad_token_id)
@@ -82,15 +82,17 @@ def batching_at(cfg: RunConfig, model, tok, rollouts: int, rounds: int) -> dict:
     with torch.no_grad():
         # r = 0 rows are the student's own context when the exposures start at 0
         s_ids, s_mask = left_pad(prompts[:rollouts], tok.pad_token_id)
-        s_logits = model(input_ids=torch.cat([s_ids, comp_B_C], 1),
-                         attention_mask=torch.cat([s_mask, cmask_B_C], 1)).logits[:, -c_len - 1:-1]
+        h_s = final_hidden(model, torch.cat([s_ids, comp_B_C], 1), torch.cat([s_mask, cmask_B_C], 1), c_len)
     exposures = list(cfg.probe.exposures)
-    teacher_logits = teacher_logits_fn(model, prompts, exposures, comp_B_C, cmask_B_C, tok.pad_token_id)
+    teacher_hidden = teacher_hidden_fn(model, prompts, exposures, comp_B_C, cmask_B_C, tok.pad_token_id)
+    head = lm_head(model)
+    spec = spec_of(cfg.loss, head.weight.shape[0])
     mismatch: dict[str, list[float]] = {}
 
     def way(max_rows: int, name: str):
         def call(_: int) -> None:
-            rows = probe_mismatch(exposures, max_rows, teacher_logits, s_logits, cmask_B_C)
+            rows = probe_mismatch(exposures, max_rows, rollouts, lambda r: h_s[r], teacher_hidden,
+                                  comp_B_C, cmask_B_C, head, head, spec)
             mismatch[name] = [r["mismatch_kl_st"] for r in rows]
         return call
 

@@ -160,3 +160,42 @@ def test_rl_problems_per_step_default_matches_opsds_rollouts():
     assert compose(["grpo.problems_per_step=5"]).grpo.problems(16) == 5
     with pytest.raises(ConfigError, match="grpo.problems_per_step=0"):
         compose(["grpo.problems_per_step=0"])
+
+
+def test_frozen_teacher_copy_keeps_the_initial_weights(tmp_path, smoke_base):
+    """teacher.mode=base without LoRA: after an optimiser step the teacher's forward still gives
+    the initial model's output while the student's moved (a plain deepcopy of the trainer's
+    model ran the student's live weights: its instance forward closed over the student)."""
+    import torch
+    from datasets import Dataset
+
+    from harness.bench import trainers
+    from harness.hidden_states import final_hidden
+    from harness.models import load
+    from harness.rl_trainer import RLTrainer, grpo_args
+    from harness.rundir import RunDir
+    from harness.settings import compose
+    from harness.sources import make_source
+    from harness.tasks.datasets import TaskData
+
+    cfg = compose(["profile=smoke", "method=sdar", "train.lr=0.05", f"results={tmp_path}"])
+    model, tok = load(smoke_base, cfg.model)
+    problems, rows = trainers.problems_and_rows(cfg, tok)
+    rd = RunDir(tmp_path / "run")
+    rd.path.mkdir(parents=True)
+    source = make_source(cfg, evaluator=(TaskData(cfg.task), tok))
+    trainer = RLTrainer(model=model, args=grpo_args(cfg, str(rd.checkpoints)),
+                        train_dataset=Dataset.from_list(rows), processing_class=tok, run_cfg=cfg,
+                        problems=problems, exposure_source=source, run_dir=rd)
+    trainers.ready(trainer)
+    initial, _ = load(smoke_base, cfg.model)
+    ids = torch.tensor([tok("1 + 2 = 3 ; 3 x 4 = 12", add_special_tokens=False)["input_ids"]])
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        before = final_hidden(initial, ids, mask, 4)
+    trainers.optimiser_step(trainer, trainers.first_batch(trainer))
+    with torch.no_grad():
+        teacher = final_hidden(trainer.teacher_model, ids, mask, 4)
+        student = final_hidden(trainer.model, ids, mask, 4)
+    assert torch.equal(teacher, before)
+    assert not torch.allclose(student, before)

@@ -123,10 +123,11 @@ class Prompts:
         think = self.task.student_thinking if thinking is None else thinking
         return self.chat(self.templates.student_prompt(problem.problem), think)
 
-    def answer_suffix(self, problem: Problem, whole: bool, after_cut: bool) -> str:
-        """keep_answer: the fixed transition sentence and the boxed final answer, shown after
-        a partial cut (a whole reference already ends in its answer)."""
-        if not self.task.keep_answer or whole:
+    def answer_suffix(self, problem: Problem, whole: bool, after_cut: bool, force: bool = False) -> str:
+        """keep_answer (or force: a reference cut to the token budget): the fixed transition
+        sentence and the boxed final answer, shown after a partial cut (a whole reference
+        already ends in its answer)."""
+        if not (self.task.keep_answer or force) or whole:
             return ""
         sep = STEP_JOIN[self.task.kind] if after_cut else ""
         return f"{sep}{self.task.transition} \\boxed{{{problem.answer}}}."
@@ -162,6 +163,12 @@ class Prompts:
         if budget:
             room = max(0, budget - len(head_ids) - len(suffix_ids) - len(tail_ids))
             cut = len(ref_ids) > room
+            if cut and not suffix_ids and problem.answer:
+                # A reference cut to fit loses its end, where its boxed answer is: the teacher is
+                # shown the transition sentence and the answer after the cut instead.
+                suffix_ids = tok(self.answer_suffix(problem, False, True, force=True),
+                                 add_special_tokens=False)["input_ids"]
+                room = max(0, budget - len(head_ids) - len(suffix_ids) - len(tail_ids))
             ref_ids = list(ref_ids[:room])
         return [*head_ids, *ref_ids, *suffix_ids, *tail_ids], cut
 

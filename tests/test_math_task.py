@@ -150,6 +150,8 @@ def test_a_reference_over_budget_is_cut_from_its_end_never_the_problem(math_setu
     ids, was_cut = small.teacher_ids(p, 1.0)
     assert was_cut and len(ids) == budget
     assert ids[-30:] == full[-30:] and ids[:10] == full[:10]  # the problem + template survive
+    # the cut took the reference's end, so the answer follows the cut (the teacher still sees it)
+    assert f"{cfg.task.transition} \\boxed{{{p.answer}}}." in tok.decode(ids)
     assert small.teacher_ids(p, 0.1) == (Prompts(cfg, tok).teacher_ids(p, 0.1)[0], False)
 
 

@@ -52,6 +52,7 @@ class DivergenceSpec:
     topk: int = 16
     gate_beta: float | None = None
     block: int = 1024
+    loss: bool = True  # False: statistics only (the probe), D is not computed (reads 0)
 
 
 def _loss_terms(z_t_n_V: torch.Tensor, z_s_n_V: torch.Tensor, lp_t_n_V: torch.Tensor,
@@ -85,7 +86,7 @@ def _block(h_s_n_H: torch.Tensor, h_t_n_H: torch.Tensor, ids_n: torch.Tensor, we
     lp_s1, lp_t1 = torch.log_softmax(z_s1, -1), torch.log_softmax(z_t1, -1)
     z_s, z_t = (z_s1, z_t1) if T == 1.0 else (z_s1 / T, z_t1 / T)
     lp_s, lp_t = (lp_s1, lp_t1) if T == 1.0 else (torch.log_softmax(z_s, -1), torch.log_softmax(z_t, -1))
-    d_n = _loss_terms(z_t, z_s, lp_t, lp_s, spec)
+    d_n = _loss_terms(z_t, z_s, lp_t, lp_s, spec) if spec.loss else torch.zeros_like(lp_s[:, 0])
     with torch.no_grad():
         logp_s_y = lp_s.gather(-1, ids_n[:, None]).squeeze(-1)
         logp_t_y = lp_t.gather(-1, ids_n[:, None]).squeeze(-1)
@@ -160,8 +161,13 @@ def chunked_divergence(h_s_N_H: torch.Tensor, h_t_N_H: torch.Tensor, ids_N: torc
     fine-tuning), teacher_head the teacher's (None: the same module, e.g. LoRA or live)."""
     t_head = head if teacher_head is None else teacher_head
     t_pair = (t_head.weight.detach(), None if getattr(t_head, "bias", None) is None else t_head.bias.detach())
-    return _ChunkedDivergence.apply(h_s_N_H, h_t_N_H.detach(), ids_N, head.weight,
-                                    getattr(head, "bias", None), t_pair, spec)
+    bias = getattr(head, "bias", None)
+    if not torch.is_grad_enabled() or not spec.loss:  # the probe, the GRPO-side statistics: no gradient
+        s_pair = (head.weight.detach(), None if bias is None else bias.detach())
+        total, stats, _, _ = forward_blocks(h_s_N_H.detach(), h_t_N_H.detach(), ids_N, *s_pair, t_pair, spec,
+                                            False, False)
+        return total, stats
+    return _ChunkedDivergence.apply(h_s_N_H, h_t_N_H.detach(), ids_N, head.weight, bias, t_pair, spec)
 
 
 def token_means(stats_N_K: torch.Tensor, names: tuple[str, ...] = STATS[:5]) -> dict[str, torch.Tensor]:

@@ -23,6 +23,7 @@ import copy
 import json
 import math
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,8 @@ class RLTrainer(RunHooks, GRPOTrainer):
             sel = m_B_C[rows]
             _, st = chunked_divergence(self.student_hidden(self.model, out, rows)[sel],
                                        self.teacher_hidden(out, rows)[sel], out["completion_ids"][rows][sel],
-                                       lm_head(self.model), self.spec(), lm_head(self.teacher_model))
+                                       lm_head(self.model), replace(self.spec(), loss=False),
+                                       lm_head(self.teacher_model))
             block = stats_B_C_K[rows]
             block[sel] = st.to(block.dtype)
             stats_B_C_K[rows] = block

@@ -160,7 +160,7 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
             return self.teacher_hidden(t_in["teacher_input_ids"], t_in["teacher_attention_mask"],
                                        comp_B_C.shape[1])
 
-        spec = replace(self.spec(), temperature=1.0)  # the mismatch is at temperature 1
+        spec = replace(self.spec(), temperature=1.0, loss=False)  # the mismatch: T 1, no loss
         rows = probe_mismatch(list(self.run_cfg.probe.exposures), self.run_cfg.probe.max_rows,
                               self.run_cfg.micro_batch, lambda r: self.student_hidden(self.model, batch, r),
                               teacher, comp_B_C, cmask_B_C, lm_head(self.model), lm_head(self.teacher_model),

@@ -102,3 +102,13 @@ def test_teacher_head_of_its_own():
     torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(stats[:, COL["mismatch_kl_st"]], kl(head(h_s).detach(), t_head(h_t).detach()),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_statistics_only_spec_gives_the_same_statistics():
+    """loss=False (the probe): the mismatch columns as with the loss, D not computed."""
+    head, h_s, h_t, ids = setup()
+    _, full = chunked_divergence(h_s, h_t, ids, head, DivergenceSpec(beta=0.5, block=5))
+    total, stats = chunked_divergence(h_s, h_t, ids, head, DivergenceSpec(beta=0.5, block=5, loss=False))
+    keep = [COL[k] for k in ("mismatch_kl_st", "mismatch_kl_ts", "teacher_entropy", "student_logp_y")]
+    torch.testing.assert_close(stats[:, keep], full[:, keep])
+    assert float(total) == 0.0 and not stats.requires_grad

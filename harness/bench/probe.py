@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -86,7 +87,7 @@ def batching_at(cfg: RunConfig, model, tok, rollouts: int, rounds: int) -> dict:
     exposures = list(cfg.probe.exposures)
     teacher_hidden = teacher_hidden_fn(model, prompts, exposures, comp_B_C, cmask_B_C, tok.pad_token_id)
     head = lm_head(model)
-    spec = spec_of(cfg.loss, head.weight.shape[0])
+    spec = replace(spec_of(cfg.loss, head.weight.shape[0]), loss=False)  # statistics only, as the trainer's
     mismatch: dict[str, list[float]] = {}
 
     def way(max_rows: int, name: str):

@@ -116,9 +116,13 @@ def plan(grids: Sequence[dict[str, Any]], arguments: Sequence[str],
 
 def check_folders_and_base(cfgs: list[RunConfig]) -> None:
     from harness.base_identity import base_key, resolve_base
+    from harness.memory_plan import refuse_unfit
+    from harness.preflight import check_all
     from harness.rundir import refuse_config_conflict
 
     for cfg in cfgs:  # a folder holding another config's run would be skipped or resumed
         refuse_config_conflict(cfg)
+        refuse_unfit(cfg)  # a CUDA point whose memory plan exceeds launcher.gpu_mem_gb
+    check_all(cfgs)  # bad data sizes, fields, files, model config, tokenizer: one line each
     for cfg in {base_key(c): c for c in cfgs}.values():  # a missing base model: refused here
         resolve_base(cfg)

@@ -39,6 +39,20 @@ def read_jsonl_problems(path: str | Path) -> list[Problem]:
     return out
 
 
+def split_validation(train: list[Problem], suites: dict[str, list[Problem]], task: TaskConfig
+                     ) -> tuple[list[Problem], list[Problem]]:
+    """(validation, training rows) of the math task: eval problems removed, then the last
+    task.val_size rows held out. Too few rows: ValueError (harness/preflight.py refuses it before launch)."""
+    suite_texts = {p.problem for ps in suites.values() for p in ps}
+    rows = [p for p in train if p.problem not in suite_texts]
+    if len(rows) <= task.val_size:
+        fix = f"set task.val_size below {len(rows)} or give more rows" if len(rows) > 1 else "give more rows"
+        raise ValueError(f"task.val_size={task.val_size} is invalid: task data {task.train_data.name} "
+                         f"has {len(rows)} training rows (after removing eval problems), which leave "
+                         f"none beside {task.val_size} validation rows; {fix}")
+    return rows[-task.val_size:], rows[:-task.val_size]
+
+
 class TaskData:
     """Eval suites (name -> problems), validation problems and the training stream."""
 
@@ -55,13 +69,8 @@ class TaskData:
             self.validation = [p for p in val if p.problem not in held][: task.val_size]
         else:  # math: suites by name from task.eval_data; validation held out of the training rows
             self.suites = {src.name: math_data.load_problems(src) for src in task.eval_data}
-            suite_texts = {p.problem for ps in self.suites.values() for p in ps}
-            train = [p for p in math_data.load_problems(task.train_data) if p.problem not in suite_texts]
-            if len(train) <= task.val_size:
-                raise ValueError(f"task data {task.train_data.name}: {len(train)} training rows "
-                                 f"(after removing eval problems) leave none beside "
-                                 f"task.val_size={task.val_size} validation rows")
-            self.validation, self.train_rows = train[-task.val_size:], train[:-task.val_size]
+            self.validation, self.train_rows = split_validation(
+                math_data.load_problems(task.train_data), self.suites, task)
         self.held_out = {p.problem for ps in self.suites.values() for p in ps} | {
             p.problem for p in self.validation}
 

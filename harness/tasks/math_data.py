@@ -56,9 +56,20 @@ def read_rows(path: str, split: str = "train") -> list[dict[str, Any]]:
         return pq.read_table(p).to_pylist()
     text = p.read_text()
     if p.suffix == ".jsonl":
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    data = json.loads(text)
+        return [_json_line(line, p, i) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{p} is not valid JSON ({err})") from None
     return data["data"] if isinstance(data, dict) and "data" in data else list(data)
+
+
+def _json_line(line: str, path: Path, number: int) -> Any:
+    """One jsonl row; a broken line fails naming the file and line (json's own error names neither)."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        raise ValueError(f"{path}:{number} is not valid JSON") from None
 
 
 def _columns(path: str) -> list[str]:
@@ -95,6 +106,8 @@ def check_source(src) -> str | None:
         cols = _columns(src.path)
     except (ValueError, OSError) as err:
         return f"task data {src.name}: cannot read {src.path!r}: {str(err).splitlines()[0]}"
+    if not cols:
+        return f"task data {src.name}: {src.path!r} has no rows"
     missing = [f"{role}={name!r}" for role, name in mapped_fields(src).items() if name not in cols]
     if missing:
         return (f"task data {src.name}: {src.path!r} lacks field(s) {', '.join(missing)}; "
@@ -120,10 +133,11 @@ def _load(src) -> list[Problem]:
     if src.limit:
         rows = rows[: src.limit]
     fields = mapped_fields(src)
-    if rows and (missing := [n for n in fields.values() if n not in rows[0]]):
-        raise ValueError(f"task data {src.name}: {src.path!r} lacks field(s) {missing}")
     out = []
     for i, row in enumerate(rows):
+        # Every row, not only the first (check_source's): a later row without a field was a KeyError.
+        if missing := [n for n in fields.values() if n not in row]:
+            raise ValueError(f"task data {src.name}: row {i} of {src.path!r} lacks field(s) {missing}")
         solution = str(row[src.solution]) if src.solution else ""
         answer = row[src.answer] if src.answer else extract_boxed(solution)
         if answer is None or str(answer).strip() == "":

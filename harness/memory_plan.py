@@ -3,7 +3,7 @@
 The predicted peak memory of one run per device, part by part, before anything launches.
 
 python -m harness.memory_plan [hydra overrides]     # the plan of that point (GPU: per GPU)
-python -m harness.memory_plan --validate [--sizes 2x8,2x256,2x256@256,4x128x2@128] [--keep DIR]
+python -m harness.memory_validate [--sizes 2x8,2x256,2x256@256,4x128x2@128] [--keep DIR]
                                                   # plan vs measured peak RSS on the CPU
 
 Parts (bytes; b = the compute dtype's size: 2 for bf16 on CUDA, 4 for fp32 on the CPU):
@@ -418,17 +418,8 @@ def main(argv: list[str]) -> None:
     from harness.settings import compose, fail
 
     ap = argparse.ArgumentParser(prog="python -m harness.memory_plan", description=__doc__.splitlines()[2])
-    ap.add_argument("--validate", action="store_true", help="plan vs measured peak RSS on the CPU")
-    ap.add_argument("--sizes", default="2x8,2x256,2x256@256,4x128x2@128",
-                    help="--validate: ROWSxCOMPLETION[xMICRO_BATCH][@loss.chunk_mb], comma-separated")
-    ap.add_argument("--keep", help="--validate: folder for the model and the runs (default: a temp dir)")
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args(argv)
-    if a.validate:
-        from harness.memory_validate import validate
-
-        validate(a.sizes, a.keep, a.overrides)
-        return
     try:
         cfg = compose(a.overrides)
         print(render(plan(cfg), cfg))

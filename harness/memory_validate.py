@@ -1,4 +1,4 @@
-"""python -m harness.memory_plan --validate [--sizes 2x8,2x256,2x256@256,4x128x2@128] [--keep DIR]
+"""python -m harness.memory_validate [--sizes 2x8,2x256,2x256@256,4x128x2@128] [--keep DIR]
 
 The memory plan (harness/memory_plan.py) against measured peaks on the CPU, at Qwen3's real
 vocabulary: a random Qwen3-shaped model (harness/qwen3_shaped.py, vocab 151,936, hidden 64,
@@ -126,3 +126,20 @@ def validate(sizes: str, keep: str | None, extra: list[str]) -> list[dict]:
     print(table(rows))
     print(f"target {TARGET[0]}-{TARGET[1]}; figures: {folder / 'memory_validate.json'}")
     return rows
+
+
+def main(argv: list[str]) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m harness.memory_validate",
+                                 description=__doc__.splitlines()[2])
+    ap.add_argument("--sizes", default="2x8,2x256,2x256@256,4x128x2@128",
+                    help="ROWSxCOMPLETION[xMICRO_BATCH][@loss.chunk_mb], comma-separated")
+    ap.add_argument("--keep", help="folder for the model and the runs (default: a temp dir)")
+    ap.add_argument("overrides", nargs="*")
+    a = ap.parse_args(argv)
+    validate(a.sizes, a.keep, a.overrides)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -143,9 +143,12 @@ def run(cfg: RunConfig, resolved_yaml: str, observers: Sequence[Any] = ()) -> di
     decides (skip, resume, refuse); every rank trains; rank 0 alone writes the folder.
     """
     from harness.base_identity import resolve_base
+    from harness.preflight import check_inputs
     from harness.vllm_backend import check_eval_budget
 
-    # An evaluation HF generate cannot serve (eval.hf_max_new_tokens): refused before any work.
+    # Bad data sizes, fields, files, model config or tokenizer, and an evaluation HF generate
+    # cannot serve (eval.hf_max_new_tokens): one line each, before any folder is touched.
+    check_inputs(cfg)
     check_eval_budget(cfg)
     export_submitit_env()  # launcher.gpus_per_node > 1: submitit's tasks become ranks
     # The process group's timeout is the job's time limit: ranks wait while rank 0 evaluates.

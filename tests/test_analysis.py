@@ -96,8 +96,8 @@ def results(tmp_path_factory, smoke_base) -> Path:
         f.write('{"step": 999, "kind": "tra')  # a writer killed mid-row
     _run_in_process("method=base", f"results={root}")
     broken = root.parent / "broken_model"
-    broken.mkdir()
-    (broken / "config.json").write_text("{}")  # passes the config check, fails to load
+    shutil.copytree(smoke_base, broken)  # passes the checks before launch (config, tokenizer) ...
+    (broken / "model.safetensors").write_bytes(b"not safetensors")  # ... and fails to load
     with pytest.raises(Exception):  # noqa: B017 - whichever error loading raises; status is what matters
         _run_in_process("exposure=1", "seed=2", f"model.path={broken}", f"results={root}")
     return root

@@ -44,7 +44,10 @@ def math_overrides(model_dir: Path) -> list[str]:
             f"task.eval_data.0.path={FIXTURES / 'aime_2024.jsonl'}",
             f"task.eval_data.1.path={FIXTURES / 'aime_2025.json'}",
             f"task.eval_data.2.path={FIXTURES / 'hmmt_feb_2025.json'}",
-            "task.val_size=2", "eval.k=1", "eval.max_new_tokens=8", "train.checkpoint_every=0"]
+            "task.val_size=2", "eval.k=1", "eval.max_new_tokens=8", "train.checkpoint_every=0",
+            # the plan bounds a teacher prompt by this budget (the presets' 21,000 would make the
+            # teacher part of these short-reference runs all bound and no measurement)
+            "task.max_teacher_tokens=4096"]
 
 
 def size_overrides(size: str) -> list[str]:

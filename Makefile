@@ -18,7 +18,7 @@ STUDY ?=
 LR_RANGE ?=
 START ?= 0,0.25,0.5,0.75,1
 
-.PHONY: venv base base-spread sweep tune reproduce test test-slow lint figures bench slurm-up slurm-down clean-base
+.PHONY: venv base base-spread sweep tune reproduce test test-slow lint figures bench gpu-check gpu-wheels slurm-up slurm-down clean-base
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -71,6 +71,22 @@ figures: venv
 # results/bench/<name>.json + README.md. ARGS="--only step,probe --rounds 7 --quick".
 bench: venv
 	$(BIN)/python -m harness.bench $(ARGS)
+
+# 3 OPSD steps (LoRA, bf16) at the 1.7B shape and preset lengths, a probe, Average@k on 8 problems,
+# against the memory plan (harness/gpu_check.py); on a CPU the same at a tiny width. On a GPU
+# machine without network and without .venv: `make gpu-wheels` here first, carry .gpu-wheels/.
+GPU_WHEELS := trl|datasets|hydra-core|omegaconf|antlr4-python3-runtime|hydra-submitit-launcher|submitit|cloudpickle|math-verify|latex2sympy2.extended|multiprocess|dill|xxhash|fsspec|tqdm
+gpu-check:
+	@if [ -d .gpu-wheels ] && [ ! -x $(BIN)/python ]; then \
+		python3 -m pip install -q --no-index --no-deps --target .gpu-wheels/site .gpu-wheels/*.whl .gpu-wheels/*.tar.gz && \
+		PYTHONPATH=.gpu-wheels/site:$$PWD python3 -m harness.gpu_check $(ARGS); \
+	else $(MAKE) venv && $(BIN)/python -m harness.gpu_check $(ARGS); fi
+
+# The pure-python packages a GPU machine with torch/transformers/peft/accelerate lacks, as wheels.
+gpu-wheels: venv
+	mkdir -p .gpu-wheels
+	$(BIN)/pip freeze | grep -iE '^($(GPU_WHEELS))==' > .gpu-wheels/requirements.txt
+	$(BIN)/pip download -q --no-deps -d .gpu-wheels -r .gpu-wheels/requirements.txt
 
 slurm-up:
 	bash tests/slurm/start_cluster.sh

@@ -47,7 +47,9 @@ def math_overrides(model_dir: Path) -> list[str]:
             "task.val_size=2", "eval.k=1", "eval.max_new_tokens=8", "train.checkpoint_every=0",
             # the plan bounds a teacher prompt by this budget (the presets' 21,000 would make the
             # teacher part of these short-reference runs all bound and no measurement)
-            "task.max_teacher_tokens=4096"]
+            "task.max_teacher_tokens=4096",
+            # the plan bounds the evaluation's rows by eval.batch_size: the fixtures' 6 problems x k 1
+            "eval.batch_size=6"]
 
 
 def size_overrides(size: str) -> list[str]:

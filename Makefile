@@ -72,21 +72,28 @@ figures: venv
 bench: venv
 	$(BIN)/python -m harness.bench $(ARGS)
 
-# 3 OPSD steps (LoRA, bf16) at the 1.7B shape and preset lengths, a probe, Average@k on 8 problems,
-# against the memory plan (harness/gpu_check.py); on a CPU the same at a tiny width. On a GPU
-# machine without network and without .venv: `make gpu-wheels` here first, carry .gpu-wheels/.
-GPU_WHEELS := trl|datasets|hydra-core|omegaconf|antlr4-python3-runtime|hydra-submitit-launcher|submitit|cloudpickle|math-verify|latex2sympy2.extended|multiprocess|dill|xxhash|fsspec|tqdm
+# make gpu-check: a random Qwen3 at the 1.7B shape (vocabulary 151,936) through harness.run: 3 OPSD
+# steps with LoRA r 64 in bf16 at paper_qwen3_1p7b's lengths and train.micro_batch, the probe, an
+# HF Average@k on 8 problems; step time, tokens/s, peak memory against the memory plan
+# (harness/gpu_check.py) -> results/gpu/gpu_check.json. On a CPU the same at a tiny width
+# (seconds; tests/test_gpu_check.py). With .venv here it uses .venv; on a GPU machine without
+# network or .venv (torch, transformers, peft, accelerate only) it installs the wheels that
+# `make gpu-wheels` downloaded here: carry .gpu-wheels/ there (the device tool's carry), then
+#   make gpu-check ARGS="--out $OUT"       # ~16 MB of wheels; well inside 10 minutes on an H200
+GPU_WHEELS_DIR ?= .gpu-wheels
+GPU_SITE ?= $(GPU_WHEELS_DIR)/site
 gpu-check:
-	@if [ -d .gpu-wheels ] && [ ! -x $(BIN)/python ]; then \
-		python3 -m pip install -q --no-index --no-deps --target .gpu-wheels/site .gpu-wheels/*.whl .gpu-wheels/*.tar.gz && \
-		PYTHONPATH=.gpu-wheels/site:$$PWD python3 -m harness.gpu_check $(ARGS); \
-	else $(MAKE) venv && $(BIN)/python -m harness.gpu_check $(ARGS); fi
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m harness.gpu_check $(ARGS); \
+	elif ls $(GPU_WHEELS_DIR)/*.whl >/dev/null 2>&1; then \
+		python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+			--target $(GPU_SITE) $(GPU_WHEELS_DIR)/*.whl && \
+		PYTHONPATH=$(abspath $(GPU_SITE)):$(CURDIR) python3 -m harness.gpu_check $(ARGS); \
+	else echo "error: no $(BIN)/python and no wheels in $(GPU_WHEELS_DIR)/ (make gpu-wheels, where pip has a network)" >&2; exit 2; fi
 
-# The pure-python packages a GPU machine with torch/transformers/peft/accelerate lacks, as wheels.
+# The pinned pure-python wheels the GPU machine lacks (harness/gpu_check.py GPU_WHEELS), for its
+# Python 3.12: pyproject.toml's pins, the venv's versions for the rest; --no-deps.
 gpu-wheels: venv
-	mkdir -p .gpu-wheels
-	$(BIN)/pip freeze | grep -iE '^($(GPU_WHEELS))==' > .gpu-wheels/requirements.txt
-	$(BIN)/pip download -q --no-deps -d .gpu-wheels -r .gpu-wheels/requirements.txt
+	$(BIN)/python -m harness.gpu_check --wheels $(GPU_WHEELS_DIR)
 
 slurm-up:
 	bash tests/slurm/start_cluster.sh

@@ -80,14 +80,18 @@ bench: venv
 # network or .venv (torch, transformers, peft, accelerate only) it installs the wheels that
 # `make gpu-wheels` downloaded here: carry .gpu-wheels/ there (the device tool's carry), then
 #   make gpu-check ARGS="--out $OUT"       # ~16 MB of wheels; well inside 10 minutes on an H200
+# The target's name ends in site-packages: dill (datasets' fingerprints) pickles classes from a
+# module outside a folder so named by value, which fails for pyarrow's.
 GPU_WHEELS_DIR ?= .gpu-wheels
-GPU_SITE ?= $(GPU_WHEELS_DIR)/site
+GPU_SITE ?= $(GPU_WHEELS_DIR)/site-packages
+GPU_PY ?= python3
+GPU_PIP ?= $(GPU_PY) -m pip
 gpu-check:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m harness.gpu_check $(ARGS); \
 	elif ls $(GPU_WHEELS_DIR)/*.whl >/dev/null 2>&1; then \
-		python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+		$(GPU_PIP) install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 			--target $(GPU_SITE) $(GPU_WHEELS_DIR)/*.whl && \
-		PYTHONPATH=$(abspath $(GPU_SITE)):$(CURDIR) python3 -m harness.gpu_check $(ARGS); \
+		PYTHONPATH=$(abspath $(GPU_SITE)):$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PY) -m harness.gpu_check $(ARGS); \
 	else echo "error: no $(BIN)/python and no wheels in $(GPU_WHEELS_DIR)/ (make gpu-wheels, where pip has a network)" >&2; exit 2; fi
 
 # The pinned pure-python wheels the GPU machine lacks (harness/gpu_check.py GPU_WHEELS), for its

@@ -59,18 +59,23 @@ class TinyModelSpec:
     num_kv_heads: int = 2
     intermediate_size: int = 512
     max_positions: int = 256
+    vocab_size: int | None = None  # None: the tokenizer's size; wider like Qwen3's (151,936) is allowed
+    head_dim: int | None = None  # None: hidden_size // num_heads
 
 
 def build_model(tokenizer: PreTrainedTokenizerFast, spec: TinyModelSpec, seed: int) -> PreTrainedModel:
     torch.manual_seed(seed)
+    if spec.vocab_size is not None and spec.vocab_size < len(tokenizer):
+        raise ValueError(f"vocab_size={spec.vocab_size} is smaller than the tokenizer "
+                         f"({len(tokenizer)} tokens)")
     config = Qwen3Config(
-        vocab_size=len(tokenizer),
+        vocab_size=spec.vocab_size or len(tokenizer),
         hidden_size=spec.hidden_size,
         intermediate_size=spec.intermediate_size,
         num_hidden_layers=spec.num_layers,
         num_attention_heads=spec.num_heads,
         num_key_value_heads=spec.num_kv_heads,
-        head_dim=spec.hidden_size // spec.num_heads,
+        head_dim=spec.head_dim or spec.hidden_size // spec.num_heads,
         max_position_embeddings=spec.max_positions,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id,

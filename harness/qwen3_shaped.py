@@ -68,26 +68,16 @@ def build_tokenizer(vocab_size: int = 400, texts: list[str] | None = None):
 
 def build(path: str | Path, seed: int = 0, vocab_size: int | None = None, hidden_size: int = 32,
           layers: int = 2, heads: int = 2, kv_heads: int = 1, head_dim: int = 16,
-          intermediate_size: int = 64, max_positions: int = 4096, tie: bool = True) -> Path:
+          intermediate_size: int = 64, max_positions: int = 4096) -> Path:
     """Save a random Qwen3 + the BPE tokenizer at path (a model.path folder). vocab_size None:
-    as wide as the tokenizer; QWEN3_VOCAB: Qwen3's own width."""
-    import torch
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    as wide as the tokenizer; QWEN3_VOCAB: Qwen3's own width. Built by harness/models.py's
+    build_model, the embedded default's own builder (tied embeddings)."""
+    from harness.models import TinyModelSpec, build_model, save
 
     tok = build_tokenizer()
-    if vocab_size is not None and vocab_size < len(tok):
-        raise ValueError(f"vocab_size={vocab_size} is smaller than the tokenizer ({len(tok)} tokens)")
-    torch.manual_seed(seed)
-    config = Qwen3Config(vocab_size=vocab_size or len(tok), hidden_size=hidden_size,
-                         intermediate_size=intermediate_size, num_hidden_layers=layers,
-                         num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=head_dim,
-                         max_position_embeddings=max_positions, tie_word_embeddings=tie,
-                         pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None)
-    model = Qwen3ForCausalLM(config)
-    model.generation_config.pad_token_id = tok.pad_token_id
-    model.generation_config.eos_token_id = tok.eos_token_id
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
+    spec = TinyModelSpec(hidden_size, layers, heads, kv_heads, intermediate_size, max_positions,
+                         vocab_size=vocab_size, head_dim=head_dim)
+    save(build_model(tok, spec, seed), tok, path)
     return Path(path)
 
 

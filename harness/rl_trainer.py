@@ -35,11 +35,11 @@ from trl.experimental.sdft.teacher_sync import PEFTAdapterEMACallback
 from trl.trainer.utils import use_adapter
 
 from harness import envsafe, faults
-from harness.chunked import COL, STATS, DivergenceSpec, chunked_divergence, spec_of, token_means
+from harness.chunked import COL, STATS, chunked_divergence, token_means
 from harness.config import RunConfig
 from harness.device import choose
 from harness.exposure_source import ExposureSource
-from harness.hidden_states import final_hidden, lm_head, row_blocks
+from harness.hidden_states import lm_head, row_blocks
 from harness.losses import masked_mean
 from harness.models import lora_adapter_config
 from harness.prompts import Prompts
@@ -130,20 +130,6 @@ class RLTrainer(RunHooks, GRPOTrainer):
             self.add_callback(EMATeacher(teacher, self.model, rate))
         return teacher, nullcontext
 
-    def student_hidden(self, model, batch: dict[str, Any], rows: slice = slice(None)) -> torch.Tensor:
-        ids = torch.cat([batch["prompt_ids"][rows], batch["completion_ids"][rows]], 1)
-        mask = torch.cat([batch["prompt_mask"][rows], batch["completion_mask"][rows]], 1)
-        return final_hidden(model, ids, mask, batch["completion_ids"].shape[1])
-
-    def teacher_hidden(self, batch: dict[str, Any], rows: slice = slice(None)) -> torch.Tensor:
-        with torch.no_grad(), self.teacher_context():
-            return final_hidden(self.teacher_model, batch["teacher_input_ids"][rows],
-                                batch["teacher_attention_mask"][rows], batch["completion_ids"].shape[1])
-
-    def spec(self, gate_beta: float | None = None) -> DivergenceSpec:
-        """loss.* at the sampling temperature: GRPO trains the policy sampled at it."""
-        return spec_of(self.run_cfg.loss, lm_head(self.model).weight.shape[0], self.temperature, gate_beta)
-
     @torch.no_grad()
     def teacher_token_stats(self, out: dict[str, Any]) -> torch.Tensor:
         """stats_B_C_K (harness/chunked.py STATS, zero on padding) of the whole generation batch,
@@ -152,13 +138,13 @@ class RLTrainer(RunHooks, GRPOTrainer):
         stats_B_C_K = torch.zeros(*m_B_C.shape, len(STATS), device=m_B_C.device)
         for rows in row_blocks(m_B_C.shape[0], self.run_cfg.micro_batch):
             sel = m_B_C[rows]
-            _, st = chunked_divergence(self.student_hidden(self.model, out, rows)[sel],
-                                       self.teacher_hidden(out, rows)[sel], out["completion_ids"][rows][sel],
+            h_t = self.teacher_hidden(out["teacher_input_ids"][rows], out["teacher_attention_mask"][rows],
+                                      out["completion_ids"].shape[1])
+            _, st = chunked_divergence(self.student_hidden(self.model, out, rows)[sel], h_t[sel],
+                                       out["completion_ids"][rows][sel],
                                        lm_head(self.model), replace(self.spec(), loss=False),
                                        lm_head(self.teacher_model))
-            block = stats_B_C_K[rows]
-            block[sel] = st.to(block.dtype)
-            stats_B_C_K[rows] = block
+            stats_B_C_K[rows][sel] = st.to(stats_B_C_K.dtype)  # rows is a slice: a view, written through
         return stats_B_C_K
 
     # ---- rollouts: teacher contexts, mismatch, AntiSD advantage ------------------------------
@@ -216,7 +202,9 @@ class RLTrainer(RunHooks, GRPOTrainer):
         sc = self.run_cfg.sdar
         sel_B_C = inputs["completion_mask"].bool()
         gd_sum, st_N_K = chunked_divergence(self.student_hidden(model, inputs)[sel_B_C],
-                                            self.teacher_hidden(inputs)[sel_B_C],
+                                            self.teacher_hidden(inputs["teacher_input_ids"],
+                                                                inputs["teacher_attention_mask"],
+                                                                inputs["completion_ids"].shape[1])[sel_B_C],
                                             inputs["completion_ids"][sel_B_C], lm_head(model),
                                             self.spec(gate_beta=sc.gate_beta), lm_head(self.teacher_model))
         term = sc.coef * gd_sum / self.step_loss_tokens

@@ -14,9 +14,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import torch
+
 from harness import faults
+from harness.chunked import DivergenceSpec, spec_of
 from harness.config import RunConfig
 from harness.exposure_source import ExposureSource
+from harness.hidden_states import final_hidden, lm_head
 from harness.rundir import RunDir
 from harness.tasks.problem import Problem
 
@@ -56,3 +60,21 @@ class RunHooks:
             write({"step": step, "kind": "controller", **r})
         faults.maybe_kill(self.run_cfg.run_name, step)
         faults.maybe_slow(self.run_cfg.run_name)
+
+    # ---- what both trainers' divergences read: final hidden states, the loss spec ----------
+    # (self.model, self.teacher_model, self.teacher_context and self.temperature are the TRL
+    # trainer's / the subclass's; both trainers have all four)
+    def spec(self, gate_beta: float | None = None) -> DivergenceSpec:
+        """loss.* at the sampling temperature (the policy both trainers train is sampled at it)."""
+        return spec_of(self.run_cfg.loss, lm_head(self.model).weight.shape[0], self.temperature, gate_beta)
+
+    def student_hidden(self, model, batch: dict[str, Any], rows: slice = slice(None)) -> torch.Tensor:
+        """h_b_C_H of the student on its own prompt + the rollouts of `rows`."""
+        ids = torch.cat([batch["prompt_ids"][rows], batch["completion_ids"][rows]], 1)
+        mask = torch.cat([batch["prompt_mask"][rows], batch["completion_mask"][rows]], 1)
+        return final_hidden(model, ids, mask, batch["completion_ids"].shape[1])
+
+    def teacher_hidden(self, ids_B_L: torch.Tensor, mask_B_L: torch.Tensor, c_len: int) -> torch.Tensor:
+        """h_B_C_H of the teacher (no gradient, in its weights' context) on teacher ids + rollouts."""
+        with torch.no_grad(), self.teacher_context():
+            return final_hidden(self.teacher_model, ids_B_L, mask_B_L, c_len)

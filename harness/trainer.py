@@ -25,11 +25,11 @@ from trl.experimental.sdft import SDFTConfig, SDFTTrainer
 from trl.trainer.utils import pad
 
 from harness import envsafe, faults
-from harness.chunked import DivergenceSpec, chunked_divergence, spec_of, token_means
+from harness.chunked import chunked_divergence, token_means
 from harness.config import RunConfig
 from harness.device import choose
 from harness.exposure_source import ExposureSource
-from harness.hidden_states import final_hidden, lm_head
+from harness.hidden_states import lm_head
 from harness.models import lora_adapter_config
 from harness.probe import probe_mismatch
 from harness.prompts import Prompts
@@ -133,18 +133,6 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
             return completion_mask_B_C
         pos_1_C = torch.arange(completion_mask_B_C.shape[1], device=completion_mask_B_C.device)[None]
         return completion_mask_B_C * (pos_1_C >= skip).long()
-
-    def spec(self, gate_beta: float | None = None) -> DivergenceSpec:
-        return spec_of(self.run_cfg.loss, lm_head(self.model).weight.shape[0], self.temperature, gate_beta)
-
-    def student_hidden(self, model, batch: dict[str, Any], rows: slice = slice(None)) -> torch.Tensor:
-        ids = torch.cat([batch["prompt_ids"][rows], batch["completion_ids"][rows]], 1)
-        mask = torch.cat([batch["prompt_mask"][rows], batch["completion_mask"][rows]], 1)
-        return final_hidden(model, ids, mask, batch["completion_ids"].shape[1])
-
-    def teacher_hidden(self, ids_B_L: torch.Tensor, mask_B_L: torch.Tensor, c_len: int) -> torch.Tensor:
-        with torch.no_grad(), self.teacher_context():
-            return final_hidden(self.teacher_model, ids_B_L, mask_B_L, c_len)
 
     @torch.no_grad()
     def probe_rows(self, batch: dict[str, Any], problem_ids: list[str], step: int) -> list[dict]:

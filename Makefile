@@ -1,5 +1,5 @@
 # Entry points: `make sweep EXPOSURES=0,0.25,0.5,0.75,1.0` and `make test`.
-# `make sweep` spells one Hydra multirun (python -m harness.run -m ...): harness/sweep.py.
+# `make sweep` spells one Hydra multirun (python -m harness.run -m ...): harness/front/sweep.py.
 # Both create .venv and install the pinned packages on first use.
 PY ?= python3
 VENV := .venv
@@ -32,27 +32,27 @@ venv: $(STAMP)
 
 # Rebuild the base model from scratch and compare it with the shipped one (ARGS="--ship" ships it).
 base: venv
-	$(BIN)/python -m harness.base $(ARGS)
+	$(BIN)/python -m harness.models.base $(ARGS)
 
 # The base recipe's spread over seeds (SEEDS=0,1,2): one table row per seed.
 base-spread: venv
-	$(BIN)/python -m harness.base_spread --seeds '$(or $(SEEDS),0,1,2)' $(ARGS)
+	$(BIN)/python -m harness.models.base_spread --seeds '$(or $(SEEDS),0,1,2)' $(ARGS)
 
 sweep: venv
-	$(BIN)/python -m harness.sweep --exposures '$(EXPOSURES)' --seeds '$(SEEDS)' \
+	$(BIN)/python -m harness.front.sweep --exposures '$(EXPOSURES)' --seeds '$(SEEDS)' \
 		--method '$(METHOD)' --results '$(RESULTS)' --launcher '$(LAUNCHER)' \
 		--experiment '$(EXPERIMENT)' -- $(ARGS)
 
 # Optuna study of the fixed exposure r (TRIALS = the study's total; a second call resumes it).
 tune: venv
-	$(BIN)/python -m harness.tune --trials '$(TRIALS)' --seeds '$(or $(SEEDS),0)' \
+	$(BIN)/python -m harness.tune.study --trials '$(TRIALS)' --seeds '$(or $(SEEDS),0)' \
 		--study '$(STUDY)' --results '$(RESULTS)' --launcher '$(LAUNCHER)' \
 		--lr-range '$(LR_RANGE)' --start '$(START)' -- $(ARGS)
 
 # The whole embedded-default study into one results root (default results/reproduce; RESULTS=<dir>
-# given on the command line wins): harness/reproduce.py, e.g. ARGS="--dry-run" or ARGS="--only tune".
+# given on the command line wins): harness/front/reproduce.py, e.g. ARGS="--dry-run" or ARGS="--only tune".
 reproduce: venv
-	$(BIN)/python -m harness.reproduce $(if $(filter command line,$(origin RESULTS)),--results '$(RESULTS)') $(ARGS)
+	$(BIN)/python -m harness.front.reproduce $(if $(filter command line,$(origin RESULTS)),--results '$(RESULTS)') $(ARGS)
 
 test: venv slurm-up
 	$(BIN)/python -m pytest -q
@@ -75,7 +75,7 @@ bench: venv
 # make gpu-check: a random Qwen3 at the 1.7B shape (vocabulary 151,936) through harness.run: 3 OPSD
 # steps with LoRA r 64 in bf16 at paper_qwen3_1p7b's lengths and train.micro_batch, the probe, an
 # HF Average@k on 8 problems; step time, tokens/s, peak memory against the memory plan
-# (harness/gpu_check.py) -> results/gpu/gpu_check.json. On a CPU the same at a tiny width
+# (harness/bench/gpu_check.py) -> results/gpu/gpu_check.json. On a CPU the same at a tiny width
 # (seconds; tests/test_gpu_check.py). With .venv here it uses .venv; on a GPU machine without
 # network or .venv (torch, transformers, peft, accelerate only) it installs the wheels that
 # `make gpu-wheels` downloaded here: carry .gpu-wheels/ there (the device tool's carry), then
@@ -87,17 +87,17 @@ GPU_SITE ?= $(GPU_WHEELS_DIR)/site-packages
 GPU_PY ?= python3
 GPU_PIP ?= $(GPU_PY) -m pip
 gpu-check:
-	@if [ -x $(BIN)/python ]; then $(BIN)/python -m harness.gpu_check $(ARGS); \
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m harness.bench.gpu_check $(ARGS); \
 	elif ls $(GPU_WHEELS_DIR)/*.whl >/dev/null 2>&1; then \
 		$(GPU_PIP) install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 			--target $(GPU_SITE) $(GPU_WHEELS_DIR)/*.whl && \
-		PYTHONPATH=$(abspath $(GPU_SITE)):$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PY) -m harness.gpu_check $(ARGS); \
+		PYTHONPATH=$(abspath $(GPU_SITE)):$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PY) -m harness.bench.gpu_check $(ARGS); \
 	else echo "error: no $(BIN)/python and no wheels in $(GPU_WHEELS_DIR)/ (make gpu-wheels, where pip has a network)" >&2; exit 2; fi
 
-# The pinned pure-python wheels the GPU machine lacks (harness/gpu_check.py GPU_WHEELS), for its
+# The pinned pure-python wheels the GPU machine lacks (harness/bench/gpu_check.py GPU_WHEELS), for its
 # Python 3.12: pyproject.toml's pins, the venv's versions for the rest; --no-deps.
 gpu-wheels: venv
-	$(BIN)/python -m harness.gpu_check --wheels $(GPU_WHEELS_DIR)
+	$(BIN)/python -m harness.bench.gpu_check --wheels $(GPU_WHEELS_DIR)
 
 slurm-up:
 	bash tests/slurm/start_cluster.sh

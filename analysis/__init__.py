@@ -3,10 +3,10 @@
 python -m analysis.figures --results results/runs      # everything; or `make figures`
 
 Each command also runs as `python analysis/<module>.py ...` (same flags).
-collect.py        run folders -> pandas (runs table, metrics table), via harness.runinfo
+collect.py        run folders -> pandas (runs table, metrics table), via harness.runs.runinfo
 cache.py          the parquet cache of both tables, keyed by a fingerprint of the run files
 stalled.py        which runs are unfinished, and which `running` ones lost their process
-labels.py         methods in table order (labels and method keys come from harness.runinfo)
+labels.py         methods in table order (labels and method keys come from harness.runs.runinfo)
 stats.py          mean ± t confidence interval, monotone trends, Spearman rho with exact p
 comparable.py     one table per task/eval config (--group-by), file-name suffixes per group
 cli.py            the flags every command shares, one-line errors (AnalysisError, exit 2)

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 # Bump when the tables' columns change meaning: old caches are then rebuilt.
-# 2: rows come from harness.runinfo (adds starts, final_mismatch_kl_st/_ts).
+# 2: rows come from harness.runs.runinfo (adds starts, final_mismatch_kl_st/_ts).
 CACHE_VERSION = 2
 RUN_FILES = ("config.yaml", "status.json", "metrics.jsonl", "eval.json")
 CACHE_FILES = {"runs": "runs.parquet", "metrics": "metrics.parquet"}

@@ -20,7 +20,7 @@ from analysis.cli import AnalysisError
 from analysis.collect import run_info
 from analysis.tables import MEAN
 from analysis.tables import run_scores as table_scores
-from harness.runinfo import ST
+from harness.runs.runinfo import ST
 
 QUARTERS = 4  # the trajectory is told as the mean of each quarter of training
 RUN_KEYS = ["run", "method_name", "tag", "exposure_source", "exposure", "seed"]

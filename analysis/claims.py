@@ -4,7 +4,7 @@ seeds), a verdict by a stated rule, and the command that regenerates it, as Mark
 python -m analysis.claims --results results/reproduce [--out FILE.md] [--group-by KEYS]
 (or `python analysis/claims.py ...`; make reproduce writes <results>/tables/claims.md)
 
-(a) the final mismatch KL(S||T) (harness.runinfo: mean over the last quarter of the train
+(a) the final mismatch KL(S||T) (harness.runs.runinfo: mean over the last quarter of the train
     rows) rises monotonically with the fixed exposure r; also the probe at its first step
     on the OPSD (r = 1) runs; (b) full exposure is not reliably best, over the mean of the
     suites and per suite (easy -> hard, analysis/difficulty.py); (c) ATESD (both rewards)
@@ -47,9 +47,9 @@ from analysis.verdicts import (
     monotone_verdict,
     welch_diff,
 )
-from harness.runinfo import ST
+from harness.runs.runinfo import ST
 
-# Which make reproduce stages make each claim's runs (names of harness.reproduce.STAGES).
+# Which make reproduce stages make each claim's runs (names of harness.front.reproduce.STAGES).
 STAGES = {"a": ("atesd_vs_fixed",), "b": ("atesd_vs_fixed",),
           "c": ("atesd_vs_fixed", "controller_ablations", "tune", "paper_table"),
           "d": ("atesd_vs_fixed", "teacher_modes")}
@@ -237,7 +237,7 @@ def claims_of(runs: pd.DataFrame, metrics: pd.DataFrame) -> list[Claim]:
 
 def regenerate(key: str, results: str) -> str:
     stages = ",".join(STAGES[key[0]])
-    return (f"`python -m harness.reproduce --results {results} --only {stages}` "
+    return (f"`python -m harness.front.reproduce --results {results} --only {stages}` "
             f"(then `python -m analysis.claims --results {results}`)")
 
 

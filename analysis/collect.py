@@ -4,17 +4,17 @@ python -m analysis.collect [--results results/runs] [--refresh]      # prints wh
 (`python analysis/collect.py ...` works too)
 
 runs table     one row per run x eval suite (a run without eval.json keeps one row with
-               `suite` missing): the run-level fields of harness.runinfo.as_dict (run,
+               `suite` missing): the run-level fields of harness.runs.runinfo.as_dict (run,
                method = run name without seed, label, state, exposure, seed, steps, final
                mismatch ...), the suite's eval.json numbers, and config.yaml flattened as
-               `cfg.<dotted.key>`. state: harness.runinfo's (running|done|failed, pending:
+               `cfg.<dotted.key>`. state: harness.runs.runinfo's (running|done|failed, pending:
                config.yaml but no status yet); stalled: running, but its process is gone
                (analysis/stalled.py).
 metrics table  one row per metrics.jsonl row (train, probe, controller, eval): `run` plus the
-               row's own keys (documented in harness/schema.py); probe rows keep
+               row's own keys (documented in harness/runs/schema.py); probe rows keep
                `probe_exposure`, the exposure they measured.
 Runs that failed or are still running are kept, with their state; a truncated last
-jsonl line is skipped (harness.rundir.read_jsonl). Both tables are cached as parquet
+jsonl line is skipped (harness.runs.rundir.read_jsonl). Both tables are cached as parquet
 (analysis/cache.py) and rebuilt when any run file changes, appears or disappears.
 """
 
@@ -38,9 +38,9 @@ import pandas as pd
 from analysis.cache import CACHE_FILES, fingerprint, read_cache, through_arrow, write_cache
 from analysis.cli import AnalysisError, add_common_args, cli
 from analysis.stalled import describe, mark_stalled, unfinished_lines
-from harness.rundir import flat
-from harness.runinfo import ST, TS, as_dict, read_run
-from harness.tune_space import TAG as TUNE_TAG
+from harness.runs.rundir import flat
+from harness.runs.runinfo import ST, TS, as_dict, read_run
+from harness.tune.space import TAG as TUNE_TAG
 
 # Columns that describe the run, not one suite (one row per run: `run_info`).
 RUN_COLUMNS = ["run", "method", "label", "method_name", "tag", "exposure_source", "exposure", "seed",
@@ -83,7 +83,7 @@ def run_folders(root: Path) -> list[Path]:
 
 
 def is_tune_trial(name: str) -> bool:
-    """A make tune trial's run folder: its tag is harness.tune_space.TAG, optionally + _lr..."""
+    """A make tune trial's run folder: its tag is harness.tune.space.TAG, optionally + _lr..."""
     return re.search(rf"^[a-z_]+-{TUNE_TAG}(_lr[0-9.]+)?-", name) is not None
 
 

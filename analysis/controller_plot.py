@@ -3,7 +3,7 @@
 python analysis/controller_plot.py [--results results/runs] [--out FILE]
 
 One panel per adaptive method with controller rows in metrics.jsonl (ATESD and its
-controller ablations; harness/controller.py, kind "controller", one row per hold
+controller ablations; harness/sources/controller.py, kind "controller", one row per hold
 window). Per seed: the policy's Beta(a, b) mean a / (a + b) at each decision, held
 over its window (line), a band of ± one Beta standard deviation
 sqrt(ab / ((a + b)^2 (a + b + 1))) around it, and the exposure r actually sampled

@@ -27,7 +27,7 @@ from analysis.collect import collect, run_info
 from analysis.comparable import slug, split_comparable
 from analysis.labels import methods
 from analysis.style import FIG_WIDTH, KL_LABEL, exposure_colors, pyplot, save, stem_of
-from harness.runinfo import ST
+from harness.runs.runinfo import ST
 
 PANELS = [(ST, KL_LABEL[ST] + " mismatch"), ("loss", "distillation loss"),
           ("rollout_accuracy", "rollout accuracy")]

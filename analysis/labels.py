@@ -1,8 +1,8 @@
-"""Methods in table order, with the labels readers see (the labels come from harness.runinfo).
+"""Methods in table order, with the labels readers see (the labels come from harness.runs.runinfo).
 
 python -c "import analysis.labels as m; help(m.methods)"
 
-A method is the run name without its seed (harness.runinfo.method_key): one table row,
+A method is the run name without its seed (harness.runs.runinfo.method_key): one table row,
 one legend entry, whatever the number of seeds.
 """
 

@@ -3,7 +3,7 @@
 python -m analysis.plot_mismatch [--results results/runs] [--out FILE] [--probe-method opsd-r1]
 (or `python analysis/plot_mismatch.py ...`)
 
-(a) the sweep: each finished fixed-exposure run's final mismatch (harness.runinfo: mean
+(a) the sweep: each finished fixed-exposure run's final mismatch (harness.runs.runinfo: mean
     over the last quarter of its train rows), then mean ± 95% CI over seeds (t, n - 1 dof) per
     exposure; both directions: KL(p_S || p_T) (the logged mismatch) and KL(p_T || p_S).
 (b) the probe: KL(p_S || p_T) at every probed exposure, measured on the same rollouts,
@@ -40,7 +40,7 @@ from analysis.style import (
     stem_of,
     subtitle,
 )
-from harness.runinfo import FINAL_FRACTION, ST, TS
+from harness.runs.runinfo import FINAL_FRACTION, ST, TS
 
 
 # ---- data ---------------------------------------------------------------------------------------
@@ -51,7 +51,7 @@ def finished(info: pd.DataFrame) -> pd.DataFrame:
 def sweep_points(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per finished, untagged fixed-exposure OPSD run with train rows (AntiSD / SDAR at a
     fixed r are other methods): exposure, seed, and its final mismatch in both directions
-    (harness.runinfo: the last quarter of its train rows)."""
+    (harness.runs.runinfo: the last quarter of its train rows)."""
     info = finished(run_info(runs))
     fixed = info[(info["exposure_source"] == "fixed") & (info["method_name"] == "opsd") & info["tag"].isna()
                  & (info["train_steps"] > 0)]

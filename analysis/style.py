@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.runinfo import ST, TS
+from harness.runs.runinfo import ST, TS
 
 KL_LABEL = {ST: r"KL($p_S\,\|\,p_T$)", TS: r"KL($p_T\,\|\,p_S$)"}
 DIRECTION_STYLE = {ST: dict(color="#1f4e99", ls="-", marker="o"),

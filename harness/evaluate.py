@@ -1,8 +1,8 @@
-"""Average@k of a saved model from the command line (the evaluation itself: harness.eval_suites.py).
+"""Average@k of a saved model from the command line (the evaluation itself: harness.evaluation.suites.py).
 
 python -m harness.evaluate --model PATH [--suite medium_k4] [--k 12] [--out DIR] [overrides...]
 
-Writes eval.json (schema in harness/schema.py) and eval_samples.jsonl (every
+Writes eval.json (schema in harness/runs/schema.py) and eval_samples.jsonl (every
 sample) into --out, atomically. With no --model it evaluates the embedded base model.
 """
 
@@ -12,16 +12,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.eval_suites import evaluate
+from harness.compute.vllm_backend import check_eval_budget, eval_backend
+from harness.evaluation.suites import evaluate
 from harness.tasks.datasets import TaskData
-from harness.vllm_backend import check_eval_budget, eval_backend
 
 
 def main(argv: list[str]) -> None:
-    from harness.base import ensure_base
-    from harness.models import load
-    from harness.rundir import write_eval
-    from harness.settings import compose, fail
+    from harness.config.settings import compose, fail
+    from harness.models.base import ensure_base
+    from harness.models.tiny import load
+    from harness.runs.rundir import write_eval
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="saved model folder (default: the embedded base model)")

@@ -19,10 +19,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-import harness.grid_sweeper  # noqa: F401 - registers the sweeper class (Hydra plugin)
-import harness.hydra_store  # noqa: F401 - registers run_defaults and the sweeper's config
-from harness.config import ConfigError, RunConfig, to_run_config
-from harness.distributed import (
+import harness.config.hydra_store  # noqa: F401 - registers run_defaults and the sweeper's config
+import harness.front.grid_sweeper  # noqa: F401 - registers the sweeper class (Hydra plugin)
+from harness.compute.distributed import (
     export_submitit_env,
     finish,
     init_process_group,
@@ -30,12 +29,13 @@ from harness.distributed import (
     main_decides,
     world,
 )
-from harness.prompts import Prompts
-from harness.rundir import RunDir, atomic_write, refuse_config_conflict, write_eval
-from harness.runlock import hold
-from harness.settings import CONFIG_DIR, fail
-from harness.slots import slot
-from harness.trackers import tracking
+from harness.config.schema import ConfigError, RunConfig, to_run_config
+from harness.config.settings import CONFIG_DIR, fail
+from harness.prompts.templates import Prompts
+from harness.runs.rundir import RunDir, atomic_write, refuse_config_conflict, write_eval
+from harness.runs.runlock import hold
+from harness.runs.slots import slot
+from harness.trainers.trackers import tracking
 
 # torch, transformers and TRL are imported inside train_and_eval, after the job holds its
 # training slot: a launcher starts every job of a sweep at once, and a job waiting for a
@@ -43,7 +43,7 @@ from harness.trackers import tracking
 
 
 def train_rows(cfg: RunConfig, data, prompts: Prompts) -> tuple[list[dict], dict]:
-    """The trainer's dataset: student prompts (harness/prompts.py), the problem id as the
+    """The trainer's dataset: student prompts (harness/prompts/templates.py), the problem id as the
     privileged context (the trainer cuts its reference at the exposure in force)."""
     from harness.tasks.synthetic import take
 
@@ -62,15 +62,15 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
     from datasets import Dataset
     from transformers import set_seed
 
-    from harness.base import build
-    from harness.checkpoints import SOURCE_STATE, SourceCheckpoint, latest_checkpoint
-    from harness.models import load
-    from harness.paper_reward import TeacherView
-    from harness.periodic_eval import PeriodicEval
-    from harness.sources import make_source
+    from harness.compute.vllm_backend import install_drift_free_sync
+    from harness.models.base import build
+    from harness.models.tiny import load
+    from harness.runs.checkpoints import SOURCE_STATE, SourceCheckpoint, latest_checkpoint
+    from harness.sources.paper_reward import TeacherView
+    from harness.sources.pick import make_source
     from harness.tasks.datasets import TaskData
-    from harness.trainer import OPSDTrainer, sdft_args
-    from harness.vllm_backend import install_drift_free_sync
+    from harness.trainers.opsd import OPSDTrainer, sdft_args
+    from harness.trainers.periodic_eval import PeriodicEval
 
     torch.set_num_threads(cfg.train.threads)
     set_seed(cfg.seed)
@@ -85,9 +85,9 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
         rd.start_afresh()
     elif resume is not None:
         source.load_state_dict(torch.load(resume / SOURCE_STATE, weights_only=False))
-        if is_main():  # rank 0 alone writes the run folder (harness/distributed.py)
+        if is_main():  # rank 0 alone writes the run folder (harness/compute/distributed.py)
             rd.truncate_metrics_after(int(resume.name.split("-")[1]))
-    # loss=opsd: TRL's SDFTTrainer; grpo|antisd|sdar: TRL's GRPOTrainer (harness/rl_trainer.py).
+    # loss=opsd: TRL's SDFTTrainer; grpo|antisd|sdar: TRL's GRPOTrainer (harness/trainers/rl.py).
     trainer_cls, make_args = (OPSDTrainer, sdft_args) if cfg.method.loss == "opsd" else rl_trainer()
     trainer = trainer_cls(model=model, args=make_args(cfg, str(rd.checkpoints)),
                           train_dataset=Dataset.from_list(rows), processing_class=tok,
@@ -100,7 +100,7 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
 
 
 def rl_trainer():
-    from harness.rl_trainer import RLTrainer, grpo_args
+    from harness.trainers.rl import RLTrainer, grpo_args
 
     return RLTrainer, grpo_args
 
@@ -108,8 +108,8 @@ def rl_trainer():
 def evaluate_into(rd: RunDir, model, tok, cfg: RunConfig) -> dict:
     """Average@k of model, written as the run's eval files; {} on the ranks other than 0
     (several processes: they only train, rank 0 evaluates and writes)."""
-    from harness.eval_suites import evaluate_validation
     from harness.evaluate import evaluate
+    from harness.evaluation.suites import evaluate_validation
 
     if not is_main():
         return {}
@@ -139,12 +139,12 @@ def prepare_folder(cfg: RunConfig) -> RunDir | None:
 def run(cfg: RunConfig, resolved_yaml: str, observers: Sequence[Any] = ()) -> dict | None:
     """Train and evaluate cfg's run unless it is done; one live process per run folder.
 
-    In a run of several processes (harness/distributed.py) rank 0 holds the lock and
+    In a run of several processes (harness/compute/distributed.py) rank 0 holds the lock and
     decides (skip, resume, refuse); every rank trains; rank 0 alone writes the folder.
     """
-    from harness.base_identity import resolve_base
-    from harness.preflight import check_inputs
-    from harness.vllm_backend import check_eval_budget
+    from harness.compute.vllm_backend import check_eval_budget
+    from harness.front.preflight import check_inputs
+    from harness.models.base_identity import resolve_base
 
     # Bad data sizes, fields, files, model config or tokenizer, and an evaluation HF generate
     # cannot serve (eval.hf_max_new_tokens): one line each, before any folder is touched.
@@ -200,7 +200,7 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-# An absolute path: the app is also started from harness.sweep (make sweep), a module import.
+# An absolute path: the app is also started from harness.front.sweep (make sweep), a module import.
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
 def main(dcfg: DictConfig) -> dict | None:
     try:

@@ -17,13 +17,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def smoke_cfg():
-    from harness.settings import compose
+    from harness.config.settings import compose
 
     return compose(["profile=smoke"])
 
 
 @pytest.fixture(scope="session")
 def smoke_base(smoke_cfg) -> Path:
-    from harness.base import ensure_base
+    from harness.models.base import ensure_base
 
     return ensure_base(smoke_cfg)

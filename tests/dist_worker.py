@@ -29,9 +29,9 @@ def weights_sha(model) -> str:
 
 
 def keep_source(record: RankRecord) -> None:
-    """Give `record` the exposure source run() builds (harness.sources.make_source is
+    """Give `record` the exposure source run() builds (harness.sources.pick.make_source is
     looked up when training starts, so this wraps the real one)."""
-    import harness.sources as sources
+    import harness.sources.pick as sources
 
     make = sources.make_source
 
@@ -68,8 +68,8 @@ class RankRecord(TrainerCallback):
 
 
 def main() -> None:
+    from harness.config.settings import compose_resolved
     from harness.run import run
-    from harness.settings import compose_resolved
 
     out = Path(sys.argv[1])
     cfg, resolved = compose_resolved(sys.argv[2:])

@@ -42,11 +42,11 @@ from analysis.controller_plot import (
 from analysis.plot_mismatch import sweep_points, sweep_summary
 from analysis.stats import mean_ci
 from analysis.tables import MEAN, AverageTable, Cell, average_table, to_latex, to_markdown
-from harness.config import to_run_config
+from harness.config.schema import to_run_config
+from harness.config.settings import compose_raw
 from harness.run import run
-from harness.rundir import read_json, read_jsonl
-from harness.runinfo import FINAL_FRACTION
-from harness.settings import compose_raw
+from harness.runs.rundir import read_json, read_jsonl
+from harness.runs.runinfo import FINAL_FRACTION
 
 ROOT = Path(__file__).resolve().parent.parent
 DONE = ["opsd-r0-s0", "opsd-r0-s1", "opsd-r1-s0", "opsd-r1-s1", "base"]

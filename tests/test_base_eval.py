@@ -7,10 +7,10 @@ import json
 import subprocess
 import sys
 
-from harness.base import ensure_base, sft_rows
-from harness.base_identity import base_key
-from harness.models import build_tokenizer
-from harness.settings import compose
+from harness.config.settings import compose
+from harness.models.base import ensure_base, sft_rows
+from harness.models.base_identity import base_key
+from harness.models.tiny import build_tokenizer
 
 
 def test_smoke_base_training_lowers_loss(smoke_base):

@@ -1,4 +1,5 @@
-"""The chunked divergence equals the batch-wide one (harness/losses.py): values, statistics, gradients.
+"""The chunked divergence equals the batch-wide one (harness/losses/divergences.py): values,
+statistics, gradients.
 
 python -m pytest -q tests/test_chunked.py
 """
@@ -8,12 +9,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.chunked import COL, DivergenceSpec, _ChunkedDivergence, block_tokens, chunked_divergence
-from harness.losses import entropy, generalized_jsd, kl
+from harness.losses.chunked import COL, DivergenceSpec, _ChunkedDivergence, block_tokens, chunked_divergence
+from harness.losses.divergences import entropy, generalized_jsd, kl
 
 
 def reference(h_s, h_t, ids, head, spec):
-    """Today's batch-wide path: full logits, harness.losses, autograd."""
+    """Today's batch-wide path: full logits, harness.losses.divergences, autograd."""
     z_s1, z_t1 = head(h_s), head(h_t).detach()
     T = spec.temperature
     d = generalized_jsd(z_t1 / T, z_s1 / T, spec.beta, spec.support, spec.topk)

@@ -38,9 +38,9 @@ from analysis.verdicts import (
     monotone_verdict,
     welch_diff,
 )
-from harness.config import run_name
-from harness.rundir import write_json
-from harness.settings import compose_raw
+from harness.config.schema import run_name
+from harness.config.settings import compose_raw
+from harness.runs.rundir import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ["easy_k3", "medium_k4", "hard_k5"]
@@ -140,12 +140,13 @@ def test_the_report_states_rule_and_command_per_claim(verdicts):
     for key in ("a", "b", "c1", "c2", "d"):
         section = text.split(f"### ({key})")[1].split("### (")[0]
         assert "**Statement:**" in section and "Rule:" in section and "**Verdict:" in section
-        assert "python -m harness.reproduce --results" in section and "python -m analysis.claims" in section
+        assert "python -m harness.front.reproduce --results" in section
+        assert "python -m analysis.claims" in section
     assert "The probe at step 1" in text
 
 
 def test_claim_stages_are_reproduce_stages():
-    from harness.reproduce import STAGES as REPRO
+    from harness.front.reproduce import STAGES as REPRO
 
     assert {s for stages in STAGES.values() for s in stages} <= {s.name for s in REPRO}
 

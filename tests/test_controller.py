@@ -15,14 +15,14 @@ import pytest
 import torch
 from scipy import stats as scistats
 
-from harness.config import ConfigError, ControllerConfig
-from harness.controller import FEATURES, ControllerExposure
-from harness.learning_progress import ref_nll, val_accuracy
-from harness.reinforce import BetaPolicy, Reinforce, discounted_reward, sample_beta
+from harness.config.schema import ConfigError, ControllerConfig
+from harness.config.settings import compose, compose_resolved
 from harness.run import run
-from harness.rundir import read_jsonl
-from harness.schema import CONTROLLER_ROW
-from harness.settings import compose, compose_resolved
+from harness.runs.rundir import read_jsonl
+from harness.runs.schema import CONTROLLER_ROW
+from harness.sources.controller import FEATURES, ControllerExposure
+from harness.sources.learning_progress import ref_nll, val_accuracy
+from harness.sources.reinforce import BetaPolicy, Reinforce, discounted_reward, sample_beta
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -258,7 +258,7 @@ def test_atesd_smoke_run(tmp_path, smoke_base):
 
 def test_measuring_progress_leaves_the_training_rng_alone(smoke_cfg, smoke_base):
     """P samples with its own fixed seed under a forked RNG: training draws what it would have."""
-    from harness.models import load
+    from harness.models.tiny import load
     from harness.tasks.datasets import TaskData
 
     model, tok = load(smoke_base)

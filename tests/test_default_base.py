@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.base import build
+from harness.config.settings import compose
 from harness.evaluate import evaluate
-from harness.models import load
-from harness.settings import compose
+from harness.models.base import build
+from harness.models.tiny import load
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""One source of defaults: the dataclasses of harness/config.py; the yaml only selects and resizes.
+"""One source of defaults: the dataclasses of harness/config/schema.py; the yaml only selects and resizes.
 
 python -m pytest -q tests/test_defaults.py
 """
@@ -11,9 +11,9 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from harness.config import ConfigError, to_run_config
-from harness.hydra_store import run_defaults
-from harness.settings import CONFIG_DIR, compose, compose_raw
+from harness.config.hydra_store import run_defaults
+from harness.config.schema import ConfigError, to_run_config
+from harness.config.settings import CONFIG_DIR, compose, compose_raw
 
 GROUPS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir())
 

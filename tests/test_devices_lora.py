@@ -10,10 +10,10 @@ import json
 import pytest
 import torch
 
-from harness.base_identity import base_key
-from harness.config import ConfigError
-from harness.device import choose
-from harness.settings import compose, compose_resolved
+from harness.compute.device import choose
+from harness.config.schema import ConfigError
+from harness.config.settings import compose, compose_resolved
+from harness.models.base_identity import base_key
 
 LORA = ["model.lora.r=4", "model.lora.target_modules=[q_proj,v_proj,up_proj]"]
 
@@ -48,8 +48,8 @@ def test_explicit_dtype_is_honoured_and_bad_ones_are_one_line():
 
 
 def test_sdft_args_and_load_follow_model_dtype(smoke_base):
-    from harness.models import load
-    from harness.trainer import sdft_args
+    from harness.models.tiny import load
+    from harness.trainers.opsd import sdft_args
 
     cfg = compose(["profile=smoke", "model.dtype=bfloat16"])
     args = sdft_args(cfg, "/tmp/unused")
@@ -92,12 +92,12 @@ def lora_trainer(cfg, base_path, rd):
     from datasets import Dataset
     from transformers import set_seed
 
-    from harness.models import load
-    from harness.prompts import Prompts
+    from harness.models.tiny import load
+    from harness.prompts.templates import Prompts
     from harness.run import train_rows
-    from harness.sources import make_source
+    from harness.sources.pick import make_source
     from harness.tasks.datasets import TaskData
-    from harness.trainer import OPSDTrainer, sdft_args
+    from harness.trainers.opsd import OPSDTrainer, sdft_args
 
     set_seed(cfg.seed)
     model, tok = load(base_path, cfg.model)
@@ -113,8 +113,8 @@ def lora_trainer(cfg, base_path, rd):
 def test_lora_step_trains_only_adapters_and_base_teacher_is_adapters_off(tmp_path, smoke_base):
     from peft import PeftModel
 
-    from harness.models import count_params, load
-    from harness.rundir import RunDir
+    from harness.models.tiny import count_params, load
+    from harness.runs.rundir import RunDir
 
     cfg = compose(["profile=smoke", f"results={tmp_path}", "train.steps=1", "exposure=0.5", *LORA])
     rd = RunDir(tmp_path / cfg.run_name)

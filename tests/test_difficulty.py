@@ -36,9 +36,9 @@ from analysis.difficulty import (
 )
 from analysis.style import pyplot
 from analysis.tables import Cell
-from harness.config import run_name
-from harness.rundir import write_json
-from harness.settings import compose_raw
+from harness.config.schema import run_name
+from harness.config.settings import compose_raw
+from harness.runs.rundir import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ["easy_k3", "medium_k4", "hard_k5"]

@@ -3,7 +3,7 @@
 python -m pytest -q tests/test_distributed.py
 
 torchrun sets RANK/WORLD_SIZE/MASTER_ADDR as submitit does on SLURM with
-launcher.gpus_per_node=N (harness/distributed.py); each rank runs tests/dist_worker.py,
+launcher.gpus_per_node=N (harness/compute/distributed.py); each rank runs tests/dist_worker.py,
 i.e. the harness's own run(). Rank 0 alone writes the run folder.
 """
 
@@ -55,7 +55,7 @@ def test_two_gloo_processes_train_one_step_on_different_data_to_the_same_weights
 
 def test_atesd_on_two_processes_uses_rank_0s_exposure_on_every_rank(tmp_path, smoke_base):
     """Each rank sees other statistics (its own half of the batch), so without rank 0
-    deciding for both (harness/shared_source.py) their controllers learn from other
+    deciding for both (harness/sources/shared.py) their controllers learn from other
     rewards: with each rank deciding alone, step 4's r differed (0.51375 vs 0.51380).
     The loss-change reward, immediate, with a 1-step hold: the policy updates from step 3 on."""
     runs, r0, r1 = run_two_ranks(tmp_path, [

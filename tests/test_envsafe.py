@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from accelerate.utils.dataclasses import GradientAccumulationPlugin, KwargsHandler
 
-from harness import envsafe
+from harness.compute import envsafe
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 python -m pytest -q tests/test_failures.py
 
-Faults are real: HARNESS_FAULT (harness/faults.py) makes the named run SIGKILL itself
+Faults are real: HARNESS_FAULT (harness/runs/faults.py) makes the named run SIGKILL itself
 or turn its loss into NaN at a given step; everything else is the normal code path.
 """
 
@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from harness.rundir import read_json, read_jsonl
+from harness.runs.rundir import read_json, read_jsonl
 
 # 6 steps, a checkpoint at step 4: kill@2 is before the first checkpoint, kill@5 after it.
 RUN = ["profile=smoke", "exposure=1", "train.steps=6", "train.checkpoint_every=4"]
@@ -65,7 +65,7 @@ def test_killed_run_relaunched_writes_each_step_once(tmp_path, uninterrupted, ki
 
 def test_nonfinite_loss_fails_that_run_and_the_sweep_goes_on(tmp_path, smoke_base):
     res = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "harness.sweep", "--exposures", "0,1", "--results", str(res),
+    cmd = [sys.executable, "-m", "harness.front.sweep", "--exposures", "0,1", "--results", str(res),
            "--", "profile=smoke"]
     env = {**os.environ, "HARNESS_FAULT": "opsd-r1-s0:nan@2"}
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
@@ -81,7 +81,7 @@ def test_nonfinite_loss_fails_that_run_and_the_sweep_goes_on(tmp_path, smoke_bas
 
 def test_two_sweeps_on_one_results_root_train_each_run_once(tmp_path, smoke_base):
     res = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "harness.sweep", "--exposures", "0,1", "--results", str(res),
+    cmd = [sys.executable, "-m", "harness.front.sweep", "--exposures", "0,1", "--results", str(res),
            "--", "profile=smoke"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
@@ -97,7 +97,7 @@ def test_two_sweeps_on_one_results_root_train_each_run_once(tmp_path, smoke_base
 
 
 def test_bad_fault_spec_is_one_clear_error(monkeypatch):
-    from harness import faults
+    from harness.runs import faults
 
     monkeypatch.setenv("HARNESS_FAULT", "opsd-r1-s0:explode@2")
     with pytest.raises(ValueError, match="'opsd-r1-s0:explode@2' is not <run name>:<kill|nan>@<step>"):

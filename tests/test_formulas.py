@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from harness.exposure import cut_steps, cut_tokens, prefix_length
-from harness.losses import entropy, generalized_jsd, kl, masked_mean
-from harness.metrics_math import average_at_k, mean_pass_at_k, pass_at_k
-from harness.prompts import PromptTemplates
+from harness.evaluation.metrics_math import average_at_k, mean_pass_at_k, pass_at_k
+from harness.losses.divergences import entropy, generalized_jsd, kl, masked_mean
+from harness.prompts.cut import cut_steps, cut_tokens, prefix_length
+from harness.prompts.templates import PromptTemplates
 
 
 def test_average_at_k_by_hand():

@@ -3,7 +3,7 @@
 python -m pytest -q tests/test_generation_bounds.py
 
 vLLM cannot run here (no CUDA, not installed): where its engine would run, a recorder
-stands in (`harness.vllm_backend._vllm`, TRL's `llm` attribute); everything around it
+stands in (`harness.compute.vllm_backend._vllm`, TRL's `llm` attribute); everything around it
 (weight export, TRL's own sync_weights, the evaluation, the process group) is real.
 """
 
@@ -20,10 +20,10 @@ import pytest
 import torch
 from tiny_chat_model import FIXTURES, build
 
-import harness.eval_suites as eval_suites
-import harness.vllm_backend as vb
-from harness.config import ConfigError, TrainConfig
-from harness.settings import compose
+import harness.compute.vllm_backend as vb
+import harness.evaluation.suites as eval_suites
+from harness.config.schema import ConfigError, TrainConfig
+from harness.config.settings import compose
 
 MATH = ["task=math", "task.val_size=1",
         f"task.train_data.path={FIXTURES / 'openthoughts_math_30k_opsd.jsonl'}",
@@ -101,8 +101,8 @@ def test_the_evaluate_cli_refuses_the_budget_before_loading(capsys):
 def test_val_accuracy_samples_with_its_own_budget(chat_model_dir):
     """ATESD's progress measure: controller.progress_max_new_tokens, never eval.max_new_tokens;
     its default is the old eval default, so the embedded default's numbers do not move."""
-    from harness.learning_progress import val_accuracy
-    from harness.models import load
+    from harness.models.tiny import load
+    from harness.sources.learning_progress import val_accuracy
     from harness.tasks.datasets import TaskData
 
     assert compose([]).controller.progress_max_new_tokens == compose([]).eval.max_new_tokens == 64
@@ -147,7 +147,7 @@ def recorded_params(**kw):
 
 
 def test_one_engine_samples_every_suite_and_memory_is_freed_around_it(chat_model_dir, monkeypatch):
-    from harness.models import load
+    from harness.models.tiny import load
 
     free = vb.free_device_memory
 
@@ -212,8 +212,8 @@ def bf16_lora_model(model_dir):
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from harness.config import LoraConfig
-    from harness.models import lora_adapter_config
+    from harness.config.schema import LoraConfig
+    from harness.models.tiny import lora_adapter_config
 
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
     model = get_peft_model(base, lora_adapter_config(LoraConfig(r=4, target_modules=["q_proj", "up_proj"])))
@@ -271,7 +271,7 @@ def test_nothing_to_replace_without_vllm_rollouts_or_lora(chat_model_dir):
 # ---- the process group's timeout -----------------------------------------------------------------
 WORKER = """
 import os, sys
-from harness.distributed import init_process_group
+from harness.compute.distributed import init_process_group
 import torch, torch.distributed as dist
 init_process_group(timeout_min=float(sys.argv[1]))
 backend = dist.distributed_c10d._get_default_group()._get_backend(torch.device("cpu"))
@@ -312,8 +312,8 @@ def test_presets_sample_as_the_public_scripts(size, tokens, micro):
 
 
 def test_the_preset_budget_keeps_a_long_references_boxed_answer_at_r1(chat_model_dir):
-    from harness.models import load
-    from harness.prompts import Prompts
+    from harness.models.tiny import load
+    from harness.prompts.templates import Prompts
     from harness.tasks.problem import Problem
 
     cfg = compose(["experiment=paper_qwen3_4b", f"model.path={chat_model_dir}", *MATH[2:]])

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import gpu_check
-from harness.settings import compose
+from harness.bench import gpu_check
+from harness.config.settings import compose
 
 
 def test_the_cpu_variant_runs_the_real_path_and_reports(tmp_path, capsys):
@@ -50,7 +50,7 @@ def qwen3_1p7b_folder(folder: Path) -> Path:
 
 
 def test_the_cuda_variant_keeps_the_presets_lengths_micro_batch_and_lora(tmp_path):
-    from harness.memory_plan import plan
+    from harness.memory.plan import plan
 
     model = qwen3_1p7b_folder(tmp_path / "q3")
     eval_file = gpu_check.write_eval_problems(tmp_path / "check8.jsonl")
@@ -69,7 +69,7 @@ def test_the_cuda_variant_keeps_the_presets_lengths_micro_batch_and_lora(tmp_pat
 
 
 def test_without_the_memory_plan_it_says_so(monkeypatch):
-    monkeypatch.setitem(sys.modules, "harness.memory_plan", None)  # import fails as if absent
+    monkeypatch.setitem(sys.modules, "harness.memory.plan", None)  # import fails as if absent
     assert gpu_check.plan_total(compose(["profile=smoke"])) == (None, "plan: not available")
 
 

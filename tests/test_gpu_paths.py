@@ -3,7 +3,7 @@
 python -m pytest -q tests/test_gpu_paths.py
 
 vLLM itself cannot run here (no CUDA, not installed): these tests check what decides
-whether it runs (harness/vllm_backend.py), that the decision fails in one line before
+whether it runs (harness/compute/vllm_backend.py), that the decision fails in one line before
 a launch, that TRL accepts the keys train.generation maps to, that the HF sampler is
 what a CPU evaluation uses, and that the weights handed to vLLM are the model's
 (adapters merged) while the model itself is left as it was.
@@ -16,10 +16,10 @@ import torch
 from tiny_chat_model import FIXTURES, build
 from trl.experimental.sdft import SDFTConfig
 
-from harness.config import ConfigError, TrainConfig
-from harness.prompts import Prompts, eval_prompts_for
-from harness.settings import compose
-from harness.vllm_backend import eval_backend, export_weights, rollout_args, vllm_installed
+from harness.compute.vllm_backend import eval_backend, export_weights, rollout_args, vllm_installed
+from harness.config.schema import ConfigError, TrainConfig
+from harness.config.settings import compose
+from harness.prompts.templates import Prompts, eval_prompts_for
 
 no_vllm = pytest.mark.skipif(vllm_installed(), reason="checks the error of a machine without vllm")
 
@@ -76,8 +76,8 @@ def test_eval_backend_auto_takes_vllm_only_with_cuda_and_the_package():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU machine's choice")
 def test_a_cpu_evaluation_samples_with_hf(smoke_base):
-    from harness.eval_suites import evaluate
-    from harness.models import load
+    from harness.evaluation.suites import evaluate
+    from harness.models.tiny import load
 
     cfg = compose(["profile=smoke", "eval.k=1"])
     model, tok = load(smoke_base, cfg.model)
@@ -99,8 +99,8 @@ def test_lora_export_is_the_merged_model_and_leaves_the_adapters_in_place(chat_m
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.config import LoraConfig
-    from harness.models import lora_adapter_config
+    from harness.config.schema import LoraConfig
+    from harness.models.tiny import lora_adapter_config
 
     tok = AutoTokenizer.from_pretrained(chat_model_dir)
     base = AutoModelForCausalLM.from_pretrained(chat_model_dir, dtype=torch.float32)
@@ -125,7 +125,7 @@ def test_lora_export_is_the_merged_model_and_leaves_the_adapters_in_place(chat_m
 
 @pytest.mark.parametrize("thinking, think_block", [("null", True), ("false", True), ("true", False)])
 def test_eval_thinking_sets_the_evaluation_prompts_only(chat_model_dir, thinking, think_block):
-    from harness.models import load
+    from harness.models.tiny import load
     from harness.tasks.datasets import TaskData
 
     cfg = compose(["task=math", f"model.path={chat_model_dir}", "profile=smoke", "task.val_size=1",

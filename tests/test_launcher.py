@@ -9,9 +9,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from harness.config import ConfigError
-from harness.rundir import refuse_config_conflict
-from harness.settings import CONFIG_DIR, compose_resolved
+from harness.config.schema import ConfigError
+from harness.config.settings import CONFIG_DIR, compose_resolved
+from harness.runs.rundir import refuse_config_conflict
 
 
 def hydra_launcher(overrides: list[str]) -> dict:

@@ -17,16 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ConfigError
-from harness.runlock import exclusive, hold
-from harness.tune import study_lock
+from harness.config.schema import ConfigError
+from harness.runs.runlock import exclusive, hold
+from harness.tune.study import study_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def holder(path: Path, seconds: float) -> subprocess.Popen:
     """A child holding `path` through runlock.exclusive for `seconds`; returns once it holds it."""
-    code = (f"import time; from pathlib import Path; from harness.runlock import exclusive\n"
+    code = (f"import time; from pathlib import Path; from harness.runs.runlock import exclusive\n"
             f"with exclusive(Path({str(path)!r}), on_busy=print):\n"
             f"    print('held', flush=True); time.sleep({seconds})\n")
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,

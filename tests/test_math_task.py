@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from tiny_chat_model import FIXTURES, build
 
-from harness.config import ConfigError
-from harness.prompts import Prompts
-from harness.rundir import read_jsonl
-from harness.settings import compose, compose_resolved
+from harness.config.schema import ConfigError
+from harness.config.settings import compose, compose_resolved
+from harness.prompts.templates import Prompts
+from harness.runs.rundir import read_jsonl
 from harness.tasks.datasets import TaskData
 from harness.tasks.grading import grade
 from harness.tasks.math_data import STEP_SEP, load_problems
@@ -54,7 +54,7 @@ def math_overrides(model_dir: Path, hmmt: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def math_setup(model_dir, hmmt_parquet):
-    from harness.models import load
+    from harness.models.tiny import load
 
     cfg = compose(math_overrides(model_dir, hmmt_parquet))
     _, tok = load(model_dir)
@@ -78,7 +78,7 @@ def test_loaders_read_every_schema_and_the_grader_scores_the_fixture_answers(mat
 
 
 def test_a_missing_file_or_field_is_one_config_line(model_dir, hmmt_parquet, tmp_path):
-    from harness.base_identity import resolve_base
+    from harness.models.base_identity import resolve_base
 
     with pytest.raises(ConfigError, match=r"^model.path=None is invalid: task=math needs a model"):
         resolve_base(compose(["task=math"]))

@@ -2,7 +2,7 @@
 
 python -m pytest -q tests/test_memory_plan.py
 
-Each part is checked against its formula (harness/memory_plan.py's docstring) computed here
+Each part is checked against its formula (harness/memory/plan.py's docstring) computed here
 by hand on a small local folder; the paper presets must fit 80 GB at the micro-batch they
 set, train.micro_batch=32 must be refused naming the largest part and a micro-batch that
 fits, and the CPU default is never refused. The chunked loss path is passed explicitly:
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import memory_plan as mp
-from harness.config import ConfigError
-from harness.settings import compose
+from harness.config.schema import ConfigError
+from harness.config.settings import compose
+from harness.memory import plan as mp
 
 SHAPE = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
          "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 1000, "tie_word_embeddings": True}

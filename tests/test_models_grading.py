@@ -6,7 +6,7 @@ python -m pytest -q tests/test_models_grading.py
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from harness.models import TinyModelSpec, build_model, build_tokenizer, count_params, load, save
+from harness.models.tiny import TinyModelSpec, build_model, build_tokenizer, count_params, load, save
 from harness.tasks.grading import extract_boxed, grade
 
 
@@ -65,7 +65,7 @@ def test_boxed_extraction_nested_and_missing():
 
 
 def test_hub_ids_are_left_to_load_time_and_local_paths_are_checked(tmp_path):
-    from harness.config import is_hub_id
+    from harness.config.schema import is_hub_id
 
     assert is_hub_id("Qwen/Qwen3-1.7B")
     assert not is_hub_id("/abs/model") and not is_hub_id("./rel/model") and not is_hub_id("plain")
@@ -74,8 +74,8 @@ def test_hub_ids_are_left_to_load_time_and_local_paths_are_checked(tmp_path):
 
 
 def test_lora_adapter_config_from_model_lora():
-    from harness.config import LoraConfig
-    from harness.models import lora_adapter_config
+    from harness.config.schema import LoraConfig
+    from harness.models.tiny import lora_adapter_config
 
     assert lora_adapter_config(LoraConfig()) is None  # r = 0: all weights train
     peft_cfg = lora_adapter_config(LoraConfig(r=4, target_modules=["q_proj"]))

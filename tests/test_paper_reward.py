@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-from harness.config import ConfigError, ControllerConfig
-from harness.controller import FEATURES, PAPER_FEATURES, ControllerExposure
-from harness.learning_progress import ref_nll
-from harness.paper_reward import TeacherView, loss_drop_reward, teacher_ref_logp
-from harness.reinforce import Reinforce, clamp_entropy
+from harness.config.schema import ConfigError, ControllerConfig
+from harness.config.settings import compose, compose_resolved
 from harness.run import run
-from harness.rundir import read_jsonl
-from harness.schema import CONTROLLER_ROW
-from harness.settings import compose, compose_resolved
+from harness.runs.rundir import read_jsonl
+from harness.runs.schema import CONTROLLER_ROW
+from harness.sources.controller import FEATURES, PAPER_FEATURES, ControllerExposure
+from harness.sources.learning_progress import ref_nll
+from harness.sources.paper_reward import TeacherView, loss_drop_reward, teacher_ref_logp
+from harness.sources.reinforce import Reinforce, clamp_entropy
 
 
 def _cfg(steps: int, **cc):
@@ -225,8 +225,8 @@ def test_bad_paper_keys_fail_naming_the_value(override):
 def test_teacher_logp_at_r0_is_minus_the_student_nll_and_grows_with_exposure():
     """At r = 0 the teacher context is the student prompt (the r = 0 rule), so G = -NLL; on
     the shipped default base (a teacher that copies) G rises with r."""
-    from harness.base import ensure_base
-    from harness.models import load
+    from harness.models.base import ensure_base
+    from harness.models.tiny import load
     from harness.tasks.datasets import TaskData
 
     cfg = compose([])

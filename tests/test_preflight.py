@@ -1,8 +1,8 @@
-"""Bad input on the real path is one line before launch, with nothing written (harness/preflight.py).
+"""Bad input on the real path is one line before launch, with nothing written (harness/front/preflight.py).
 
 python -m pytest -q tests/test_preflight.py
 
-Each bad input goes through the sweep planner (harness/sweep_plan.py, as `python -m harness.run -m`
+Each bad input goes through the sweep planner (harness/front/plan.py, as `python -m harness.run -m`
 does) on a tiny random Qwen3 with a chat template and the math fixtures: the error is one
 ConfigError line naming the bad value, and the results root stays absent.
 """
@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from tiny_chat_model import FIXTURES, build
 
-from harness.config import ConfigError
-from harness.preflight import check_inputs
-from harness.settings import compose
-from harness.sweep_plan import plan
+from harness.config.schema import ConfigError
+from harness.config.settings import compose
+from harness.front.plan import plan
+from harness.front.preflight import check_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = FIXTURES / "openthoughts_math_30k_opsd.jsonl"

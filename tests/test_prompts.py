@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import pytest
 
-from harness.exposure import check_exposure, prefix_length
-from harness.models import build_tokenizer
-from harness.prompts import Prompts, PromptTemplates, completion_text, prompts_for
+from harness.models.tiny import build_tokenizer
+from harness.prompts.cut import check_exposure, prefix_length
+from harness.prompts.templates import Prompts, PromptTemplates, completion_text, prompts_for
 from harness.tasks.datasets import TaskData
 
 
@@ -96,7 +96,7 @@ def test_the_template_holds_the_order(smoke_cfg, tok, problems):
 
 
 def test_a_bad_unit_is_refused(tok):
-    from harness.prompts import ReferenceCutter
+    from harness.prompts.templates import ReferenceCutter
 
     with pytest.raises(ValueError, match="exposure_unit='words' is invalid"):
         ReferenceCutter(tok, "words")

@@ -2,7 +2,7 @@
 
 python -m pytest -q tests/test_real_vocab.py
 
-A random Qwen3-shaped model with vocab_size=151936 (harness/qwen3_shaped.py) makes every
+A random Qwen3-shaped model with vocab_size=151936 (harness/models/qwen3_shaped.py) makes every
 vocabulary-sized cost real: an OPSD step with the probe on, micro-batches, the GRPO-side
 teacher, and the chunked divergence's memory, measured in a fresh process against the
 batch-wide computation it replaces.
@@ -21,10 +21,10 @@ import pytest
 import torch
 from tiny_chat_model import FIXTURES, QWEN3_VOCAB, build
 
-from harness.chunked import COL, DivergenceSpec, block_tokens, chunked_divergence
-from harness.losses import generalized_jsd, kl
-from harness.rundir import read_jsonl
-from harness.settings import compose_resolved
+from harness.config.settings import compose_resolved
+from harness.losses.chunked import COL, DivergenceSpec, block_tokens, chunked_divergence
+from harness.losses.divergences import generalized_jsd, kl
+from harness.runs.rundir import read_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +96,8 @@ def test_chunked_equals_batch_wide_at_real_vocab():
 
 PEAK_SCRIPT = textwrap.dedent("""
     import resource, sys, torch
-    from harness.chunked import DivergenceSpec, block_tokens, chunked_divergence
-    from harness.losses import generalized_jsd
+    from harness.losses.chunked import DivergenceSpec, block_tokens, chunked_divergence
+    from harness.losses.divergences import generalized_jsd
     torch.manual_seed(0)
     V, N, H = 151936, 1024, 16
     head = torch.nn.Linear(H, V, bias=False)

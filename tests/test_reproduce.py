@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.reproduce import STAGES, Stage, main
+from harness.front.reproduce import STAGES, Stage, main
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = (Stage("fixed", "sweep", ("method=opsd", "exposure=0,1", "seed=0"), "two fixed exposures, seed 0"),
@@ -68,8 +68,9 @@ def test_dry_run_plans_without_writing(tmp_path, capfd):
 
 def test_only_and_bad_input(tmp_path):
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "harness.reproduce", "--results", str(tmp_path / "r"),
-                               *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        return subprocess.run([sys.executable, "-m", "harness.front.reproduce", "--results",
+                               str(tmp_path / "r"), *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
 
     for args, msg in ((["--only", "nosuch"], "--only=nosuch is invalid: one of atesd_vs_fixed"),
                       (["--dry-run", "profile=nosuch"], "profile/nosuch")):

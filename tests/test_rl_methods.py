@@ -14,12 +14,12 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from harness.config import ConfigError
+from harness.config.schema import ConfigError
+from harness.config.settings import compose, compose_raw, compose_resolved
+from harness.front.plan import plan
 from harness.run import run
-from harness.rundir import read_jsonl, refuse_config_conflict
-from harness.runinfo import method_label, read_run
-from harness.settings import compose, compose_raw, compose_resolved
-from harness.sweep_plan import plan
+from harness.runs.rundir import read_jsonl, refuse_config_conflict
+from harness.runs.runinfo import method_label, read_run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "method_configs_before_axes.json"
 NEW_SECTIONS = ("grpo", "antisd", "sdar")
@@ -170,13 +170,13 @@ def test_frozen_teacher_copy_keeps_the_initial_weights(tmp_path, smoke_base):
     from datasets import Dataset
 
     from harness.bench import trainers
-    from harness.hidden_states import final_hidden
-    from harness.models import load
-    from harness.rl_trainer import RLTrainer, grpo_args
-    from harness.rundir import RunDir
-    from harness.settings import compose
-    from harness.sources import make_source
+    from harness.config.settings import compose
+    from harness.losses.hidden_states import final_hidden
+    from harness.models.tiny import load
+    from harness.runs.rundir import RunDir
+    from harness.sources.pick import make_source
     from harness.tasks.datasets import TaskData
+    from harness.trainers.rl import RLTrainer, grpo_args
 
     cfg = compose(["profile=smoke", "method=sdar", "train.lr=0.05", f"results={tmp_path}"])
     model, tok = load(smoke_base, cfg.model)

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from harness.config.settings import compose, compose_resolved
 from harness.run import run
-from harness.rundir import read_jsonl
-from harness.settings import compose, compose_resolved
+from harness.runs.rundir import read_jsonl
 
 FILES = ["config.yaml", "status.json", "metrics.jsonl", "eval.json", "eval_samples.jsonl"]
 
@@ -100,7 +100,7 @@ def test_failure_marks_status_failed(tmp_path, smoke_base):
 
 
 def test_missing_model_path_fails_before_any_folder(tmp_path):
-    from harness.config import ConfigError
+    from harness.config.schema import ConfigError
 
     with pytest.raises(ConfigError, match="model.path='/nonexistent'"):
         compose(["profile=smoke", "model.path=/nonexistent", f"results={tmp_path}"])
@@ -108,7 +108,7 @@ def test_missing_model_path_fails_before_any_folder(tmp_path):
 
 
 def test_relaunch_with_another_config_is_refused_and_keeps_the_run(tmp_path, smoke_base):
-    from harness.config import ConfigError
+    from harness.config.schema import ConfigError
 
     folder = _run(tmp_path, "exposure=1")
     before = {f: (folder / f).read_text() for f in ("config.yaml", "metrics.jsonl", "status.json")}

@@ -1,4 +1,4 @@
-"""The run-folder reader (harness.runinfo) on hand-written run folders: final mismatch, labels,
+"""The run-folder reader (harness.runs.runinfo) on hand-written run folders: final mismatch, labels,
 run names, states; and the sweep summary and progress bar that read through it.
 
 python -m pytest -q tests/test_runinfo.py
@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.config import run_name
-from harness.progress import steps_done
-from harness.runinfo import FINAL_FRACTION, final_value, method_label, read_run, read_runs
-from harness.summary import print_summary
+from harness.config.schema import run_name
+from harness.front.progress import steps_done
+from harness.front.summary import print_summary
+from harness.runs.runinfo import FINAL_FRACTION, final_value, method_label, read_run, read_runs
 
 
 def write_run(folder: Path, config: dict | None = None, status: dict | None = None,
               metrics: list[dict] | None = None, suites: dict | None = None, tail: str = "") -> Path:
-    """A run folder as harness.rundir writes it, with only the files given."""
+    """A run folder as harness.runs.rundir writes it, with only the files given."""
     folder.mkdir(parents=True, exist_ok=True)
     if config is not None:
         (folder / "config.yaml").write_text(yaml.safe_dump(config))

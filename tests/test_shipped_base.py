@@ -10,12 +10,12 @@ import sys
 
 import pytest
 
-from harness.base_identity import base_key, resolve_base
-from harness.basecheck import check_numbers
-from harness.config import ConfigError
-from harness.models import load
-from harness.settings import compose
-from harness.shipped import MODEL_FILES, SHIPPED_DIR, ShippedBaseError, read_manifest, verify
+from harness.config.schema import ConfigError
+from harness.config.settings import compose
+from harness.models.base_identity import base_key, resolve_base
+from harness.models.basecheck import check_numbers
+from harness.models.shipped import MODEL_FILES, SHIPPED_DIR, ShippedBaseError, read_manifest, verify
+from harness.models.tiny import load
 
 # Check tolerances. ref_nll is a deterministic forward pass: CPU kernels (AVX2 vs AVX-512,
 # another thread count) change float32 sums by ~1e-6 relative, far below 1e-4. The
@@ -65,8 +65,8 @@ def test_changed_base_config_without_a_build_is_refused_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"base.lr: 0.001 -> 0.00123.*make base"):
         resolve_base(cfg)
     res = tmp_path / "runs"
-    r = subprocess.run([sys.executable, "-m", "harness.sweep", "--exposures", "1", "--results", str(res),
-                        "--", "base.lr=0.00123", f"base.cache_dir={tmp_path / 'cache'}"],
+    r = subprocess.run([sys.executable, "-m", "harness.front.sweep", "--exposures", "1", "--results",
+                        str(res), "--", "base.lr=0.00123", f"base.cache_dir={tmp_path / 'cache'}"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "base.lr: 0.001 -> 0.00123" in r.stderr
@@ -74,7 +74,7 @@ def test_changed_base_config_without_a_build_is_refused_in_one_line(tmp_path):
 
 
 def test_make_base_comparison_with_the_shipped_model(tmp_path):
-    from harness.basecheck import compare_with_shipped, describe
+    from harness.models.basecheck import compare_with_shipped, describe
 
     manifest = read_manifest(SHIPPED_DIR)
     same = compare_with_shipped(SHIPPED_DIR, compose([]), manifest["table"])

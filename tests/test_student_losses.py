@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from harness.student_losses import (
+from harness.losses.student import (
     EntropyGate,
     antisd_advantage,
     masked_median,

@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
-from harness.rundir import read_json
+from harness.runs.rundir import read_json
 
 FILES = ["config.yaml", "status.json", "metrics.jsonl", "eval.json", "eval_samples.jsonl"]
 
 
 def sweep(results, *args, exposures="0,1"):
-    cmd = [sys.executable, "-m", "harness.sweep", "--exposures", exposures, "--seeds", "0",
+    cmd = [sys.executable, "-m", "harness.front.sweep", "--exposures", exposures, "--seeds", "0",
            "--results", str(results), *args, "--", "profile=smoke"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
@@ -69,7 +69,7 @@ def test_hydra_multirun_refuses_a_bad_point_before_launch(tmp_path):
 
 def test_bad_override_fails_before_launch(tmp_path):
     res = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "harness.sweep", "--exposures", "0", "--results", str(res),
+    cmd = [sys.executable, "-m", "harness.front.sweep", "--exposures", "0", "--results", str(res),
            "--", "profile=smoke", "teacher.mode=psychic"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "teacher.mode='psychic'" in r.stderr
@@ -84,7 +84,7 @@ def preset_grids(name: str) -> list[dict]:
 
 
 def test_seeds_replace_an_experiment_presets_seeds():
-    from harness.sweep_plan import points
+    from harness.front.plan import points
 
     grids = preset_grids("atesd_vs_fixed")
     got = points(grids, ["results=/tmp/unused"])
@@ -98,8 +98,8 @@ def test_seeds_replace_an_experiment_presets_seeds():
 
 
 def test_a_bad_sweep_syntax_is_one_line():
-    from harness.config import ConfigError
-    from harness.sweep_plan import points
+    from harness.config.schema import ConfigError
+    from harness.front.plan import points
 
     with pytest.raises(ConfigError, match="only comma lists"):
         points([], ["exposure=interval(0,1)"])
@@ -109,7 +109,7 @@ def test_folder_with_another_config_fails_before_launch(tmp_path, smoke_base):
     res = tmp_path / "runs"
     assert sweep(res, exposures="1").returncode == 0
     stamp = (res / "opsd-r1-s0" / "metrics.jsonl").stat().st_mtime_ns
-    cmd = [sys.executable, "-m", "harness.sweep", "--exposures", "0,1", "--results", str(res),
+    cmd = [sys.executable, "-m", "harness.front.sweep", "--exposures", "0,1", "--results", str(res),
            "--", "profile=smoke", "loss.beta=1"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -119,8 +119,8 @@ def test_folder_with_another_config_fails_before_launch(tmp_path, smoke_base):
 
 
 def test_methods_without_a_fixed_exposure_ignore_the_exposure_grid():
-    from harness.settings import compose
-    from harness.sweep_plan import plan
+    from harness.config.settings import compose
+    from harness.front.plan import plan
 
     def names(method, extra=()):
         jobs = plan([], [f"method={method}", "exposure=0,0.5,1", "seed=0,1", "results=/tmp/unused",
@@ -137,17 +137,17 @@ def test_methods_without_a_fixed_exposure_ignore_the_exposure_grid():
 
 
 def test_one_run_name_for_two_configs_is_refused():
-    from harness.config import ConfigError
-    from harness.settings import compose
-    from harness.sweep_plan import plan
+    from harness.config.schema import ConfigError
+    from harness.config.settings import compose
+    from harness.front.plan import plan
 
     with pytest.raises(ConfigError, match="run names collide: opsd-r1-s0"):
         plan([], ["profile=smoke", "exposure=1", "loss.beta=0,1"], compose)
 
 
 def test_experiment_preset_plans_one_job_array():
-    from harness.settings import compose
-    from harness.sweep_plan import plan
+    from harness.config.settings import compose
+    from harness.front.plan import plan
 
     jobs = plan(preset_grids("controller_ablations"), ["experiment=controller_ablations",
                                                      "profile=smoke", "results=/tmp/unused"], compose)
@@ -167,8 +167,8 @@ def test_a_job_waiting_for_its_slot_holds_no_model_libraries():
                                                ("8b", "Qwen/Qwen3-8B", 2)])
 def test_paper_presets_plan_one_array_of_19_runs(model, hub_id, gpus):
     """The paper's presets compose and plan here (they run only on a GPU cluster)."""
-    from harness.settings import compose
-    from harness.sweep_plan import plan
+    from harness.config.settings import compose
+    from harness.front.plan import plan
 
     name = f"paper_qwen3_{model}"
     jobs = plan(preset_grids(name), [f"experiment={name}", "launcher=slurm",
@@ -187,9 +187,9 @@ def test_paper_presets_plan_one_array_of_19_runs(model, hub_id, gpus):
 def test_paper_table_plans_every_method_and_composition(tmp_path):
     """experiment=paper_table: 9 trained rows x 3 seeds + base, the tuned r read from the
     study's best file; with no study, one line naming make tune."""
-    from harness.config import ConfigError
-    from harness.settings import compose
-    from harness.sweep_plan import plan
+    from harness.config.schema import ConfigError
+    from harness.config.settings import compose
+    from harness.front.plan import plan
 
     args = ["experiment=paper_table", "profile=smoke", f"results={tmp_path}"]
     with pytest.raises(ConfigError, match="make tune"):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from harness.settings import compose
+from harness.config.settings import compose
 from harness.tasks.datasets import TaskData, read_jsonl_problems
 from harness.tasks.synthetic import build_problem, make_suite, take, train_stream
 

@@ -12,11 +12,17 @@ import sys
 
 import pytest
 
-from harness.config import ConfigError
+from harness.config.schema import ConfigError
+from harness.config.settings import compose, compose_resolved
 from harness.run import run
-from harness.rundir import read_json, read_jsonl
-from harness.settings import compose, compose_resolved
-from harness.trackers import eval_summary_scalars, parse_report_to, read_tensorboard, scalars, trl_report_to
+from harness.runs.rundir import read_json, read_jsonl
+from harness.trainers.trackers import (
+    eval_summary_scalars,
+    parse_report_to,
+    read_tensorboard,
+    scalars,
+    trl_report_to,
+)
 
 
 def test_train_row_scalars():

@@ -15,14 +15,14 @@ import optuna
 import pytest
 import yaml
 
-from harness import tune_results
-from harness.config import ConfigError, RunConfig
-from harness.rundir import RunDir, read_json, write_json
-from harness.settings import compose
-from harness.tune import check_overrides, parse_seeds
-from harness.tune_loop import RUN_PARAMS, Setup, best_of, next_batch, open_study
-from harness.tune_results import as_csv, as_markdown, read_trial, study_paths, table_rows, tuned_exposure
-from harness.tune_space import LR, Space, grid, grids_override, parse_lr_range, run_names
+from harness.config.schema import ConfigError, RunConfig
+from harness.config.settings import compose
+from harness.runs.rundir import RunDir, read_json, write_json
+from harness.tune import results as tune_results
+from harness.tune.loop import RUN_PARAMS, Setup, best_of, next_batch, open_study
+from harness.tune.results import as_csv, as_markdown, read_trial, study_paths, table_rows, tuned_exposure
+from harness.tune.space import LR, Space, grid, grids_override, parse_lr_range, run_names
+from harness.tune.study import check_overrides, parse_seeds
 
 
 def setup(tmp_path: Path, **kw) -> Setup:
@@ -54,7 +54,7 @@ def test_trial_grids_plan_to_the_trials_run_names(tmp_path):
     (train.lr as a nested grid key, flattened by sweep_plan.grid_dims)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from harness.sweep_plan import plan
+    from harness.front.plan import plan
 
     trials = [{"exposure": 0.4132, LR: 0.000316}, {"exposure": 1.0, LR: 3.16e-05}]
     points = [grid(p, s) for p in trials for s in (0, 1)]
@@ -175,7 +175,7 @@ def test_fixed_tuned_without_a_study_is_one_line_naming_make_tune(tmp_path):
 
 
 def test_bad_tune_input_fails_before_anything_is_written(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "harness.tune", "--trials", "2", "--results",
+    r = subprocess.run([sys.executable, "-m", "harness.tune.study", "--trials", "2", "--results",
                         str(tmp_path / "runs"), "--", "profile=smoke", "seed=3"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
@@ -186,7 +186,7 @@ def test_bad_tune_input_fails_before_anything_is_written(tmp_path):
 
 # ---- end to end ----
 def tune(results: Path, trials: int, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "harness.tune", "--trials", str(trials), "--results", str(results),
+    cmd = [sys.executable, "-m", "harness.tune.study", "--trials", str(trials), "--results", str(results),
            *args, "--", "profile=smoke"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
 
@@ -236,8 +236,8 @@ def test_start_exposures_are_enqueued_once():
     """The fixed grid is tried first: each start r not yet tried or queued is enqueued, once."""
     import optuna
 
-    from harness.tune_loop import enqueue_starts
-    from harness.tune_space import Space
+    from harness.tune.loop import enqueue_starts
+    from harness.tune.space import Space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize")
@@ -251,7 +251,7 @@ def test_start_exposures_are_enqueued_once():
 
 @pytest.mark.parametrize("text", ["0,1.5", "0.12345", "a"])
 def test_bad_start_exposures_are_one_line(text):
-    from harness.tune import parse_starts
+    from harness.tune.study import parse_starts
 
     with pytest.raises(ConfigError, match="--start="):
         parse_starts(text)

@@ -2,7 +2,7 @@
 
 python -m harness.bench --only eval [--rounds 3] [overrides]
 
-Both ways run the harness's own evaluation (harness.eval_suites.eval_suite: sampling,
+Both ways run the harness's own evaluation (harness.evaluation.suites.eval_suite: sampling,
 grading, Average@k) on the same problems, the first suite's (all of it; --quick: 4),
 with the run's base model (completion lengths depend on the weights):
 - `batched`: eval.batch_size sequences per generate call (the default 512);
@@ -25,8 +25,8 @@ QUICK_PROBLEMS = 4
 
 def run(b: BenchArgs) -> list[Result]:
     from harness.bench.trainers import base_path
-    from harness.eval_suites import eval_suite
-    from harness.models import load
+    from harness.evaluation.suites import eval_suite
+    from harness.models.tiny import load
     from harness.tasks.datasets import TaskData
 
     cfg = b.cfg

@@ -86,9 +86,9 @@ def worker(name: str, overrides: list[str]) -> dict:
     import torch
     import trl  # noqa: F401
 
-    import harness.trainer  # noqa: F401
+    import harness.trainers.opsd  # noqa: F401
     from harness.bench import trainers
-    from harness.settings import compose
+    from harness.config.settings import compose
 
     kind, extra = CONFIGS[name]
     cfg = compose(overrides + extra)
@@ -144,7 +144,7 @@ def run(b: BenchArgs) -> list[Result]:
 
 
 if __name__ == "__main__":
-    from harness.settings import fail
+    from harness.config.settings import fail
 
     if len(sys.argv) < 2 or sys.argv[1] not in CONFIGS:
         fail(ValueError(f"configuration={sys.argv[1:2]} is invalid: one of {', '.join(CONFIGS)}"))

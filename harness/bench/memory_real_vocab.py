@@ -3,9 +3,9 @@
 python -m harness.bench --only memory_real_vocab [--rounds 2] [--quick]
 python -m harness.bench.memory_real_vocab opsd|grpo <model dir> [overrides]   # one configuration (the worker)
 
-The model is a random Qwen3 with vocab_size 151,936 (hidden 64, 2 layers: harness/qwen3_shaped.py),
+The model is a random Qwen3 with vocab_size 151,936 (hidden 64, 2 layers: harness/models/qwen3_shaped.py),
 so every vocabulary-sized tensor is as wide as on the paper's models; the math fixtures give
-the problems (harness/memory_validate.py math_overrides). Each configuration runs in a fresh
+the problems (harness/memory/validate.py math_overrides). Each configuration runs in a fresh
 subprocess per round, as harness/bench/memory.py does (its Peak: VmHWM above the baseline on
 the CPU, torch.cuda.max_memory_allocated on CUDA), for STEPS optimiser steps of ROWS rollouts
 x COMPLETION tokens (--quick: QUICK_COMPLETION); OPSD probes every step (probe.every=1, so
@@ -36,7 +36,7 @@ MARK = "BENCH_MEMORY_REAL_VOCAB "
 
 
 def overrides(model_dir: Path, completion: int) -> list[str]:
-    from harness.memory_validate import math_overrides
+    from harness.memory.validate import math_overrides
 
     return [*math_overrides(model_dir), f"train.prompts_per_step={ROWS}",
             f"train.max_completion_length={completion}", f"train.steps={STEPS}", "probe.every=1"]
@@ -48,10 +48,10 @@ def worker(kind: str, model_dir: str, extra: list[str]) -> dict:
     import torch
     import trl  # noqa: F401
 
-    import harness.trainer  # noqa: F401
+    import harness.trainers.opsd  # noqa: F401
     from harness.bench import trainers
     from harness.bench.memory import Peak
-    from harness.settings import compose
+    from harness.config.settings import compose
 
     cfg = compose(extra)
     torch.set_num_threads(cfg.train.threads)
@@ -80,7 +80,7 @@ def measure(kind: str, model_dir: Path, extra: list[str]) -> dict:
 
 
 def run(b: BenchArgs) -> list[Result]:
-    from harness.memory_validate import real_vocab_model
+    from harness.memory.validate import real_vocab_model
 
     rounds = b.rounds or DEFAULT_ROUNDS
     completion = QUICK_COMPLETION if b.quick else COMPLETION
@@ -108,7 +108,7 @@ def run(b: BenchArgs) -> list[Result]:
 
 
 if __name__ == "__main__":
-    from harness.settings import fail
+    from harness.config.settings import fail
 
     if len(sys.argv) < 3 or sys.argv[1] not in KINDS:
         fail(ValueError(f"configuration={sys.argv[1:2]} is invalid: one of {', '.join(KINDS)}, "

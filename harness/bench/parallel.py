@@ -3,7 +3,7 @@
 python -m harness.bench --only parallel [--rounds 3] [overrides]
 
 A job of a local sweep is one `python -m harness.run` process holding one of
-launcher.max_parallel training slots (harness/slots.py), train.threads=1 each. This
+launcher.max_parallel training slots (harness/runs/slots.py), train.threads=1 each. This
 starts two short identical runs (exposure 0.5 and 1.0, fresh results folders) as real
 subprocesses: `serial` waits for the first before starting the second, `parallel` starts
 both at once (launcher.max_parallel=2, the default). Wall time of each way from the

@@ -9,10 +9,10 @@ python -m harness.bench --only probe [--rounds 7] [overrides]
   n_probes * probe / (steps * step + n_probes * probe); the with-minus-without difference
   is kept beside it as a check.
 - probe_batching (no target): the probe scores the same rollouts under a teacher shown
-  each probed exposure (harness/trainer.py, `probe.max_rows`); this times all exposures
+  each probed exposure (harness/trainers/opsd.py, `probe.max_rows`); this times all exposures
   in one teacher forward against one forward per exposure, through the trainer's own
-  loop (harness/probe.py `probe_mismatch`), at several rollout counts, to say where batching wins on this
-  machine. Untrained weights: the cost does not depend on them (the rollouts are the
+  loop (harness/trainers/probe.py `probe_mismatch`), at several rollout counts, to say where
+  batching wins on this machine. Untrained weights: the cost does not depend on them (the rollouts are the
   references). Both ways must give the same mismatch.
 """
 
@@ -27,10 +27,10 @@ import torch
 
 from harness.bench.record import BenchArgs, Result, Target
 from harness.bench.timing import interleave, median, paired_median
-from harness.config import RunConfig
-from harness.hidden_states import final_hidden, lm_head
-from harness.models import TinyModelSpec, build_model, build_tokenizer
-from harness.prompts import Prompts, completion_text
+from harness.config.schema import RunConfig
+from harness.losses.hidden_states import final_hidden, lm_head
+from harness.models.tiny import TinyModelSpec, build_model, build_tokenizer
+from harness.prompts.templates import Prompts, completion_text
 from harness.tasks.datasets import TaskData
 from harness.tasks.synthetic import take
 
@@ -55,7 +55,7 @@ def left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tenso
 
 def teacher_hidden_fn(model, prompts: list[list[int]], exposures: list[float], comp_B_C: torch.Tensor,
                       cmask_B_C: torch.Tensor, pad: int):
-    """teacher_hidden(chunk, rows) for harness.probe.probe_mismatch, from pre-tokenised prompts."""
+    """teacher_hidden(chunk, rows) for harness.trainers.probe.probe_mismatch, from pre-tokenised prompts."""
     n, c_len = comp_B_C.shape
     by_exposure = {r: prompts[i * n:(i + 1) * n] for i, r in enumerate(exposures)}
 
@@ -74,8 +74,8 @@ ROLLOUT_COUNTS, QUICK_COUNTS = (4, 16, 64), (2, 4)
 
 def batching_at(cfg: RunConfig, model, tok, rollouts: int, rounds: int) -> dict:
     """Both ways at one rollout count: seconds per round and the largest disagreement."""
-    from harness.chunked import spec_of
-    from harness.probe import probe_mismatch
+    from harness.losses.chunked import spec_of
+    from harness.trainers.probe import probe_mismatch
 
     prompts, completions = probe_inputs(cfg, tok, rollouts)
     comp_B_C, cmask_B_C = left_pad(completions, tok.pad_token_id)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench.timing import median
-from harness.device import cpu_name
+from harness.compute.device import cpu_name
 
 # Table order: the order of DESIGN.md's targets.
 ORDER = ("opsd_vs_sdft", "opsd_vs_parts", "probe_share", "probe_batching", "memory_opsd_base",
@@ -33,7 +33,7 @@ class BenchArgs:
     """What the runner hands every benchmark: the composed config and its overrides (for
     subprocesses), the rounds asked for (None: the benchmark's own default), --quick."""
 
-    cfg: Any  # harness.config.RunConfig
+    cfg: Any  # harness.config.schema.RunConfig
     overrides: list[str]
     rounds: int | None
     quick: bool

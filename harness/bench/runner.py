@@ -41,7 +41,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def check(a: argparse.Namespace, names: list[str]) -> None:
-    from harness.config import ConfigError
+    from harness.config.schema import ConfigError
 
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown or not names:
@@ -51,7 +51,7 @@ def check(a: argparse.Namespace, names: list[str]) -> None:
 
 
 def main(argv: list[str]) -> None:
-    from harness.settings import compose, fail
+    from harness.config.settings import compose, fail
 
     a, names = parse(argv)
     try:

@@ -39,8 +39,8 @@ class Parts:
     """The step's necessary parts on a model copy of their own, timed one by one."""
 
     def __init__(self, s: trainers.Setup, batch: list[dict], gen_config, optim_type, optim_defaults) -> None:
-        from harness.models import load, lora_adapter_config
-        from harness.prompts import Prompts
+        from harness.models.tiny import load, lora_adapter_config
+        from harness.prompts.templates import Prompts
 
         cfg = s.cfg
         self.cfg = cfg
@@ -83,7 +83,7 @@ class Parts:
     def __call__(self, i: int) -> None:
         import time
 
-        from harness.losses import generalized_jsd, masked_mean
+        from harness.losses.divergences import generalized_jsd, masked_mean
 
         p_ids, p_mask = self.left_pad(self.student_ids)
         torch.manual_seed(SEED + i)

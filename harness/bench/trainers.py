@@ -2,8 +2,8 @@
 
 python -m harness.bench --only step --quick profile=smoke   # builds an OPSD and a TRL SDFT trainer
 
-- `opsd`: harness.trainer.OPSDTrainer on harness.run.train_rows (what a run trains);
-- `sdft`: TRL's own SDFTTrainer, same model and settings (harness.trainer.sdft_args), its
+- `opsd`: harness.trainers.opsd.OPSDTrainer on harness.run.train_rows (what a run trains);
+- `sdft`: TRL's own SDFTTrainer, same model and settings (harness.trainers.opsd.sdft_args), its
   privileged context the very teacher prompt text OPSD builds (template
   "{privileged_context}"), so both teachers read the same tokens;
 - `grpo`: TRL's GRPOTrainer, same model and sampling settings, a correctness reward
@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from harness.config import RunConfig
+from harness.config.schema import RunConfig
 
 
 @dataclass
@@ -38,13 +38,13 @@ class Setup:
 
 def base_path(cfg: RunConfig) -> Path:
     """The run's base model (shipped, cached, or built where the profile allows)."""
-    from harness.base import ensure_base
+    from harness.models.base import ensure_base
 
     return Path(ensure_base(cfg))
 
 
 def problems_and_rows(cfg: RunConfig, tok) -> tuple[dict, list[dict]]:
-    from harness.prompts import Prompts
+    from harness.prompts.templates import Prompts
     from harness.run import train_rows
     from harness.tasks.datasets import TaskData
 
@@ -55,11 +55,11 @@ def problems_and_rows(cfg: RunConfig, tok) -> tuple[dict, list[dict]]:
 def opsd(s: Setup, name: str = "opsd"):
     from datasets import Dataset
 
-    from harness.models import load
-    from harness.rundir import RunDir
-    from harness.sources import make_source
+    from harness.models.tiny import load
+    from harness.runs.rundir import RunDir
+    from harness.sources.pick import make_source
     from harness.tasks.datasets import TaskData
-    from harness.trainer import OPSDTrainer, sdft_args
+    from harness.trainers.opsd import OPSDTrainer, sdft_args
 
     model, tok = load(s.model_path, s.cfg.model)
     problems, rows = problems_and_rows(s.cfg, tok)
@@ -77,9 +77,9 @@ def sdft(s: Setup):
     from datasets import Dataset
     from trl.experimental.sdft import SDFTTrainer
 
-    from harness.models import load, lora_adapter_config
-    from harness.prompts import Prompts
-    from harness.trainer import sdft_args
+    from harness.models.tiny import load, lora_adapter_config
+    from harness.prompts.templates import Prompts
+    from harness.trainers.opsd import sdft_args
 
     model, tok = load(s.model_path, s.cfg.model)
     problems, rows = problems_and_rows(s.cfg, tok)
@@ -104,9 +104,9 @@ def grpo(s: Setup):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from harness.device import choose
-    from harness.models import load, lora_adapter_config
-    from harness.prompts import Prompts
+    from harness.compute.device import choose
+    from harness.models.tiny import load, lora_adapter_config
+    from harness.prompts.templates import Prompts
     from harness.tasks.grading import grade
 
     cfg, t = s.cfg, s.cfg.train

@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.config import TaskConfig
+from harness.config.schema import TaskConfig
 from harness.tasks import math_data, synthetic
 from harness.tasks.problem import Problem
 
@@ -42,7 +42,8 @@ def read_jsonl_problems(path: str | Path) -> list[Problem]:
 def split_validation(train: list[Problem], suites: dict[str, list[Problem]], task: TaskConfig
                      ) -> tuple[list[Problem], list[Problem]]:
     """(validation, training rows) of the math task: eval problems removed, then the last
-    task.val_size rows held out. Too few rows: ValueError (harness/preflight.py refuses it before launch)."""
+    task.val_size rows held out. Too few rows: ValueError (harness/front/preflight.py refuses
+    it before launch)."""
     suite_texts = {p.problem for ps in suites.values() for p in ps}
     rows = [p for p in train if p.problem not in suite_texts]
     if len(rows) <= task.val_size:

@@ -2,7 +2,7 @@
 
 python -m harness.run task=math task.train_data.path=train.jsonl model.path=MODEL   # reads these
 
-A source (harness/config.py DataSource) names a hub id (`datasets.load_dataset`) or a
+A source (harness/config/schema.py DataSource) names a hub id (`datasets.load_dataset`) or a
 local file by its suffix, and the fields holding problem, solution, answer and id in
 that dataset's own schema (sweeps/task/math.yaml maps the public ones). `check_source`
 runs when the config is built, so a missing file or field is one ConfigError line

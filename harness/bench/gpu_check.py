@@ -1,0 +1,362 @@
+"""python -m harness.bench.gpu_check [--out DIR] [--work DIR] [--tiny] [-- extra hydra overrides]
+
+`make gpu-check`: the paper's OPSD path at real size on the first CUDA machine, nothing to download.
+
+On CUDA: a randomly initialised Qwen3 at the 1.7B shape (28 layers, hidden 2048, MLP 6144, 16
+heads, 8 kv heads, head_dim 128, vocabulary 151,936, tied embeddings; harness/models/qwen3_shaped.py)
+runs through the real entry point (harness.run's run(), in this process) with the preset
+experiment=paper_qwen3_1p7b: LoRA r 64 in bf16, its rollout length and train.micro_batch,
+3 OPSD steps with the probe at steps 1 and 3, then an HF Average@k on 8 problems. It prints each
+step's time, rollout tokens/s and peak torch.cuda.max_memory_allocated against the memory plan
+(harness/memory/plan.py), and writes results/gpu/gpu_check.json (and .md).
+On the CPU (or with --tiny) the same at a tiny width (hidden 64, 2 layers) but the real
+vocabulary, short rollouts and 2 prompts a step: well under 2 minutes, written to --out or a
+temporary folder (tests/test_gpu_check.py runs it in CI).
+
+The GPU machine has torch, peft and accelerate but not trl, hydra, submitit, datasets'
+dill/multiprocess or math-verify, and no network: `make gpu-wheels` downloads the pinned
+pure-python wheels (`--wheels DIR`) here, and `make gpu-check` installs them with
+`pip install --no-index --no-deps --target` there before running this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN_FILE = ROOT / "tests" / "fixtures" / "math" / "openthoughts_math_30k_opsd.jsonl"
+PRESET = "paper_qwen3_1p7b"
+GB = 1e9
+
+# Missing on the GPU machine (../shared/DESIGN.md "Real sizes", the device's package list), or there
+# at another version than pyproject.toml pins (transformers 5.17, peft): carried as wheels.
+GPU_WHEELS = ("trl", "transformers", "peft", "datasets", "dill", "multiprocess", "hydra-core", "omegaconf",
+              "antlr4-python3-runtime", "hydra-submitit-launcher", "submitit", "math-verify",
+              "latex2sympy2_extended")
+# Published as a source archive only (pure python): built into a wheel here.
+SDIST_ONLY = ("antlr4-python3-runtime",)
+# The GPU machine's interpreter (device KINDS.md: Python 3.12, x86-64): multiprocess ships per-version wheels.
+WHEEL_TARGET = ["--python-version", "3.12", "--implementation", "cp", "--platform", "manylinux_2_17_x86_64",
+                "--platform", "any"]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The random model's shape (harness/models/qwen3_shaped.py build's keywords)."""
+
+    hidden_size: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int = 151_936
+
+
+QWEN3_1P7B = Shape(hidden_size=2048, layers=28, heads=16, kv_heads=8, head_dim=128, intermediate_size=6144)
+TINY = Shape(hidden_size=64, layers=2, heads=2, kv_heads=1, head_dim=32, intermediate_size=128)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the check runs: the preset's values on CUDA, shrunk on the CPU."""
+
+    shape: Shape
+    cuda: bool
+    overrides: tuple[str, ...]  # on top of the preset and the data/model paths
+
+
+# The preset's lengths and micro-batch stay; the check bounds only what the preset leaves to
+# vLLM (the evaluation's 38,912 thinking tokens: HF generate is this check's sampler, the GPU
+# machine has no vLLM) and the run's length (3 steps, probe at 1 and 3, one checkpoint at the end).
+CUDA_OVERRIDES = ("train.steps=3", "probe.every=3", "train.checkpoint_every=0", "train.generation=hf",
+                  "eval.backend=hf", "eval.k=4", "eval.max_new_tokens=1024", "eval.batch_size=32")
+CPU_OVERRIDES = ("train.steps=3", "probe.every=3", "train.checkpoint_every=0", "train.generation=hf",
+                 "eval.backend=hf", "eval.k=2", "eval.max_new_tokens=16", "train.prompts_per_step=2",
+                 "train.micro_batch=1", "train.max_completion_length=16", "task.max_teacher_tokens=512",
+                 "train.threads=2", "launcher.gpus_per_node=0")
+
+
+def settings(cuda: bool) -> Settings:
+    if cuda:
+        return Settings(QWEN3_1P7B, True, CUDA_OVERRIDES)
+    return Settings(TINY, False, CPU_OVERRIDES)
+
+
+# --- inputs: the model and 8 evaluation problems ------------------------------------------------
+
+def build_model(folder: Path, shape: Shape, cuda: bool) -> Path:
+    """The random Qwen3 at `shape`; on CUDA initialised on the GPU in bf16 (seconds, not the
+    minutes a 1.7B fp32 init on the CPU takes) and saved in bf16 (3.4 GB)."""
+    import torch
+
+    from harness.models.qwen3_shaped import build
+
+    kw = {**asdict(shape), "max_positions": 40_960}  # Qwen3's own context: teacher prompts run long
+    if not cuda:
+        return build(folder, vocab_size=kw.pop("vocab_size"), **kw)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device("cuda"):
+            return build(folder, vocab_size=kw.pop("vocab_size"), **kw)
+    finally:
+        torch.set_default_dtype(old)
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
+def write_eval_problems(path: Path, n: int = 8) -> Path:
+    """n sums as an eval suite (problem, answer): the fixture's training rows cannot serve, since
+    training drops every problem an eval suite holds and would keep too few."""
+    rows = [{"id": i, "problem": f"Compute {17 * i + 3} + {29 * i + 11}.", "answer": str(46 * i + 14)}
+            for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def overrides(s: Settings, model: Path, eval_file: Path, results: Path, extra: list[str]) -> list[str]:
+    suite = f"[{{name:check8,path:'{eval_file}',problem:problem,solution:null,answer:answer,id:id}}]"
+    return [f"experiment={PRESET}", f"model.path={model}", f"task.train_data.path={TRAIN_FILE}",
+            f"task.eval_data={suite}", "task.val_size=2", "method=opsd", "exposure=0.5", "seed=0",
+            f"results={results}", "name=gpu_check", "force=true", *s.overrides, *extra]
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+def peak_bytes(cuda: bool) -> int:
+    """CUDA: torch.cuda.max_memory_allocated since the last reset; CPU: the process's peak RSS."""
+    if cuda:
+        import torch
+
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def step_timer(cuda: bool):
+    """A TrainerCallback: each optimiser step's end time and the peak so far (rollouts, the
+    micro-batches, the probe and the update all fall between two step ends)."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.ends: list[float] = []
+            self.peaks: list[int] = []
+            self.start = self.train_end = 0.0
+            self.train_peak = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if cuda:
+                import torch
+
+                torch.cuda.synchronize()
+            self.ends.append(time.perf_counter())
+            self.peaks.append(peak_bytes(cuda))
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.train_end = time.perf_counter()
+            self.train_peak = peak_bytes(cuda)
+
+    return StepTimer()
+
+
+@dataclass
+class Report:
+    device: str
+    shape: dict
+    overrides: list[str]
+    micro_batch: int
+    prompts_per_step: int
+    max_completion_length: int
+    steps: list[dict] = field(default_factory=list)
+    build_s: float = 0.0
+    train_s: float = 0.0
+    eval_s: float = 0.0
+    total_s: float = 0.0
+    train_peak_gb: float = 0.0
+    run_peak_gb: float = 0.0
+    peak_kind: str = ""
+    plan_total_gb: float | None = None
+    plan_note: str = ""
+    probe_rows: int = 0
+    eval: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+
+
+def plan_total(cfg) -> tuple[float | None, str]:
+    """The memory plan's predicted peak (GB) of this point; harness/memory/plan.py may be absent."""
+    try:
+        from harness.memory.plan import plan
+    except ImportError:
+        return None, "plan: not available"
+    p = plan(cfg)
+    note = f"plan: {p.total / GB:.2f} GB ({p.device}, {p.loss_path} loss, largest phase {p.peak_phase})"
+    return p.total / GB, note
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+
+
+def step_rows(rows: list[dict], timer, prompts: int) -> list[dict]:
+    """One row per step: seconds, rollout tokens (prompts x mean completion length) and tokens/s."""
+    train = {r["step"]: r for r in rows if r.get("kind") == "train"}
+    out, last = [], timer.start
+    for i, (end, peak) in enumerate(zip(timer.ends, timer.peaks), start=1):
+        seconds = end - last
+        last = end
+        tokens = train.get(i, {}).get("completion_length", 0.0) * prompts
+        out.append({"step": i, "seconds": round(seconds, 3), "rollout_tokens": round(tokens),
+                    "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else None,
+                    "probe": any(r.get("kind") == "probe" and r["step"] == i for r in rows),
+                    "peak_gb": round(peak / GB, 3)})
+    return out
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in ("torch", "transformers", "trl", "peft", "accelerate", "datasets"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def check(work: Path, cuda: bool, extra: list[str]) -> Report:
+    """Build the model, run the real entry point on it, and measure."""
+    import torch
+
+    from harness.config.settings import compose_resolved
+    from harness.run import run
+
+    s = settings(cuda)
+    t0 = time.perf_counter()
+    model = build_model(work / "model", s.shape, cuda)
+    build_s = time.perf_counter() - t0
+    cfg, resolved = compose_resolved(overrides(s, model, write_eval_problems(work / "check8.jsonl"),
+                                               work / "runs", extra))
+    report = Report("cuda: " + torch.cuda.get_device_name() if cuda else "cpu", asdict(s.shape),
+                    overrides(s, model, work / "check8.jsonl", work / "runs", extra), cfg.micro_batch,
+                    cfg.train.prompts_per_step, cfg.train.max_completion_length, build_s=round(build_s, 1),
+                    versions=versions())
+    report.plan_total_gb, report.plan_note = plan_total(cfg)
+    if cuda:  # the build's GPU tensors are gone: measure the run alone
+        torch.cuda.reset_peak_memory_stats()
+    timer = step_timer(cuda)
+    t1 = time.perf_counter()
+    summary = run(cfg, resolved, observers=[timer]) or {}
+    done = time.perf_counter()
+    rows = metrics(Path(cfg.results) / cfg.run_name)
+    report.steps = step_rows(rows, timer, cfg.train.prompts_per_step)
+    report.train_s = round(timer.train_end - t1, 1)
+    report.eval_s = round(done - timer.train_end, 1)
+    report.total_s = round(done - t0, 1)
+    report.train_peak_gb = round(timer.train_peak / GB, 3)
+    report.run_peak_gb = round(peak_bytes(cuda) / GB, 3)
+    report.peak_kind = ("torch.cuda.max_memory_allocated" if cuda
+                        else "peak RSS of the process (build included)")
+    report.probe_rows = sum(r.get("kind") == "probe" for r in rows)
+    report.eval = {k: {"average": v["average"], "k": v["k"], "num_problems": v.get("num_problems")}
+                   for k, v in summary.get("suites", {}).items()}
+    return report
+
+
+# --- output -----------------------------------------------------------------------------------
+
+def table(r: Report) -> str:
+    lines = [f"gpu-check on {r.device}: Qwen3 shape {r.shape}",
+             f"{r.prompts_per_step} prompts/step, micro-batch {r.micro_batch}, "
+             f"{r.max_completion_length} new tokens; build {r.build_s:.1f} s",
+             "| step | seconds | rollout tokens | tokens/s | probe | peak GB |",
+             "|---:|---:|---:|---:|:---:|---:|"]
+    for s in r.steps:
+        lines.append(f"| {s['step']} | {s['seconds']:.2f} | {s['rollout_tokens']} | {s['tokens_per_s']} | "
+                     f"{'yes' if s['probe'] else ''} | {s['peak_gb']:.2f} |")
+    if not r.plan_total_gb:
+        ratio = ""
+    elif r.device.startswith("cuda"):
+        ratio = f"measured / predicted = {r.run_peak_gb / r.plan_total_gb:.2f}"
+    else:  # RSS counts torch and the libraries too: the plan's CPU check is memory_plan --validate
+        ratio = "no ratio on a CPU (its peak RSS includes the libraries; see memory_plan --validate)"
+    lines += [f"train {r.train_s:.1f} s, eval {r.eval_s:.1f} s ({r.eval}), total {r.total_s:.1f} s",
+              f"peak ({r.peak_kind}): training {r.train_peak_gb:.2f} GB, whole run {r.run_peak_gb:.2f} GB",
+              f"{r.plan_note}" + (f"; {ratio}" if ratio else ""),
+              f"versions: {r.versions}"]
+    return "\n".join(lines)
+
+
+def write(r: Report, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu_check.json").write_text(json.dumps(asdict(r), indent=2) + "\n")
+    (out / "gpu_check.md").write_text(table(r) + "\n")
+    return out / "gpu_check.json"
+
+
+# --- the wheels the GPU machine lacks ---------------------------------------------------------
+
+def pins() -> dict[str, str]:
+    """name -> version pinned in pyproject.toml."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return dict(d.split(";")[0].strip().split("==") for d in deps if "==" in d)
+
+
+def wheel_specs() -> list[str]:
+    """name==version of each GPU_WHEELS package: pyproject's pin, else the version installed here
+    (the transitive ones: dill, omegaconf, ...), so the GPU runs what the tests ran."""
+    pinned = pins()
+    return [f"{n}=={pinned.get(n) or metadata.version(n)}" for n in GPU_WHEELS]
+
+
+def download_wheels(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip"]
+    for spec in wheel_specs():
+        if spec.split("==")[0] in SDIST_ONLY:
+            cmd = [*pip, "wheel", "-q", "--no-deps", "-w", str(folder), spec]
+        else:
+            cmd = [*pip, "download", "-q", "--no-deps", "--only-binary=:all:", *WHEEL_TARGET,
+                   "-d", str(folder), spec]
+        subprocess.run(cmd, check=True)
+    return sorted(folder.glob("*.whl"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m harness.bench.gpu_check",
+                                 description=__doc__.splitlines()[2])
+    ap.add_argument("--out", type=Path, help="where gpu_check.json goes (CUDA default: results/gpu; "
+                                             "CPU default: a temporary folder)")
+    ap.add_argument("--work", type=Path, help="model and run folder (default: a temporary folder)")
+    ap.add_argument("--tiny", action="store_true", help="the CPU variant's sizes even on CUDA")
+    ap.add_argument("--wheels", type=Path, help="only download the GPU machine's wheels into this folder")
+    ap.add_argument("extra", nargs="*", help="more hydra overrides (after --)")
+    a = ap.parse_args(argv)
+    if a.wheels:
+        print("\n".join(str(p) for p in download_wheels(a.wheels)))
+        return
+    import torch
+
+    cuda = torch.cuda.is_available() and not a.tiny
+    with tempfile.TemporaryDirectory(prefix="gpu_check-") as tmp:
+        report = check(a.work or Path(tmp), cuda, a.extra)
+        print(table(report))
+        out = a.out or (ROOT / "results" / "gpu" if cuda else Path(tmp) / "out")
+        print(f"wrote {write(report, out)}")
+
+
+if __name__ == "__main__":
+    main()

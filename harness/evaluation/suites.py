@@ -1,0 +1,99 @@
+"""Average@k evaluation: k samples per problem, SE over problems, unbiased pass@k.
+
+python -m harness.evaluate --model PATH [--suite medium_k4] [--k 12]   # the command line over this
+
+The student is evaluated from its own prompt; `exposure` evaluates a teacher shown
+the first r of each reference (harness/models/basecheck.py's table). Prompts come from
+harness/prompts/templates.py (eval.thinking), the samples from HF generate or vLLM (eval.backend,
+harness/compute/vllm_backend.py): one completions_P_K structure, graded and averaged here.
+An evaluation of several suites samples them all from one sampler (`eval_sampler`): on
+vLLM one engine, started once (its weights exported once), serves every suite.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from harness.compute.vllm_backend import eval_backend, vllm_engine
+from harness.config.schema import RunConfig
+from harness.evaluation.metrics_math import average_at_k, mean_pass_at_k
+from harness.evaluation.sampling import sample_completions
+from harness.prompts.templates import eval_prompts_for
+from harness.tasks.datasets import VAL_SUITE, TaskData
+from harness.tasks.grading import grade
+from harness.tasks.problem import Problem
+
+# (prompts, progress label) -> completions_P_K: eval.k samples per prompt
+Sampler = Callable[[list[str], str], list[list[str]]]
+
+
+def eval_suite(model, tokenizer, cfg: RunConfig, name: str, problems: list[Problem],
+               exposure: float | None = None, sampler: Sampler | None = None) -> tuple[dict, list[dict]]:
+    """(summary, samples) for one suite; summary has average, se, pass@{1,4,k}. sampler:
+    an open eval_sampler (None: one for this suite alone)."""
+    e = cfg.eval
+    prompts = eval_prompts_for(problems, cfg, tokenizer, exposure)
+    if sampler is None:
+        with eval_sampler(model, tokenizer, cfg) as own:
+            completions_P_K = own(prompts, f"eval {name}")
+    else:
+        completions_P_K = sampler(prompts, f"eval {name}")
+    samples, correct_P_K = [], []
+    for prob, completions in zip(problems, completions_P_K):
+        row = []
+        for i, text in enumerate(completions):
+            pred, ok = grade(cfg.task.grader, text, prob.answer)
+            row.append(ok)
+            samples.append({"suite": name, "problem_id": prob.id, "sample": i, "answer": pred,
+                            "gold": prob.answer, "correct": ok, "completion": text})
+        correct_P_K.append(row)
+    avg, se = average_at_k(correct_P_K)
+    summary = {"average": avg, "se": se, "k": e.k, "num_problems": len(problems)}
+    for k in sorted({1, 4, e.k}):
+        if k <= e.k:
+            summary[f"pass@{k}"] = mean_pass_at_k(correct_P_K, k)
+    return summary, samples
+
+
+@contextmanager
+def eval_sampler(model, tokenizer, cfg: RunConfig) -> Iterator[Sampler]:
+    """The sampler eval.backend picks, open for any number of prompt sets: vLLM's engine
+    starts once here and stops on exit; HF generate seeds each call as before (eval.seed),
+    so every suite draws what it drew when it was sampled alone."""
+    e = cfg.eval
+    if eval_backend(e.backend) == "vllm":
+        with vllm_engine(model, tokenizer, e.seed, e.vllm_gpu_memory, cfg.model.trust_remote_code) as engine:
+            yield lambda prompts, desc: engine.sample(prompts, e.k, e.temperature, e.top_p,
+                                                      e.max_new_tokens, e.seed)
+        return
+    yield lambda prompts, desc: sample_completions(model, tokenizer, prompts, e.k, e.temperature, e.top_p,
+                                                   e.max_new_tokens, e.batch_size, e.seed, desc=desc)
+
+
+def evaluate(model, tokenizer, cfg: RunConfig, suites: list[str] | None = None,
+             exposure: float | None = None) -> tuple[dict, list[dict]]:
+    data = TaskData(cfg.task)
+    names = suites or list(data.suites)
+    return evaluate_sets(model, tokenizer, cfg, {n: data.suite(n) for n in names}, exposure)
+
+
+def evaluate_validation(model, tokenizer, cfg: RunConfig) -> tuple[dict, list[dict]]:
+    """Average@k of the student on the task's validation problems (val.json, eval.validation):
+    the same sampling and grading as the suites; make tune's objective (harness/tune/study.py)."""
+    return evaluate_sets(model, tokenizer, cfg, {VAL_SUITE: TaskData(cfg.task).validation})
+
+
+def evaluate_sets(model, tokenizer, cfg: RunConfig, sets: dict[str, list[Problem]],
+                  exposure: float | None = None) -> tuple[dict, list[dict]]:
+    """(summary, samples) over named problem sets, summary as eval.json (harness/runs/schema.py)."""
+    results, samples, t0 = {}, [], time.time()
+    with eval_sampler(model, tokenizer, cfg) as sampler:  # one vLLM engine for every set
+        for name, problems in sets.items():
+            results[name], s = eval_suite(model, tokenizer, cfg, name, problems, exposure, sampler)
+            samples.extend(s)
+    summary = {"suites": results, "k": cfg.eval.k, "temperature": cfg.eval.temperature,
+               "exposure": exposure, "seconds": round(time.time() - t0, 2),
+               "backend": eval_backend(cfg.eval.backend)}
+    return summary, samples

@@ -1,0 +1,122 @@
+"""Every key of metrics.jsonl and eval.json, documented once. Analysis reads these names.
+
+python -m harness.runs.schema      # prints the schema as a Markdown table
+
+Mismatch direction: `mismatch_kl_st` is KL(p_S || p_T) (the logged mismatch,
+reverse direction: student's expectation), `mismatch_kl_ts` is KL(p_T || p_S).
+Both are per-token means over the student's own rollout tokens, temperature 1,
+full vocabulary.
+"""
+
+from __future__ import annotations
+
+TRAIN_ROW = {
+    "step": "optimiser step, 1-based; first key of every row",
+    "kind": "'train' (one per optimiser step), 'probe' (one per probed exposure), 'eval', "
+            "'controller' (one per ATESD window)",
+    "exposure": "exposure r in force for this step's teacher (train rows)",
+    "loss": "distillation loss D(p_T, p_S) per completion token (generalized JSD, loss.beta)",
+    "mismatch_kl_st": "KL(p_S || p_T) per token on the student's rollouts, T = 1, full vocab",
+    "mismatch_kl_ts": "KL(p_T || p_S) per token on the same tokens",
+    "teacher_entropy": "mean per-token entropy of p_T (nats)",
+    "student_entropy": "mean per-token entropy of p_S (nats)",
+    "student_confidence": "mean per-token max_v p_S(v) on the rollouts, T = 1 (ATESD state=paper)",
+    "rollout_accuracy": "share of this step's rollouts whose final answer is correct",
+    "completion_length": "mean rollout length in tokens (eos included)",
+    "teacher_ref_cut": "only with task.max_teacher_tokens > 0: share of this step's teacher "
+                       "contexts whose reference was cut from its end to fit that budget",
+    "lr": "learning rate used for this step",
+    "grad_norm": "gradient norm before clipping",
+    "wall_time": "seconds since the run (or its resume) started",
+}
+EVAL_ROW = {  # only with eval.every > 0
+    "step": "step after which the student was evaluated",
+    "kind": "'eval'",
+    "eval_<suite>": "Average@k of that suite at this step (same sampling settings as eval.json)",
+    "seconds": "wall time of this evaluation",
+}
+PROBE_ROW = {
+    "step": "the step whose rollouts were probed",
+    "kind": "'probe'",
+    "probe_exposure": "the exposure this row measured (the teacher saw this much)",
+    "mismatch_kl_st": "KL(p_S || p_T) at probe_exposure on the same rollouts",
+    "mismatch_kl_ts": "KL(p_T || p_S) at probe_exposure",
+}
+CONTROLLER_ROW = {  # one row per ATESD hold window, written at the window's last step
+    "step": "step at which the window ended (every controller.hold steps, and the last step)",
+    "kind": "'controller'",
+    "window": "decision index k: this row describes window k and the decision that governed it",
+    "ctrl_r": "exposure r_k sampled for window k (the train rows of its steps carry it)",
+    "ctrl_a": "Beta a of the policy at decision k (>= 1; after the entropy clamp, if any)",
+    "ctrl_b": "Beta b (>= 1)",
+    "ctrl_state_progress": "state: t/T at decision k",
+    "ctrl_state_prev_exposure": "state: r_(k-1) (0 at k = 0, as are the statistics before data)",
+    "ctrl_state_loss": "state: log1p(EMA of loss)",
+    "ctrl_state_mismatch": "state: log1p(EMA of mismatch_kl_st)",
+    "ctrl_state_accuracy": "state: EMA of rollout_accuracy",
+    "ctrl_state_entropy": "state: log1p(EMA of student_entropy)",
+    "ctrl_state_delta": "state: tanh(delta_(k-1) / 0.05); all ctrl_state_* are 0 with state=none",
+    "ctrl_state_probe_nll": "state=paper: log1p(student's NLL of the validation references) at decision k",
+    "ctrl_state_confidence": "state=paper: EMA of student_confidence",
+    "ctrl_probe_nll": "state=paper: the student's NLL of the validation references at the window's end",
+    "ctrl_teacher_logp": "reward=paper, lambda_gt > 0: G, the teacher's mean per-token log-prob of the "
+                         "validation references at r_k, measured at window k's end",
+    "ctrl_progress": "learning progress P_k at the window's end (controller.progress; higher is better)",
+    "ctrl_delta": "P_k - P_(k-1) (null when P_(k-1) is undefined: train_loss progress, window 0)",
+    "ctrl_credited": "decision whose reward was credited at this window (k - W + 1), if any",
+    "ctrl_reward": "R = sum_{j<W} gamma^j delta_(credited+j) of that decision, if any "
+                   "(reward=paper: ctrl_reward_drops + ctrl_reward_gt)",
+    "ctrl_reward_drops": "reward=paper: sum_{j=1..L} gamma^(j-1) max(0, l_(j-1) - l_j) over the "
+                         "credited decision's lookahead (drops inside one window only)",
+    "ctrl_reward_gt": "reward=paper: lambda_gt * G of the credited decision",
+    "ctrl_baseline": "EMA reward baseline after the update (null before the first reward); "
+                     "advantage=normalised: mean of the reward buffer",
+    "ctrl_policy_loss": "REINFORCE loss of the update, if any",
+    "ctrl_advantage": "advantage of the credited decision (R - baseline, or normalised)",
+    "ctrl_policy_entropy": "mean differential entropy of pi(. | s) at the credited states, before the update",
+    "ctrl_logp_drift": "mean |log pi_now(r | s) - log pi_then(r | s)|: how far the policy moved "
+                       "between drawing the credited r and its update",
+    "ctrl_is_weight": "controller.importance_clip: mean weight min(pi_now / pi_then, c) of the update",
+    "ctrl_seconds": "wall time of measuring P and updating the policy",
+}
+EVAL_JSON = {
+    "suites": "{suite: {average, se, k, num_problems, pass@1, pass@4, pass@k}}",
+    "k": "samples per problem", "temperature": "sampling temperature",
+    "exposure": "null: student prompt (no reference)",
+    "seconds": "wall time of the evaluation",
+    "backend": "the sampler: hf (transformers generate) or vllm (eval.backend)",
+}
+VAL_JSON = {  # only with eval.validation=true (make tune's objective, harness/tune/study.py)
+    "suites": "{validation: {average, se, k, num_problems, pass@...}}: the task's validation "
+              "problems (task.val_size), sampled as eval.json's suites",
+    "k": "samples per problem", "temperature": "sampling temperature",
+    "exposure": "null: student prompt (no reference)", "seconds": "wall time of the evaluation",
+}
+STATUS_JSON = {
+    "state": "running, done or failed (a folder left 'running' by a dead process is resumed "
+             "by the next launch)",
+    "reason": "why it failed, one line (e.g. 'NonFiniteError: non-finite loss at step 2: nan')",
+    "updated": "time of the last change", "host": "machine of the last start", "pid": "its process",
+    "starts": "how many times training started in this folder (1 + resumes)",
+    "suites": "done: Average@k per suite", "traceback": "failed: the end of the traceback",
+}
+EVAL_SAMPLE = {
+    "suite": "suite name", "problem_id": "stable problem id", "sample": "sample index 0..k-1",
+    "answer": "extracted answer (null if none)", "gold": "reference answer",
+    "correct": "graded correct", "completion": "the sampled text",
+}
+
+
+def as_markdown() -> str:
+    out = []
+    for title, table in [("metrics.jsonl train row", TRAIN_ROW), ("probe row", PROBE_ROW),
+                         ("controller row", CONTROLLER_ROW), ("eval row", EVAL_ROW), ("eval.json", EVAL_JSON),
+                         ("val.json", VAL_JSON),
+                         ("eval_samples.jsonl", EVAL_SAMPLE), ("status.json", STATUS_JSON)]:
+        out += [f"### {title}", "", "| key | meaning |", "|---|---|"]
+        out += [f"| `{k}` | {v} |" for k, v in table.items()] + [""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(as_markdown())

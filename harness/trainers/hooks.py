@@ -1,0 +1,80 @@
+"""What OPSDTrainer and RLTrainer share around TRL: the run's state and its per-step rows.
+
+python -m harness.run method=opsd profile=smoke     # (or method=grpo) both trainers mix this in
+
+A mixin placed before the TRL trainer in the bases (`class OPSDTrainer(RunHooks, SDFTTrainer)`):
+`init_run` stores what a run needs before TRL's __init__ (which may already call back into
+the subclass), `write_step` writes one optimiser step's rows - rank 0 alone, in the order
+probe rows, the train row, the controller rows - then runs the fault-injection hooks the
+failure tests use (harness/runs/faults.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from harness.config.schema import RunConfig
+from harness.losses.chunked import DivergenceSpec, spec_of
+from harness.losses.hidden_states import final_hidden, lm_head
+from harness.runs import faults
+from harness.runs.rundir import RunDir
+from harness.sources.base import ExposureSource
+from harness.tasks.problem import Problem
+
+
+class RunHooks:
+    """Run state and row writing shared by the OPSD and RL trainers."""
+
+    run_cfg: RunConfig
+    problems: dict[str, Problem]
+    exposure_source: ExposureSource
+    run_dir: RunDir
+
+    def init_run(self, run_cfg: RunConfig, problems: dict[str, Problem],
+                 exposure_source: ExposureSource, run_dir: RunDir) -> None:
+        self.run_cfg = run_cfg
+        self.problems = problems
+        self.exposure_source = exposure_source
+        self.run_dir = run_dir
+        self.step_stats: dict[str, float] = {}
+        self.pending_rows: list[dict[str, Any]] = []  # probe rows waiting for their step's row
+        self.t_start = time.time()
+
+    def elapsed(self) -> float:
+        return round(time.time() - self.t_start, 3)
+
+    def write_step(self, step: int, row: dict[str, Any]) -> None:
+        """Pending rows, `row` (kind train), the source's controller rows; then fault hooks."""
+        # Several processes (harness/compute/distributed.py): rank 0 alone writes the rows, but every
+        # rank steps its exposure source (the shared source gathers from all of them).
+        # (is_world_process_zero is transformers.Trainer's, later in the bases.)
+        write = self.run_dir.append_metrics if self.is_world_process_zero() else (lambda r: None)
+        for pending in self.pending_rows:
+            write(pending)
+        self.pending_rows = []
+        write(row)
+        for r in self.exposure_source.step_end(step, row):
+            write({"step": step, "kind": "controller", **r})
+        faults.maybe_kill(self.run_cfg.run_name, step)
+        faults.maybe_slow(self.run_cfg.run_name)
+
+    # ---- what both trainers' divergences read: final hidden states, the loss spec ----------
+    # (self.model, self.teacher_model, self.teacher_context and self.temperature are the TRL
+    # trainer's / the subclass's; both trainers have all four)
+    def spec(self, gate_beta: float | None = None) -> DivergenceSpec:
+        """loss.* at the sampling temperature (the policy both trainers train is sampled at it)."""
+        return spec_of(self.run_cfg.loss, lm_head(self.model).weight.shape[0], self.temperature, gate_beta)
+
+    def student_hidden(self, model, batch: dict[str, Any], rows: slice = slice(None)) -> torch.Tensor:
+        """h_b_C_H of the student on its own prompt + the rollouts of `rows`."""
+        ids = torch.cat([batch["prompt_ids"][rows], batch["completion_ids"][rows]], 1)
+        mask = torch.cat([batch["prompt_mask"][rows], batch["completion_mask"][rows]], 1)
+        return final_hidden(model, ids, mask, batch["completion_ids"].shape[1])
+
+    def teacher_hidden(self, ids_B_L: torch.Tensor, mask_B_L: torch.Tensor, c_len: int) -> torch.Tensor:
+        """h_B_C_H of the teacher (no gradient, in its weights' context) on teacher ids + rollouts."""
+        with torch.no_grad(), self.teacher_context():
+            return final_hidden(self.teacher_model, ids_B_L, mask_B_L, c_len)

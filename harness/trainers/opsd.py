@@ -1,0 +1,250 @@
+"""OPSD trainer: TRL's SDFTTrainer with the teacher shown the first r of the reference.
+
+python -m harness.run method=opsd exposure=0.5 profile=smoke    # trains through this
+
+What this subclass changes in trl.experimental.sdft.SDFTTrainer (trl 1.16, pinned):
+- the teacher context builder cuts the reference at the exposure in force
+  (an ExposureSource: fixed, schedule, random or the ATESD controller);
+- the loss is harness.losses.divergences.generalized_jsd (teacher top-k or full vocabulary);
+- every step logs mismatch both ways, entropies and rollout accuracy to
+  metrics.jsonl, and every probe.every steps the mismatch at each probed exposure
+  on the same rollouts, all teacher contexts in one batched forward.
+Rollout sampling, the frozen/live/EMA teacher, optimiser and checkpoints are TRL's; with
+model.lora.r > 0 the student is a peft LoRA model and teacher.mode=base is that model with
+its adapters disabled.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import torch
+from trl.experimental.sdft import SDFTConfig, SDFTTrainer
+from trl.trainer.utils import pad
+
+from harness.compute import envsafe
+from harness.compute.device import choose
+from harness.compute.vllm_backend import rollout_args
+from harness.config.schema import RunConfig
+from harness.losses.chunked import chunked_divergence, token_means
+from harness.losses.hidden_states import lm_head
+from harness.models.tiny import lora_adapter_config
+from harness.prompts.templates import Prompts
+from harness.runs import faults
+from harness.runs.rundir import RunDir
+from harness.sources.base import ExposureSource
+from harness.tasks.grading import grade
+from harness.tasks.problem import Problem
+from harness.trainers.hooks import RunHooks
+from harness.trainers.probe import probe_mismatch
+from harness.trainers.trackers import trl_report_to
+
+envsafe.install()  # before any trainer builds its Accelerator (see harness/compute/envsafe.py)
+
+
+class ExposureContextBuilder:
+    """Replaces SDFT's builder: teacher prompt = template(problem, reference[:ceil(r L)]),
+    built from token ids (harness/prompts/templates.py Prompts.teacher_ids), never through TRL's
+    `_tokenize_prompts`, which cuts prompts from the left at max_prompt_length."""
+
+    def __init__(self, trainer: OPSDTrainer) -> None:
+        self.trainer = trainer
+        self.ref_cut_share = 0.0  # share of the last batch's references cut to fit the budget
+
+    def teacher_ids(self, problem_ids: list[str], r: float) -> list[list[int]]:
+        tr = self.trainer
+        built = [tr.prompts.teacher_ids(tr.problems[pid], r) for pid in problem_ids]
+        self.ref_cut_share = sum(cut for _, cut in built) / max(len(built), 1)
+        return [ids for ids, _ in built]
+
+    def select_generation_prompts(self, prompts: list[Any], privileged: list[Any]) -> list[Any]:
+        tr = self.trainer
+        r = tr.exposure_source.current()
+        return [tr.prompts.teacher(tr.problems[pid], r) for pid in privileged]
+
+    def build_ids(self, teacher_ids: list[list[int]], completion_ids_B_C: torch.Tensor,
+                  completion_mask_B_C: torch.Tensor) -> dict[str, torch.Tensor]:
+        tr = self.trainer
+        ids = [torch.tensor(x) for x in teacher_ids]
+        prompt_ids = pad(ids, padding_value=tr._tokenizer.pad_token_id, padding_side="left")
+        prompt_mask = pad([torch.ones_like(x) for x in ids], padding_value=0, padding_side="left")
+        dev = completion_ids_B_C.device
+        return {
+            "teacher_input_ids": torch.cat([prompt_ids.to(dev), completion_ids_B_C], dim=1),
+            "teacher_attention_mask": torch.cat([prompt_mask.to(dev), completion_mask_B_C], dim=1),
+        }
+
+    def build(self, prompts: list[Any], privileged: list[Any], completion_ids: torch.Tensor,
+              completion_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        r = self.trainer.exposure_source.current()
+        self.trainer.batch_exposure = r
+        return self.build_ids(self.teacher_ids(privileged, r), completion_ids, completion_mask)
+
+
+class OPSDTrainer(RunHooks, SDFTTrainer):
+    """SDFTTrainer whose dataset rows are {prompt, privileged_context=problem id}."""
+
+    def __init__(self, *, run_cfg: RunConfig, problems: dict[str, Problem],
+                 exposure_source: ExposureSource, run_dir: RunDir, **kwargs: Any) -> None:
+        self.init_run(run_cfg, problems, exposure_source, run_dir)
+        self.batch_exposure = exposure_source.current()
+        # With LoRA, TRL wraps the model in peft and its base teacher is this same model
+        # run under disable_adapter() (SDFTTrainer._get_teacher_context_for_self_distillation):
+        # no second copy of the weights.
+        kwargs.setdefault("peft_config", lora_adapter_config(run_cfg.model.lora))
+        super().__init__(**kwargs)
+        self.prompts = Prompts(run_cfg, self._tokenizer)
+        self.teacher_context_builder = ExposureContextBuilder(self)
+
+    def teacher_context(self):
+        """The context the teacher's forward runs in (TRL's: adapters disabled for a LoRA base
+        teacher); the name RLTrainer uses too (harness/sources/paper_reward.py TeacherView)."""
+        return self._get_teacher_context_for_self_distillation()
+
+    # ---- rollouts: grade them, and probe the mismatch on them ---------------------------
+    def _prepare_training_batch(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """Once per optimiser step, on all of the step's rows (TRL splits them into micro-batches)."""
+        batch = super()._prepare_training_batch(inputs)
+        problem_ids = [x["privileged_context"] for x in inputs]
+        texts = self._tokenizer.batch_decode(batch["completion_ids"], skip_special_tokens=True)
+        correct = [grade(self.run_cfg.task.grader, t, self.problems[pid].answer)[1]
+                   for t, pid in zip(texts, problem_ids)]
+        self.step_stats = {
+            "rollout_accuracy": sum(correct) / len(correct),
+            "completion_length": batch["raw_completion_lengths"].float().mean().item(),
+        }
+        if self.run_cfg.task.max_teacher_tokens:  # logged only where a budget can cut
+            self.step_stats["teacher_ref_cut"] = self.teacher_context_builder.ref_cut_share
+        # Each micro-batch's loss is its token sum over the step's token count, so the
+        # accumulated gradient is the step's token mean whatever train.micro_batch is.
+        self.token_stats = TokenStats()
+        self.step_loss_tokens = max(int(self.loss_mask(batch["completion_mask"]).sum()), 1)
+        probe = self.run_cfg.probe
+        step = self.state.global_step + 1
+        if self.model.training and probe.every and (step == 1 or step % probe.every == 0):
+            self.pending_rows += self.probe_rows(batch, problem_ids, step)
+        return batch
+
+    def loss_mask(self, completion_mask_B_C: torch.Tensor) -> torch.Tensor:
+        """Completion tokens the loss counts (SDFT's num_loss_tokens_to_skip first ones left out)."""
+        skip = self.num_loss_tokens_to_skip
+        if not skip:
+            return completion_mask_B_C
+        pos_1_C = torch.arange(completion_mask_B_C.shape[1], device=completion_mask_B_C.device)[None]
+        return completion_mask_B_C * (pos_1_C >= skip).long()
+
+    @torch.no_grad()
+    def probe_rows(self, batch: dict[str, Any], problem_ids: list[str], step: int) -> list[dict]:
+        """Mismatch at every probed exposure on these rollouts (harness/trainers/probe.py): train.micro_batch
+        rows at a time, probe.max_rows teacher rows per forward."""
+        comp_B_C, cmask_B_C = batch["completion_ids"], batch["completion_mask"]
+        builder = self.teacher_context_builder
+
+        def teacher(chunk: list[float], rows: slice) -> torch.Tensor:
+            ids = [x for r in chunk for x in builder.teacher_ids(problem_ids[rows], r)]
+            t_in = builder.build_ids(ids, comp_B_C[rows].repeat(len(chunk), 1),
+                                     cmask_B_C[rows].repeat(len(chunk), 1))
+            return self.teacher_hidden(t_in["teacher_input_ids"], t_in["teacher_attention_mask"],
+                                       comp_B_C.shape[1])
+
+        spec = replace(self.spec(), temperature=1.0, loss=False)  # the mismatch: T 1, no loss
+        rows = probe_mismatch(list(self.run_cfg.probe.exposures), self.run_cfg.probe.max_rows,
+                              self.run_cfg.micro_batch, lambda r: self.student_hidden(self.model, batch, r),
+                              teacher, comp_B_C, cmask_B_C, lm_head(self.model), lm_head(self.teacher_model),
+                              spec)
+        for row in rows:
+            check_finite(row, step, ("mismatch_kl_st", "mismatch_kl_ts"))
+        return [{"step": step, "kind": "probe", **row} for row in rows]
+
+    # ---- loss ------------------------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """One micro-batch: its token sum of D over the step's loss tokens (harness/losses/chunked.py)."""
+        c_len = inputs["completion_ids"].shape[1]
+        sel_B_C = self.loss_mask(inputs["completion_mask"]).bool()
+        h_s_N_H = self.student_hidden(model, inputs)[sel_B_C]
+        h_t_N_H = self.teacher_hidden(inputs["teacher_input_ids"], inputs["teacher_attention_mask"],
+                                      c_len)[sel_B_C]
+        loss_sum, stats_N_K = chunked_divergence(h_s_N_H, h_t_N_H, inputs["completion_ids"][sel_B_C],
+                                                 lm_head(model), self.spec(), lm_head(self.teacher_model))
+        n_tok = stats_N_K.shape[0]
+        loss = loss_sum / (self.step_loss_tokens if model.training else max(n_tok, 1))
+        step = self.state.global_step + 1
+        if model.training and faults.poison(self.run_cfg.run_name, step):
+            loss = loss * float("nan")
+        # a poisoned (NaN) loss must reach the finite check, as the loss itself would
+        micro = self.token_stats.add(loss_sum.detach() if torch.isfinite(loss) else loss.detach(), stats_N_K)
+        if model.training:
+            check_finite(micro, step, ("loss", "mismatch_kl_st", "mismatch_kl_ts"))
+        return loss
+
+    # ---- one metrics row per optimiser step ----------------------------------------------------
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self.model.training:
+            step = self.state.global_step
+            row = {"step": step, "kind": "train", "exposure": self.batch_exposure,
+                   **self.step_stats, **self.token_stats.means(), "lr": logs.get("learning_rate"),
+                   "grad_norm": logs.get("grad_norm"), "wall_time": self.elapsed()}
+            self.write_step(step, row)
+        super().log(logs, start_time)
+
+
+class TokenStats:
+    """Token sums of the loss and statistics over a step's micro-batches: the train row holds
+    their token-weighted means (one micro-batch's values never overwrite another's)."""
+
+    KEYS = ("mismatch_kl_st", "mismatch_kl_ts", "teacher_entropy", "student_entropy", "student_confidence")
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.tokens = 0
+
+    def add(self, loss_sum: torch.Tensor, stats_N_K: torch.Tensor) -> dict[str, float]:
+        """Add one micro-batch; returns its own means (for the finite check)."""
+        n = stats_N_K.shape[0]
+        micro = {"loss": loss_sum.item(),
+                 **{k: v.item() for k, v in token_means(stats_N_K, self.KEYS).items()}}
+        for key, value in micro.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.tokens += n
+        return {k: v / max(n, 1) for k, v in micro.items()}
+
+    def means(self) -> dict[str, float]:
+        return {k: v / max(self.tokens, 1) for k, v in self.sums.items()}
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss or mismatch went NaN/inf: the run stops (status failed) instead of training on."""
+
+
+def check_finite(stats: dict[str, float], step: int, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if not math.isfinite(stats[key]):
+            raise NonFiniteError(f"non-finite {key} at step {step}: {stats[key]}")
+
+
+def sdft_args(cfg: RunConfig, output_dir: str) -> SDFTConfig:
+    t = cfg.train
+    # Device and mixed precision: harness/compute/device.py (CPU: use_cpu, fp32; CUDA: model.dtype).
+    precision = choose(cfg.model.dtype, lora=cfg.model.lora.r > 0)
+    return SDFTConfig(
+        output_dir=output_dir, max_steps=t.steps, per_device_train_batch_size=cfg.micro_batch,
+        # train.micro_batch: rollouts are still sampled once a step (TRL's steps_per_generation
+        # defaults to the accumulation steps) and split into micro-batches for the backward.
+        num_generations=1, gradient_accumulation_steps=cfg.rows_per_step // cfg.micro_batch,
+        learning_rate=t.lr,
+        lr_scheduler_type="constant_with_warmup", warmup_steps=t.warmup_steps,
+        max_grad_norm=t.max_grad_norm, temperature=t.temperature, top_p=t.top_p,
+        max_completion_length=t.max_completion_length, max_prompt_length=None,
+        teacher_model_kind=cfg.teacher.mode, teacher_update_rate=cfg.teacher.ema_rate,
+        distillation_alpha=cfg.loss.beta, distillation_mode="full_logits",
+        logging_steps=1, report_to=trl_report_to(t.report_to), seed=cfg.seed, data_seed=cfg.seed,
+        **precision.train_flags(), trust_remote_code=cfg.model.trust_remote_code,
+        save_strategy="steps" if t.checkpoint_every else "no",
+        save_steps=t.checkpoint_every or 1, save_total_limit=1, save_only_model=False,
+        disable_tqdm=False, log_level="warning",
+        dataloader_num_workers=0, shuffle_dataset=True,
+        # train.top_k, and train.generation=vllm|auto: TRL's vLLM rollouts (harness/compute/vllm_backend.py)
+        **({"top_k": t.top_k} | rollout_args(t)),
+    )

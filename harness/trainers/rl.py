@@ -1,0 +1,271 @@
+"""GRPO and the student-side losses built on it: TRL's GRPOTrainer with the task's grader.
+
+python -m harness.run method=grpo profile=smoke       # also method=antisd|sdar, source=atesd loss=antisd
+
+loss=grpo   correctness reward (harness.tasks.grading.grade), grpo.group_size rollouts a
+            problem, no teacher (source none).
+loss=antisd GRPO with A_i + lambda A_t per token, A_t the bounded AntiSD advantage of the gap
+            log p_T - log p_S, turned off by the teacher-entropy gate (harness/losses/student.py).
+loss=sdar   GRPO loss + sdar.coef x mean_t(g_t D_t), g_t = sigmoid(beta_g gap_t) detached, D_t
+            the OPSD divergence (harness.losses.divergences.generalized_jsd, loss.beta / loss.support).
+The teacher is the same model shown the reference at the exposure in force, through the same
+ExposureContextBuilder as OPSDTrainer (harness/trainers/opsd.py); teacher.mode picks its weights.
+Metrics rows match OPSD's (one `kind: train` row per optimiser step, rank 0 writes them);
+checkpoints and resume are TRL's, the AntiSD gate's state travels in each checkpoint.
+Teacher-side statistics and the sdar term come from harness/losses/chunked.py on final hidden states
+(train.micro_batch rows per forward, the vocabulary in blocks): no batch-wide logits tensor.
+Cost: sdar runs a second student forward (with gradient) for its divergence.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from contextlib import nullcontext
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate.utils import is_peft_model
+from transformers import TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+from trl.experimental.sdft.teacher_sync import PEFTAdapterEMACallback
+from trl.trainer.utils import use_adapter
+
+from harness.compute import envsafe
+from harness.compute.device import choose
+from harness.compute.vllm_backend import rollout_args
+from harness.config.schema import RunConfig
+from harness.losses.chunked import COL, STATS, chunked_divergence, token_means
+from harness.losses.divergences import masked_mean
+from harness.losses.hidden_states import lm_head, row_blocks
+from harness.losses.student import (
+    EntropyGate,
+    antisd_advantage,
+    masked_median,
+    token_gap,
+)
+from harness.models.tiny import lora_adapter_config
+from harness.prompts.templates import Prompts
+from harness.runs import faults
+from harness.runs.rundir import RunDir
+from harness.sources.base import ExposureSource
+from harness.tasks.grading import grade
+from harness.tasks.problem import Problem
+from harness.trainers.hooks import RunHooks
+from harness.trainers.opsd import ExposureContextBuilder, NonFiniteError, check_finite
+from harness.trainers.trackers import trl_report_to
+
+envsafe.install()  # before any trainer builds its Accelerator (see harness/compute/envsafe.py)
+
+GATE_STATE = "antisd_gate.json"
+
+
+class EMATeacher(TrainerCallback):
+    """teacher.mode=ema without LoRA: teacher <- (1 - rate) teacher + rate student each step."""
+
+    def __init__(self, teacher: torch.nn.Module, student: torch.nn.Module, rate: float) -> None:
+        self.teacher, self.student, self.rate = teacher, student, rate
+
+    @torch.no_grad()
+    def on_step_end(self, args, state, control, **kwargs):
+        for t, s in zip(self.teacher.parameters(), self.student.parameters()):
+            t.lerp_(s.detach().to(t.dtype), self.rate)
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A frozen copy of model that runs its own weights. A plain deepcopy does not: by the time
+    setup_teacher runs, the trainer has set an instance `forward` on the model (a wrapper whose
+    closure holds the student's bound forward), and deepcopy keeps that closure, so the
+    "copy" computed with the student's live weights. Instance forwards are dropped here."""
+    teacher = copy.deepcopy(model).eval().requires_grad_(False)
+    for module in teacher.modules():
+        module.__dict__.pop("forward", None)
+    return teacher
+
+
+class RLTrainer(RunHooks, GRPOTrainer):
+    """GRPOTrainer whose dataset rows are {prompt, privileged_context=problem id}."""
+
+    def __init__(self, *, run_cfg: RunConfig, problems: dict[str, Problem],
+                 exposure_source: ExposureSource, run_dir: RunDir, **kwargs: Any) -> None:
+        self.init_run(run_cfg, problems, exposure_source, run_dir)
+        self.loss_name = run_cfg.method.loss
+        self.has_teacher = self.loss_name != "grpo"
+        self.batch_exposure = exposure_source.current() if self.has_teacher else None
+        a = run_cfg.antisd
+        self.gate = EntropyGate(a.warmup_steps, a.off_fraction, a.on_fraction)
+        kwargs.setdefault("peft_config", lora_adapter_config(run_cfg.model.lora))
+        super().__init__(reward_funcs=[self.correctness], **kwargs)
+        self._tokenizer = self.processing_class  # what ExposureContextBuilder pads with
+        self.prompts = Prompts(run_cfg, self._tokenizer)
+        self.teacher_context_builder = ExposureContextBuilder(self)
+        self.teacher_model, self.teacher_context = self.setup_teacher() if self.has_teacher \
+            else (None, nullcontext)
+
+    # ---- reward and teacher --------------------------------------------------------------
+    def correctness(self, completions: list[str], privileged_context: list[str],
+                    **_: Any) -> list[float]:
+        """1.0 for a correct final answer (the task's grader), else 0.0."""
+        return [float(grade(self.run_cfg.task.grader, text, self.problems[pid].answer)[1])
+                for text, pid in zip(completions, privileged_context)]
+
+    def setup_teacher(self):
+        """(teacher module, context manager routing its forward) for teacher.mode: live is the
+        student; base with LoRA is the student with adapters disabled (no copy), without LoRA a
+        frozen copy of the initial weights; ema a copy (or LoRA adapter) moved each step."""
+        mode, rate = self.run_cfg.teacher.mode, self.run_cfg.teacher.ema_rate
+        peft = is_peft_model(self.model)
+        if mode == "live":
+            return self.model, nullcontext
+        if peft and mode == "base":
+            return self.model, lambda: use_adapter(self.model, adapter_name=None)
+        if peft:  # ema: a "teacher" LoRA adapter, TRL's EMA of the student's
+            self.add_callback(PEFTAdapterEMACallback(model=self.model, teacher_adapter_name="teacher",
+                                                     update_rate=rate, accelerator=self.accelerator))
+            return self.model, lambda: use_adapter(self.model, adapter_name="teacher")
+        teacher = frozen_copy(self.model)
+        if mode == "ema":
+            self.add_callback(EMATeacher(teacher, self.model, rate))
+        return teacher, nullcontext
+
+    @torch.no_grad()
+    def teacher_token_stats(self, out: dict[str, Any]) -> torch.Tensor:
+        """stats_B_C_K (harness/losses/chunked.py STATS, zero on padding) of the whole generation batch,
+        train.micro_batch rows per forward, the vocabulary block by block."""
+        m_B_C = out["completion_mask"].bool()
+        stats_B_C_K = torch.zeros(*m_B_C.shape, len(STATS), device=m_B_C.device)
+        for rows in row_blocks(m_B_C.shape[0], self.run_cfg.micro_batch):
+            sel = m_B_C[rows]
+            h_t = self.teacher_hidden(out["teacher_input_ids"][rows], out["teacher_attention_mask"][rows],
+                                      out["completion_ids"].shape[1])
+            _, st = chunked_divergence(self.student_hidden(self.model, out, rows)[sel], h_t[sel],
+                                       out["completion_ids"][rows][sel],
+                                       lm_head(self.model), replace(self.spec(), loss=False),
+                                       lm_head(self.teacher_model))
+            stats_B_C_K[rows][sel] = st.to(stats_B_C_K.dtype)  # rows is a slice: a view, written through
+        return stats_B_C_K
+
+    # ---- rollouts: teacher contexts, mismatch, AntiSD advantage ------------------------------
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        out = super()._generate_and_score_completions(inputs)
+        if not self.has_teacher or not self.model.training:
+            return out
+        r = self.exposure_source.current()
+        self.batch_exposure = r
+        builder = self.teacher_context_builder
+        ids = builder.teacher_ids([x["privileged_context"] for x in inputs], r)
+        out.update(builder.build_ids(ids, out["completion_ids"], out["completion_mask"]))
+        m_B_C = out["completion_mask"]
+        self.step_loss_tokens = max(int(m_B_C.sum()), 1)  # the sdar term's normaliser over micro-batches
+        self.sdar_sums: dict[str, float] = {}
+        stats_B_C_K = self.teacher_token_stats(out)
+        means = {k: v.item() / self.step_loss_tokens for k, v in
+                 token_means(stats_B_C_K[m_B_C.bool()], STATS[:4]).items()}
+        self.step_stats = means
+        if self.run_cfg.task.max_teacher_tokens:
+            self.step_stats["teacher_ref_cut"] = builder.ref_cut_share
+        if self.loss_name == "antisd":
+            out["advantages"] = self.antisd_advantages(out, stats_B_C_K)
+        return out
+
+    def antisd_advantages(self, out: dict[str, Any], stats_B_C_K: torch.Tensor) -> torch.Tensor:
+        """A_i + lambda A_t per token while the gate is on (the gate sees this batch's
+        teacher median entropy first), A_i alone while it is off."""
+        m_B_C = out["completion_mask"]
+        # the gap at the sampling temperature: the policy GRPO trains is the one sampled at it
+        gap_B_C = token_gap(stats_B_C_K[..., COL["teacher_logp_y"]], stats_B_C_K[..., COL["student_logp_y"]])
+        median = masked_median(stats_B_C_K[..., COL["teacher_entropy"]], m_B_C)
+        on = self.gate.update(median)
+        term_B_C = self.run_cfg.antisd.lam * antisd_advantage(gap_B_C) * float(on) * m_B_C
+        self.step_stats.update({"antisd_gate": float(on), "teacher_entropy_median": median,
+                                "antisd_gate_reference": self.gate.reference,
+                                "antisd_term": masked_mean(term_B_C.abs(), m_B_C).item()})
+        return out["advantages"].unsqueeze(1) + term_B_C
+
+    # ---- loss ------------------------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.loss_name == "sdar" and model.training:
+            loss = loss + self.sdar_loss(model, inputs)
+        step = self.state.global_step + 1
+        if model.training and faults.poison(self.run_cfg.run_name, step):
+            loss = loss * float("nan")
+        if model.training and not math.isfinite(loss.item()):
+            raise NonFiniteError(f"non-finite loss at step {step}: {loss.item()}")
+        return loss
+
+    def sdar_loss(self, model, inputs: dict[str, Any]) -> torch.Tensor:
+        """c sum_t(g_t D_t) / the step's tokens for this micro-batch (DESIGN.md, SDAR): summed over
+        the step's micro-batches it is c mean_t(g_t D_t); the gate is detached."""
+        sc = self.run_cfg.sdar
+        sel_B_C = inputs["completion_mask"].bool()
+        gd_sum, st_N_K = chunked_divergence(self.student_hidden(model, inputs)[sel_B_C],
+                                            self.teacher_hidden(inputs["teacher_input_ids"],
+                                                                inputs["teacher_attention_mask"],
+                                                                inputs["completion_ids"].shape[1])[sel_B_C],
+                                            inputs["completion_ids"][sel_B_C], lm_head(model),
+                                            self.spec(gate_beta=sc.gate_beta), lm_head(self.teacher_model))
+        term = sc.coef * gd_sum / self.step_loss_tokens
+        n = self.step_loss_tokens
+        for key, value in (("sdar_gate", st_N_K[:, COL["weight"]].sum().item() / n),
+                           ("sdar_term", term.item()),
+                           ("distill_loss", st_N_K[:, COL["divergence"]].sum().item() / n)):
+            self.sdar_sums[key] = self.sdar_sums.get(key, 0.0) + value
+        self.step_stats.update(self.sdar_sums)  # token-weighted over the step's micro-batches
+        return term
+
+    # ---- one metrics row per optimiser step ----------------------------------------------------
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        training = "loss" in logs and self.model.training
+        super().log(logs, start_time)  # GRPOTrainer.log adds its step metrics to `logs`
+        if not training:
+            return
+        step = self.state.global_step
+        row = {"step": step, "kind": "train",
+               **({"exposure": self.batch_exposure} if self.has_teacher else {}),
+               "rollout_accuracy": logs.get("reward"),
+               "completion_length": logs.get("completions/mean_length"),
+               "student_entropy": logs.get("entropy"),  # teacher losses: at T 1, from step_stats
+               "loss": logs.get("loss"), **self.step_stats, "lr": logs.get("learning_rate"),
+               "grad_norm": logs.get("grad_norm"), "wall_time": self.elapsed()}
+        check_finite(row, step, ("loss",))
+        self.write_step(step, row)
+
+    # ---- the AntiSD gate's state in each checkpoint ------------------------------------------
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        if self.loss_name == "antisd" and self.args.should_save:
+            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            (folder / GATE_STATE).write_text(json.dumps(self.gate.state_dict()))
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is not None and (Path(checkpoint) / GATE_STATE).is_file():
+            self.gate.load_state_dict(json.loads((Path(checkpoint) / GATE_STATE).read_text()))
+
+
+def grpo_args(cfg: RunConfig, output_dir: str) -> GRPOConfig:
+    """TRL GRPOConfig: grpo.problems(...) problems x group_size rollouts a step, one update each."""
+    t, g = cfg.train, cfg.grpo
+    precision = choose(cfg.model.dtype, lora=cfg.model.lora.r > 0)
+    return GRPOConfig(
+        output_dir=output_dir, max_steps=t.steps,
+        # train.micro_batch rows per backward; rollouts still sampled once a step (TRL's
+        # steps_per_generation defaults to the accumulation steps)
+        per_device_train_batch_size=cfg.micro_batch, num_generations=g.group_size,
+        gradient_accumulation_steps=cfg.rows_per_step // cfg.micro_batch,
+        learning_rate=t.lr, lr_scheduler_type="constant_with_warmup",
+        warmup_steps=t.warmup_steps, max_grad_norm=t.max_grad_norm, temperature=t.temperature,
+        top_p=t.top_p, max_completion_length=t.max_completion_length,
+        beta=0.0, epsilon=g.epsilon, scale_rewards=g.scale_rewards,
+        logging_steps=1, report_to=trl_report_to(t.report_to), seed=cfg.seed, data_seed=cfg.seed,
+        **precision.train_flags(), trust_remote_code=cfg.model.trust_remote_code,
+        save_strategy="steps" if t.checkpoint_every else "no",
+        save_steps=t.checkpoint_every or 1, save_total_limit=1, save_only_model=False,
+        disable_tqdm=False, log_level="warning", dataloader_num_workers=0, shuffle_dataset=True,
+        # train.top_k, and train.generation=vllm|auto: TRL's vLLM rollouts (harness/compute/vllm_backend.py)
+        **rollout_args(t),
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import gpu_check
+from harness.bench import gpu_check, gpu_measure, gpu_wheels
 from harness.config.settings import compose
 
 
@@ -70,13 +70,13 @@ def test_the_cuda_variant_keeps_the_presets_lengths_micro_batch_and_lora(tmp_pat
 
 def test_without_the_memory_plan_it_says_so(monkeypatch):
     monkeypatch.setitem(sys.modules, "harness.memory.plan", None)  # import fails as if absent
-    assert gpu_check.plan_total(compose(["profile=smoke"])) == (None, "plan: not available")
+    assert gpu_measure.plan_total(compose(["profile=smoke"])) == (None, "plan: not available")
 
 
 def test_the_wheels_are_the_pinned_versions():
-    specs = dict(s.split("==") for s in gpu_check.wheel_specs())
-    pins = gpu_check.pins()
-    assert specs.keys() == set(gpu_check.GPU_WHEELS)
+    specs = dict(s.split("==") for s in gpu_wheels.wheel_specs())
+    pins = gpu_wheels.pins()
+    assert specs.keys() == set(gpu_wheels.GPU_WHEELS)
     for name in ("trl", "transformers", "peft", "datasets", "hydra-core", "submitit", "math-verify"):
         assert specs[name] == pins[name]
     assert all(v for v in specs.values())

@@ -59,17 +59,14 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
     """base_path: the resolved base model, None when it is to be built (resolve_base);
     observers: more TrainerCallbacks (tests/dist_worker.py records what each rank saw)."""
     import torch
-    from datasets import Dataset
     from transformers import set_seed
 
-    from harness.compute.vllm_backend import install_drift_free_sync
     from harness.models.base import build
     from harness.models.tiny import load
     from harness.runs.checkpoints import SOURCE_STATE, SourceCheckpoint, latest_checkpoint
-    from harness.sources.paper_reward import TeacherView
     from harness.sources.pick import make_source
     from harness.tasks.datasets import TaskData
-    from harness.trainers.opsd import OPSDTrainer, sdft_args
+    from harness.trainers.build import build_trainer
     from harness.trainers.periodic_eval import PeriodicEval
 
     torch.set_num_threads(cfg.train.threads)
@@ -87,22 +84,11 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
         source.load_state_dict(torch.load(resume / SOURCE_STATE, weights_only=False))
         if is_main():  # rank 0 alone writes the run folder (harness/compute/distributed.py)
             rd.truncate_metrics_after(int(resume.name.split("-")[1]))
-    # loss=opsd: TRL's SDFTTrainer; grpo|antisd|sdar: TRL's GRPOTrainer (harness/trainers/rl.py).
-    trainer_cls, make_args = (OPSDTrainer, sdft_args) if cfg.method.loss == "opsd" else rl_trainer()
-    trainer = trainer_cls(model=model, args=make_args(cfg, str(rd.checkpoints)),
-                          train_dataset=Dataset.from_list(rows), processing_class=tok,
-                          run_cfg=cfg, problems=problems, exposure_source=source, run_dir=rd,
-                          callbacks=[SourceCheckpoint(source), PeriodicEval(cfg, tok, rd), *observers])
-    install_drift_free_sync(trainer)  # LoRA + vLLM rollouts: the frozen base never merged into
-    source.bind(trainer.model, tok, teacher=TeacherView.of(trainer))
+    # loss=opsd: TRL's SDFTTrainer; grpo|antisd|sdar: TRL's GRPOTrainer (harness/trainers/build.py).
+    trainer = build_trainer(cfg, rd, model, tok, rows, problems, source,
+                            callbacks=[SourceCheckpoint(source), PeriodicEval(cfg, tok, rd), *observers])
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return evaluate_into(rd, trainer.model, tok, cfg)
-
-
-def rl_trainer():
-    from harness.trainers.rl import RLTrainer, grpo_args
-
-    return RLTrainer, grpo_args
 
 
 def evaluate_into(rd: RunDir, model, tok, cfg: RunConfig) -> dict:

@@ -49,7 +49,7 @@ def test_explicit_dtype_is_honoured_and_bad_ones_are_one_line():
 
 def test_sdft_args_and_load_follow_model_dtype(smoke_base):
     from harness.models.tiny import load
-    from harness.trainers.opsd import sdft_args
+    from harness.trainers.build import sdft_args
 
     cfg = compose(["profile=smoke", "model.dtype=bfloat16"])
     args = sdft_args(cfg, "/tmp/unused")
@@ -97,7 +97,8 @@ def lora_trainer(cfg, base_path, rd):
     from harness.run import train_rows
     from harness.sources.pick import make_source
     from harness.tasks.datasets import TaskData
-    from harness.trainers.opsd import OPSDTrainer, sdft_args
+    from harness.trainers.build import sdft_args
+    from harness.trainers.opsd import OPSDTrainer
 
     set_seed(cfg.seed)
     model, tok = load(base_path, cfg.model)

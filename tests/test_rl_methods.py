@@ -176,7 +176,8 @@ def test_frozen_teacher_copy_keeps_the_initial_weights(tmp_path, smoke_base):
     from harness.runs.rundir import RunDir
     from harness.sources.pick import make_source
     from harness.tasks.datasets import TaskData
-    from harness.trainers.rl import RLTrainer, grpo_args
+    from harness.trainers.build import grpo_args
+    from harness.trainers.rl import RLTrainer
 
     cfg = compose(["profile=smoke", "method=sdar", "train.lr=0.05", f"results={tmp_path}"])
     model, tok = load(smoke_base, cfg.model)

@@ -2,8 +2,8 @@
 
 python -m harness.bench --only step --quick profile=smoke   # builds an OPSD and a TRL SDFT trainer
 
-- `opsd`: harness.trainers.opsd.OPSDTrainer on harness.run.train_rows (what a run trains);
-- `sdft`: TRL's own SDFTTrainer, same model and settings (harness.trainers.opsd.sdft_args), its
+- `opsd`: harness.trainers.build.build_trainer on harness.run.train_rows (what a run trains);
+- `sdft`: TRL's own SDFTTrainer, same model and settings (harness.trainers.build.sdft_args), its
   privileged context the very teacher prompt text OPSD builds (template
   "{privileged_context}"), so both teachers read the same tokens;
 - `grpo`: TRL's GRPOTrainer, same model and sampling settings, a correctness reward
@@ -53,24 +53,19 @@ def problems_and_rows(cfg: RunConfig, tok) -> tuple[dict, list[dict]]:
 
 
 def opsd(s: Setup, name: str = "opsd"):
-    from datasets import Dataset
-
+    """The run's trainer (harness.trainers.build.build_trainer: OPSDTrainer for loss=opsd)."""
     from harness.models.tiny import load
     from harness.runs.rundir import RunDir
     from harness.sources.pick import make_source
     from harness.tasks.datasets import TaskData
-    from harness.trainers.opsd import OPSDTrainer, sdft_args
+    from harness.trainers.build import build_trainer
 
     model, tok = load(s.model_path, s.cfg.model)
     problems, rows = problems_and_rows(s.cfg, tok)
     source = make_source(s.cfg, evaluator=(TaskData(s.cfg.task), tok))
     rd = RunDir(s.workdir / name)
     rd.path.mkdir(parents=True, exist_ok=True)
-    trainer = OPSDTrainer(model=model, args=sdft_args(s.cfg, str(rd.checkpoints)),
-                          train_dataset=Dataset.from_list(rows), processing_class=tok,
-                          run_cfg=s.cfg, problems=problems, exposure_source=source, run_dir=rd)
-    source.bind(trainer.model, tok)
-    return ready(trainer)
+    return ready(build_trainer(s.cfg, rd, model, tok, rows, problems, source))
 
 
 def sdft(s: Setup):
@@ -79,7 +74,7 @@ def sdft(s: Setup):
 
     from harness.models.tiny import load, lora_adapter_config
     from harness.prompts.templates import Prompts
-    from harness.trainers.opsd import sdft_args
+    from harness.trainers.build import sdft_args
 
     model, tok = load(s.model_path, s.cfg.model)
     problems, rows = problems_and_rows(s.cfg, tok)

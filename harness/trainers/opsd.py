@@ -21,12 +21,10 @@ from dataclasses import replace
 from typing import Any
 
 import torch
-from trl.experimental.sdft import SDFTConfig, SDFTTrainer
+from trl.experimental.sdft import SDFTTrainer
 from trl.trainer.utils import pad
 
 from harness.compute import envsafe
-from harness.compute.device import choose
-from harness.compute.vllm_backend import rollout_args
 from harness.config.schema import RunConfig
 from harness.losses.chunked import chunked_divergence, token_means
 from harness.losses.hidden_states import lm_head
@@ -39,7 +37,6 @@ from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
 from harness.trainers.hooks import RunHooks
 from harness.trainers.probe import probe_mismatch
-from harness.trainers.trackers import trl_report_to
 
 envsafe.install()  # before any trainer builds its Accelerator (see harness/compute/envsafe.py)
 
@@ -222,29 +219,3 @@ def check_finite(stats: dict[str, float], step: int, keys: tuple[str, ...]) -> N
     for key in keys:
         if not math.isfinite(stats[key]):
             raise NonFiniteError(f"non-finite {key} at step {step}: {stats[key]}")
-
-
-def sdft_args(cfg: RunConfig, output_dir: str) -> SDFTConfig:
-    t = cfg.train
-    # Device and mixed precision: harness/compute/device.py (CPU: use_cpu, fp32; CUDA: model.dtype).
-    precision = choose(cfg.model.dtype, lora=cfg.model.lora.r > 0)
-    return SDFTConfig(
-        output_dir=output_dir, max_steps=t.steps, per_device_train_batch_size=cfg.micro_batch,
-        # train.micro_batch: rollouts are still sampled once a step (TRL's steps_per_generation
-        # defaults to the accumulation steps) and split into micro-batches for the backward.
-        num_generations=1, gradient_accumulation_steps=cfg.rows_per_step // cfg.micro_batch,
-        learning_rate=t.lr,
-        lr_scheduler_type="constant_with_warmup", warmup_steps=t.warmup_steps,
-        max_grad_norm=t.max_grad_norm, temperature=t.temperature, top_p=t.top_p,
-        max_completion_length=t.max_completion_length, max_prompt_length=None,
-        teacher_model_kind=cfg.teacher.mode, teacher_update_rate=cfg.teacher.ema_rate,
-        distillation_alpha=cfg.loss.beta, distillation_mode="full_logits",
-        logging_steps=1, report_to=trl_report_to(t.report_to), seed=cfg.seed, data_seed=cfg.seed,
-        **precision.train_flags(), trust_remote_code=cfg.model.trust_remote_code,
-        save_strategy="steps" if t.checkpoint_every else "no",
-        save_steps=t.checkpoint_every or 1, save_total_limit=1, save_only_model=False,
-        disable_tqdm=False, log_level="warning",
-        dataloader_num_workers=0, shuffle_dataset=True,
-        # train.top_k, and train.generation=vllm|auto: TRL's vLLM rollouts (harness/compute/vllm_backend.py)
-        **({"top_k": t.top_k} | rollout_args(t)),
-    )

@@ -30,13 +30,11 @@ from typing import Any
 import torch
 from accelerate.utils import is_peft_model
 from transformers import TrainerCallback
-from trl import GRPOConfig, GRPOTrainer
+from trl import GRPOTrainer
 from trl.experimental.sdft.teacher_sync import PEFTAdapterEMACallback
 from trl.trainer.utils import use_adapter
 
 from harness.compute import envsafe
-from harness.compute.device import choose
-from harness.compute.vllm_backend import rollout_args
 from harness.config.schema import RunConfig
 from harness.losses.chunked import COL, STATS, chunked_divergence, token_means
 from harness.losses.divergences import masked_mean
@@ -56,7 +54,6 @@ from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
 from harness.trainers.hooks import RunHooks
 from harness.trainers.opsd import ExposureContextBuilder, NonFiniteError, check_finite
-from harness.trainers.trackers import trl_report_to
 
 envsafe.install()  # before any trainer builds its Accelerator (see harness/compute/envsafe.py)
 
@@ -245,27 +242,3 @@ class RLTrainer(RunHooks, GRPOTrainer):
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is not None and (Path(checkpoint) / GATE_STATE).is_file():
             self.gate.load_state_dict(json.loads((Path(checkpoint) / GATE_STATE).read_text()))
-
-
-def grpo_args(cfg: RunConfig, output_dir: str) -> GRPOConfig:
-    """TRL GRPOConfig: grpo.problems(...) problems x group_size rollouts a step, one update each."""
-    t, g = cfg.train, cfg.grpo
-    precision = choose(cfg.model.dtype, lora=cfg.model.lora.r > 0)
-    return GRPOConfig(
-        output_dir=output_dir, max_steps=t.steps,
-        # train.micro_batch rows per backward; rollouts still sampled once a step (TRL's
-        # steps_per_generation defaults to the accumulation steps)
-        per_device_train_batch_size=cfg.micro_batch, num_generations=g.group_size,
-        gradient_accumulation_steps=cfg.rows_per_step // cfg.micro_batch,
-        learning_rate=t.lr, lr_scheduler_type="constant_with_warmup",
-        warmup_steps=t.warmup_steps, max_grad_norm=t.max_grad_norm, temperature=t.temperature,
-        top_p=t.top_p, max_completion_length=t.max_completion_length,
-        beta=0.0, epsilon=g.epsilon, scale_rewards=g.scale_rewards,
-        logging_steps=1, report_to=trl_report_to(t.report_to), seed=cfg.seed, data_seed=cfg.seed,
-        **precision.train_flags(), trust_remote_code=cfg.model.trust_remote_code,
-        save_strategy="steps" if t.checkpoint_every else "no",
-        save_steps=t.checkpoint_every or 1, save_total_limit=1, save_only_model=False,
-        disable_tqdm=False, log_level="warning", dataloader_num_workers=0, shuffle_dataset=True,
-        # train.top_k, and train.generation=vllm|auto: TRL's vLLM rollouts (harness/compute/vllm_backend.py)
-        **rollout_args(t),
-    )

@@ -10,21 +10,35 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness.registry import components, find
+
 
 def method_sort_key(row: pd.Series) -> tuple:
-    """Table order: base, fixed exposures by r (OPSD r = 1 among them), ATESD, its variants,
-    random, schedule, then the RL rows: GRPO, AntiSD and SDAR (fixed r), their compositions
-    with an exposure source (`atesd_antisd`, ...), others."""
+    """Table order: base, fixed exposures by r (OPSD r = 1 among them), then each registered
+    source's rows and each loss's by the components' ranks (harness/registry.py: ATESD and its
+    tagged variants, random, schedule, GRPO, AntiSD and SDAR at a fixed r), then compositions
+    of a source with a loss (`atesd_antisd`, ...) and anything else."""
     name, tag = row["method_name"], row["tag"] if isinstance(row["tag"], str) else ""
-    fixed = row["exposure_source"] == "fixed" and name != "base"
+    source = find("source", row["exposure_source"])
+    fixed = (source.fixed_exposure if source else row["exposure_source"] == "fixed") and name != "base"
     if name == "base":
-        rank = 0
+        rank = -2
     elif fixed and name == "opsd":
-        rank = 1
+        rank = -1
     else:
-        rank = {"atesd": 2 if not tag else 3, "random": 4, "schedule": 5, "grpo": 6, "antisd": 7,
-                "sdar": 8}.get(name, 9)
+        rank = part_ranks().get(name, OTHERS)
     return (rank, tag, row["exposure"] if fixed else 0.0, str(row["method"]))
+
+
+OTHERS = 10_000  # compositions and methods no registered component names
+
+
+def part_ranks() -> dict[str, int]:
+    """method-name part -> table rank: sources first, then losses (each kind by its rank)."""
+    ranks: dict[str, int] = {}
+    for offset, kind in ((0, "source"), (1000, "loss")):
+        ranks.update({c.method_part: offset + c.rank for c in components(kind) if c.method_part})
+    return ranks
 
 
 def methods(info: pd.DataFrame) -> pd.DataFrame:

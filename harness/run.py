@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
 import harness.config.hydra_store  # noqa: F401 - registers run_defaults and the sweeper's config
 import harness.front.grid_sweeper  # noqa: F401 - registers the sweeper class (Hydra plugin)
@@ -30,8 +30,9 @@ from harness.compute.distributed import (
     world,
 )
 from harness.config.schema import ConfigError, RunConfig, to_run_config
-from harness.config.settings import CONFIG_DIR, fail
+from harness.config.settings import CONFIG_DIR, fail, stored_yaml
 from harness.prompts.templates import Prompts
+from harness.runs.identity import RunIdentity
 from harness.runs.rundir import RunDir, atomic_write, refuse_config_conflict, write_eval
 from harness.runs.runlock import hold
 from harness.runs.slots import slot
@@ -112,7 +113,7 @@ def prepare_folder(cfg: RunConfig) -> RunDir | None:
     A folder holding a run of another config is refused (ConfigError), never reused.
     """
     refuse_config_conflict(cfg)
-    rd = RunDir(Path(cfg.results) / cfg.run_name)
+    rd = RunDir(RunIdentity.of(cfg).folder)
     if rd.is_done() and not cfg.force:
         print(f"skip {rd.path}: already done (force=true re-runs it)")
         return None
@@ -163,7 +164,9 @@ def train_in_slot(cfg: RunConfig, rd: RunDir, base_path: Path | None,
                   observers: Sequence[Any] = ()) -> dict:
     with slot(Path(cfg.results) / ".slots", cfg.launcher.max_parallel):
         starts = (rd.status() or {}).get("starts", 0) + 1
-        rd.set_status("running", host=os.uname().nodename, pid=os.getpid(), starts=starts)
+        # the run's identity (harness/runs/identity.py) from the first status write: readers take it
+        rd.set_status("running", host=os.uname().nodename, pid=os.getpid(), starts=starts,
+                      identity=RunIdentity.of(cfg).to_json())
         try:
             with tracking(cfg, rd) as trackers:  # every metrics row also goes to train.report_to
                 summary = train_and_eval(cfg, rd, base_path, observers)
@@ -191,9 +194,7 @@ def in_multirun() -> bool:
 def main(dcfg: DictConfig) -> dict | None:
     try:
         cfg = to_run_config(dcfg)
-        with open_dict(dcfg):  # config.yaml names the method as the run name does (method_of)
-            dcfg.method.name = cfg.method.name
-        return run(cfg, OmegaConf.to_yaml(dcfg, resolve=True))
+        return run(cfg, stored_yaml(dcfg, cfg))
     except ConfigError as err:  # bad values and folder conflicts: before anything is written
         fail(err)
     except Exception:

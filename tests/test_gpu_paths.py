@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lora_models import weighted_lora_model
 from tiny_chat_model import FIXTURES, build
 from trl.experimental.sdft import SDFTConfig
 
 from harness.compute.vllm_backend import eval_backend, export_weights, rollout_args, vllm_installed
-from harness.config.schema import ConfigError, TrainConfig
+from harness.config.schema import ConfigError
 from harness.config.settings import compose
+from harness.config.train import TrainConfig
 from harness.prompts.templates import Prompts, eval_prompts_for
 
 no_vllm = pytest.mark.skipif(vllm_installed(), reason="checks the error of a machine without vllm")
@@ -96,20 +98,10 @@ def logits_of(model, ids_B_T: torch.Tensor) -> torch.Tensor:
 
 
 def test_lora_export_is_the_merged_model_and_leaves_the_adapters_in_place(chat_model_dir, tmp_path):
-    from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.config.schema import LoraConfig
-    from harness.models.tiny import lora_adapter_config
-
     tok = AutoTokenizer.from_pretrained(chat_model_dir)
-    base = AutoModelForCausalLM.from_pretrained(chat_model_dir, dtype=torch.float32)
-    model = get_peft_model(base, lora_adapter_config(LoraConfig(r=4, target_modules=["q_proj", "up_proj"])))
-    torch.manual_seed(0)
-    with torch.no_grad():  # lora_B starts at 0 (a no-op adapter): give it weight
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.5)
+    model = weighted_lora_model(chat_model_dir, torch.float32)
     ids_B_T = tok(["What is 1 + 2?"], return_tensors="pt")["input_ids"]
     want = logits_of(model, ids_B_T)
     export_weights(model, tok, tmp_path / "export")

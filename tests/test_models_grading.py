@@ -65,7 +65,7 @@ def test_boxed_extraction_nested_and_missing():
 
 
 def test_hub_ids_are_left_to_load_time_and_local_paths_are_checked(tmp_path):
-    from harness.config.schema import is_hub_id
+    from harness.config.model import is_hub_id
 
     assert is_hub_id("Qwen/Qwen3-1.7B")
     assert not is_hub_id("/abs/model") and not is_hub_id("./rel/model") and not is_hub_id("plain")
@@ -74,7 +74,7 @@ def test_hub_ids_are_left_to_load_time_and_local_paths_are_checked(tmp_path):
 
 
 def test_lora_adapter_config_from_model_lora():
-    from harness.config.schema import LoraConfig
+    from harness.config.model import LoraConfig
     from harness.models.tiny import lora_adapter_config
 
     assert lora_adapter_config(LoraConfig()) is None  # r = 0: all weights train

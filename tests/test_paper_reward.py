@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from harness.config.schema import ConfigError, ControllerConfig
+from harness.config.schema import ConfigError
 from harness.config.settings import compose, compose_resolved
 from harness.run import run
 from harness.runs.rundir import read_jsonl
 from harness.runs.schema import CONTROLLER_ROW
 from harness.sources.controller import FEATURES, PAPER_FEATURES, ControllerExposure
+from harness.sources.controller_config import ControllerConfig
 from harness.sources.learning_progress import ref_nll
 from harness.sources.paper_reward import TeacherView, loss_drop_reward, teacher_ref_logp
 from harness.sources.reinforce import Reinforce, clamp_entropy

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from harness.config.schema import DTYPES, ConfigError
+from harness.config.model import DTYPES
+from harness.config.schema import ConfigError
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from typing import Any
 
 import torch
 
-from harness.config.schema import ConfigError, RunConfig, TrainConfig
+from harness.config.schema import ConfigError, RunConfig
+from harness.config.train import TrainConfig
 
 # Student rollout prompts are a problem in the chat template: AIME / HMMT / OpenThoughts-math
 # problems are a few hundred tokens. vLLM plans its KV cache for max_model_len, so the

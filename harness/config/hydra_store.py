@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 from harness.compute.distributed import register_resolvers
 from harness.config.schema import RunConfig
+from harness.registry import section_owners
 
 SWEEPER_TARGET = "hydra_plugins.harness_grid.GridSweeper"
 
@@ -35,8 +36,12 @@ class GridSweeperConf:
 
 
 def run_defaults() -> dict:
-    """The default config as a plain dict (dataclass defaults, no types attached)."""
-    return OmegaConf.to_container(OmegaConf.structured(RunConfig))  # type: ignore[return-value]
+    """The default config as a plain dict (dataclass defaults, no types attached), with every
+    registered component's section at its defaults (a run keeps the ones it uses)."""
+    out: dict = OmegaConf.to_container(OmegaConf.structured(RunConfig))  # type: ignore[assignment]
+    for key, cls in section_owners().items():
+        out[key] = OmegaConf.to_container(OmegaConf.structured(cls))
+    return out
 
 
 def tuned_exposure(results: str, study: str) -> float:

@@ -11,10 +11,10 @@ from pathlib import Path
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 import harness.config.hydra_store  # noqa: F401 - registers run_defaults (the dataclass defaults)
-from harness.config.schema import ConfigError, RunConfig, to_run_config
+from harness.config.schema import ConfigError, RunConfig, to_run_config, unused_sections
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "sweeps"
 
@@ -39,8 +39,18 @@ def compose_resolved(overrides: list[str]) -> tuple[RunConfig, str]:
     """The validated RunConfig and the resolved YAML a run folder stores as config.yaml."""
     raw = compose_raw(overrides)
     cfg = to_run_config(raw)
-    raw.method.name = cfg.method.name  # the name made from the axes (harness.config.schema.method_of)
-    return cfg, OmegaConf.to_yaml(raw, resolve=True)
+    return cfg, stored_yaml(raw, cfg)
+
+
+def stored_yaml(raw: DictConfig, cfg: RunConfig) -> str:
+    """The config.yaml of cfg's run folder from its composed config: the method named as the
+    run name names it (harness.config.schema.method_of), only the sections the run uses."""
+    raw = raw.copy()
+    with open_dict(raw):
+        raw.method.name = cfg.method.name
+        for key in unused_sections(cfg):
+            raw.pop(key, None)
+    return OmegaConf.to_yaml(raw, resolve=True)
 
 
 def fail(err: Exception) -> None:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from harness.config.schema import ConfigError, RunConfig
+from harness.config.schema import ConfigError, RunConfig, as_dict
+from harness.registry import get
 
 # Keys that pick a trained run; the base run is composed without them.
 # eval.validation (make tune's objective) too: the tune's base run is the sweeps' base run.
@@ -101,11 +102,12 @@ def plan(grids: Sequence[dict[str, Any]], arguments: Sequence[str],
     all_points = points(grids, arguments)
     for point in [*all_points, base_overrides(all_points[0])]:
         cfg = compose(point)
-        if cfg.method.exposure_source != "fixed" and any(key_of(o) == "exposure" for o in point):
+        if not get("source", cfg.method.exposure_source).fixed_exposure and \
+                any(key_of(o) == "exposure" for o in point):
             point = [o for o in point if key_of(o) != "exposure"]
             cfg = compose(point)
         name = cfg.run_name
-        if name in jobs and asdict(jobs[name].cfg) != asdict(cfg):
+        if name in jobs and as_dict(jobs[name].cfg) != as_dict(cfg):
             raise ConfigError(f"run names collide: {name} stands for two configs "
                               f"({' '.join(jobs[name].overrides)} | {' '.join(point)}); "
                               "give one a tag=<label> or name=<folder>")

@@ -23,7 +23,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.config.schema import ConfigError, DataSource, RunConfig, TaskConfig, is_hub_id
+from harness.config.model import is_hub_id
+from harness.config.schema import ConfigError, RunConfig
+from harness.config.task import DataSource, TaskConfig
 
 # Where a saved tokenizer keeps its chat template (transformers 5 writes chat_template.jinja;
 # older saves put it in tokenizer_config.json; processors in chat_template.json).

@@ -16,7 +16,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from harness.config.schema import ConfigError, RunConfig, TaskConfig
+from harness.config.schema import ConfigError, RunConfig
+from harness.config.task import TaskConfig
 from harness.models.shipped import SHIPPED_DIR, read_manifest, verify
 from harness.runs.rundir import describe_diff
 

@@ -26,7 +26,7 @@ from transformers import (
 )
 
 from harness.compute.device import choose
-from harness.config.schema import LoraConfig, ModelConfig, is_hub_id
+from harness.config.model import LoraConfig, ModelConfig, is_hub_id
 from harness.tasks.synthetic import MAX_MODULUS, OPS
 
 if TYPE_CHECKING:

@@ -74,6 +74,12 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     atomic_write(path, "".join(json.dumps(r, default=str) + "\n" for r in rows))
 
 
+def run_folder(cfg: RunConfig) -> Path:
+    """`<results>/<run name>`: the one place a run's folder path is built
+    (harness.runs.identity.RunIdentity.folder)."""
+    return Path(cfg.results) / cfg.run_name
+
+
 def write_eval(folder: Path, summary: dict, samples: list[dict], stem: str = "eval") -> None:
     """<stem>.json and <stem>_samples.jsonl (stem val: the validation problems, eval.validation)."""
     write_jsonl(folder / f"{stem}_samples.jsonl", samples)
@@ -163,21 +169,19 @@ def refuse_config_conflict(cfg: RunConfig) -> None:
     A relaunch skips (done) or resumes (checkpoints) the run in the folder, so that run
     must be the one asked for: e.g. `teacher.mode=live` must not reuse a base-teacher run.
     """
-    from dataclasses import asdict
-
     from omegaconf import OmegaConf
 
-    from harness.config.schema import ConfigError, to_run_config
+    from harness.config.schema import ConfigError, as_dict, to_run_config
 
-    stored_path = Path(cfg.results) / cfg.run_name / "config.yaml"
+    stored_path = run_folder(cfg) / "config.yaml"
     if cfg.force or not stored_path.is_file():
         return
     try:
-        stored = asdict(to_run_config(OmegaConf.load(stored_path)))
+        stored = as_dict(to_run_config(OmegaConf.load(stored_path)))
     except Exception as err:  # unreadable: refuse rather than guess
         raise ConfigError(f"{stored_path} is not a readable run config "
                           f"({str(err).splitlines()[0]})") from None
-    diff = describe_diff(stored, asdict(cfg), keep=lambda k: matters(k, cfg.method.name))
+    diff = describe_diff(stored, as_dict(cfg), keep=lambda k: matters(k, cfg.method.name))
     if not diff:
         return
     raise ConfigError(f"{stored_path.parent} holds a run with a different config ({diff}); "

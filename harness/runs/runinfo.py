@@ -31,12 +31,11 @@ from typing import Any
 import yaml
 
 from harness.config.schema import method_of, run_name
+from harness.registry import components, find
 from harness.runs.rundir import read_json, read_jsonl
 
 FINAL_FRACTION = 0.25  # "final" mismatch: mean over the last quarter of a run's train rows
 ST, TS = "mismatch_kl_st", "mismatch_kl_ts"  # KL(p_S || p_T) (the logged mismatch), KL(p_T || p_S)
-ADAPTIVE_LABELS = {"atesd": "ATESD", "random": "Random r", "schedule": "Schedule"}
-LOSS_LABELS = {"grpo": "GRPO", "antisd": "AntiSD", "sdar": "SDAR"}  # harness/trainers/rl.py
 
 
 def late_rows(rows: list[dict], fraction: float = FINAL_FRACTION) -> list[dict]:
@@ -56,20 +55,28 @@ def method_key(method: str, exposure_source: str, exposure: float, tag: str | No
 
 
 def method_label(method: str | None, tag: str | None, fixed: bool, exposure: float) -> str:
-    """The row label readers see in tables and legends."""
+    """The row label readers see in tables and legends (the components' labels,
+    harness/registry.py: `atesd` reads "ATESD", `atesd_antisd` "ATESD + AntiSD")."""
     suffix = f" [{tag}]" if tag else ""
+    sources, losses = labels_by_part("source"), labels_by_part("loss")
     if method == "base":
         return "Base model"
     if fixed:
         if method == "opsd" and exposure == 1.0 and not tag:
             return "OPSD (r = 1)"
-        name = "Fixed" if method == "opsd" else LOSS_LABELS.get(method or "", str(method))
+        # a loss at a fixed r (`antisd`), or another source that takes exposure= (its label)
+        name = "Fixed" if method == "opsd" else {**sources, **losses}.get(method or "", str(method))
         return f"{name} r = {exposure:g}{suffix}"
     # compositions (harness.config.schema.method_of): `atesd_antisd` reads "ATESD + AntiSD"
     source, _, loss = (method or "").partition("_")
-    if loss and source in ADAPTIVE_LABELS and loss in LOSS_LABELS:
-        return f"{ADAPTIVE_LABELS[source]} + {LOSS_LABELS[loss]}{suffix}"
-    return {**ADAPTIVE_LABELS, **LOSS_LABELS}.get(method or "", str(method)) + suffix
+    if loss and source in sources and loss in losses:
+        return f"{sources[source]} + {losses[loss]}{suffix}"
+    return {**sources, **losses}.get(method or "", str(method)) + suffix
+
+
+def labels_by_part(kind: str) -> dict[str, str]:
+    """method-name part -> label of the registered components of a kind (`atesd` -> ATESD)."""
+    return {c.method_part: c.label for c in components(kind) if c.method_part}
 
 
 def _read_config(folder: Path) -> tuple[dict, str]:
@@ -117,6 +124,21 @@ class RunInfo:
         """Why part of the folder could not be read ('' when all was fine)."""
         return self.metrics_problem or self._config_read[1] or self.status_problem
 
+    @classmethod
+    def of_config(cls, folder: Path, config: dict) -> RunInfo:
+        """The record a folder holding this config (and no status yet) reads as: what
+        harness.runs.identity.RunIdentity.of derives a new run's identity from."""
+        info = cls(Path(folder), {})
+        info.__dict__["_config_read"] = (config, "")  # the cached_property, filled
+        return info
+
+    @property
+    def identity(self) -> dict:
+        """status.json's "identity" (harness/runs/identity.py RunIdentity.to_json) as the run
+        wrote it; {} in a folder written before runs stored it (then derived from config.yaml)."""
+        found = self.status.get("identity")
+        return found if isinstance(found, dict) else {}
+
     # ---- identity ----
     @property
     def run(self) -> str:
@@ -126,6 +148,8 @@ class RunInfo:
     def method_name(self) -> str | None:
         """config.yaml's method name; a trained run's is made from the two axes
         (harness.config.schema.method_of), so a folder written before the name was stamped reads right."""
+        if "method_name" in self.identity:
+            return self.identity["method_name"]
         method = self.config.get("method") or {}
         name = method.get("name")
         if name in (None, "base") or not method.get("exposure_source"):
@@ -147,7 +171,8 @@ class RunInfo:
     @property
     def is_fixed(self) -> bool:
         """A trained run at one exposure throughout (the sweep's runs); base is not one."""
-        return self.exposure_source == "fixed" and self.is_trained
+        source = find("source", self.exposure_source)  # unregistered (an old toy's): by its name
+        return (source.fixed_exposure if source else self.exposure_source == "fixed") and self.is_trained
 
     @property
     def is_trained(self) -> bool:
@@ -161,6 +186,8 @@ class RunInfo:
     @property
     def name(self) -> str | None:
         """The folder name the config asks for (harness.config.schema.run_name); None without a config."""
+        if "name" in self.identity:
+            return self.identity["name"]
         if not self.config:
             return None
         return run_name(self.method_name or "unknown", self.exposure_source or "", self.exposure,
@@ -168,12 +195,16 @@ class RunInfo:
 
     @property
     def method(self) -> str:
+        if "method" in self.identity:
+            return self.identity["method"]
         if not self.config:
             return "unknown"
         return method_key(self.method_name or "unknown", self.exposure_source or "", self.exposure, self.tag)
 
     @property
     def label(self) -> str:
+        if "label" in self.identity:
+            return self.identity["label"]
         return method_label(self.method_name, self.tag, self.is_fixed, self.exposure) if self.config \
             else self.run
 

@@ -13,8 +13,11 @@ from __future__ import annotations
 TRAIN_ROW = {
     "step": "optimiser step, 1-based; first key of every row",
     "kind": "'train' (one per optimiser step), 'probe' (one per probed exposure), 'eval', "
-            "'controller' (one per ATESD window)",
-    "exposure": "exposure r in force for this step's teacher (train rows)",
+            "'controller' (one per ATESD window), 'exposure' (per-problem sources: one per "
+            "problem per step)",
+    "exposure": "mean over the step's problems of the exposure r their teacher saw (every "
+                "shipped source gives the whole batch one r: that r exactly)",
+    "exposure_spread": "population standard deviation of those exposures (0 for a batch-wide r)",
     "loss": "distillation loss D(p_T, p_S) per completion token (generalized JSD, loss.beta)",
     "mismatch_kl_st": "KL(p_S || p_T) per token on the student's rollouts, T = 1, full vocab",
     "mismatch_kl_ts": "KL(p_T || p_S) per token on the same tokens",
@@ -28,6 +31,21 @@ TRAIN_ROW = {
     "lr": "learning rate used for this step",
     "grad_norm": "gradient norm before clipping",
     "wall_time": "seconds since the run (or its resume) started",
+    # loss=antisd (harness/trainers/rl.py): the gate and the per-token advantage term
+    "antisd_gate": "loss=antisd: 1 when the entropy gate let the AntiSD term in this step, else 0",
+    "teacher_entropy_median": "loss=antisd: median per-token teacher entropy of the step's rollouts",
+    "antisd_gate_reference": "loss=antisd: the warm-up level of that median the gate compares with "
+                             "(null during the warm-up)",
+    "antisd_term": "loss=antisd: mean |lambda A_t| over the step's tokens (0 while the gate is off)",
+    # loss=sdar: the gated distillation term, token-weighted over the step's micro-batches
+    "sdar_gate": "loss=sdar: mean sigmoid gate g_t over the step's tokens",
+    "sdar_term": "loss=sdar: the added loss sdar.coef * mean_t(g_t D_t)",
+    "distill_loss": "loss=sdar: mean per-token OPSD divergence D_t (ungated)",
+}
+EXPOSURE_ROW = {  # per-problem sources only (ExposureSource.per_problem)
+    "step": "the optimiser step", "kind": "'exposure'",
+    "problem_id": "the training problem's stable id",
+    "exposure": "the exposure r its teacher saw at this step",
 }
 EVAL_ROW = {  # only with eval.every > 0
     "step": "step after which the student was evaluated",
@@ -110,8 +128,8 @@ EVAL_SAMPLE = {
 def as_markdown() -> str:
     out = []
     for title, table in [("metrics.jsonl train row", TRAIN_ROW), ("probe row", PROBE_ROW),
-                         ("controller row", CONTROLLER_ROW), ("eval row", EVAL_ROW), ("eval.json", EVAL_JSON),
-                         ("val.json", VAL_JSON),
+                         ("controller row", CONTROLLER_ROW), ("exposure row", EXPOSURE_ROW),
+                         ("eval row", EVAL_ROW), ("eval.json", EVAL_JSON), ("val.json", VAL_JSON),
                          ("eval_samples.jsonl", EVAL_SAMPLE), ("status.json", STATUS_JSON)]:
         out += [f"### {title}", "", "| key | meaning |", "|---|---|"]
         out += [f"| `{k}` | {v} |" for k, v in table.items()] + [""]
@@ -120,3 +138,14 @@ def as_markdown() -> str:
 
 if __name__ == "__main__":
     print(as_markdown())
+
+
+ROWS = {"train": TRAIN_ROW, "probe": PROBE_ROW, "controller": CONTROLLER_ROW,
+        "exposure": EXPOSURE_ROW, "eval": EVAL_ROW}
+
+
+def undocumented(row: dict) -> set[str]:
+    """Keys of one metrics.jsonl row that its kind's table does not document (eval rows'
+    per-suite keys are `eval_<suite>`)."""
+    table = ROWS.get(row.get("kind", ""), {})
+    return {k for k in row if k not in table and not (row.get("kind") == "eval" and k.startswith("eval_"))}

@@ -31,8 +31,9 @@ from typing import Any
 
 import torch
 
-from harness.config.schema import ControllerConfig, RunConfig
+from harness.config.schema import RunConfig
 from harness.prompts.templates import Prompts
+from harness.sources.controller_config import ControllerConfig
 from harness.sources.learning_progress import reference_logp
 from harness.sources.reinforce import Decision
 from harness.tasks.problem import Problem

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.config.schema import ControllerConfig
+from harness.sources.controller_config import ControllerConfig
 
 # Samples are kept off 0 and 1: at a = 1 the Beta log-density there is 0 * log(0) = nan.
 R_EPS = 1e-4

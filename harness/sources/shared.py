@@ -17,6 +17,7 @@ the next batch. Collectives: every rank calls bind and step_end at the same step
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from harness.compute.distributed import is_main, share_from_main, world
@@ -28,8 +29,27 @@ class MainRankSource(ExposureSource):
         super().__init__(inner.total_steps)
         self.inner = inner
 
+    @property
+    def per_problem(self) -> bool:  # type: ignore[override]
+        return self.inner.per_problem
+
     def current(self) -> float:
         return self.inner.current()
+
+    def exposures(self, problem_ids: Sequence[str]) -> list[float]:
+        """Scalar sources: every rank holds rank 0's state, so each repeats its own current()
+        (no collective). Per-problem sources: rank 0 decides for every rank's problems (each
+        rank trains on its own share of the batch), then each rank takes its own slice."""
+        if not self.inner.per_problem:
+            return self.inner.exposures(problem_ids)
+        import torch.distributed as dist
+
+        ids_by_rank: list[list[str]] = [[] for _ in range(world()[1])]
+        dist.all_gather_object(ids_by_rank, list(problem_ids))
+        decided = self.inner.exposures([p for ids in ids_by_rank for p in ids]) if is_main() else None
+        every = share_from_main(decided)
+        start = sum(len(ids) for ids in ids_by_rank[:world()[0]])
+        return every[start:start + len(problem_ids)]
 
     def bind(self, model, tokenizer, teacher: Any = None) -> None:
         if is_main():  # rank 0 alone measures (P_(-1) of ATESD; the paper reward's teacher term)

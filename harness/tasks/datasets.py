@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.config.schema import TaskConfig
+from harness.config.task import TaskConfig
 from harness.tasks import math_data, synthetic
 from harness.tasks.problem import Problem
 

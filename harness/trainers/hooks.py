@@ -5,8 +5,8 @@ python -m harness.run method=opsd profile=smoke     # (or method=grpo) both trai
 A mixin placed before the TRL trainer in the bases (`class OPSDTrainer(RunHooks, SDFTTrainer)`):
 `init_run` stores what a run needs before TRL's __init__ (which may already call back into
 the subclass), `write_step` writes one optimiser step's rows - rank 0 alone, in the order
-probe rows, the train row, the controller rows - then runs the fault-injection hooks the
-failure tests use (harness/runs/faults.py).
+probe rows, the train row, a per-problem source's exposure rows, the controller rows - then
+runs the fault-injection hooks the failure tests use (harness/runs/faults.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from harness.losses.chunked import DivergenceSpec, spec_of
 from harness.losses.hidden_states import final_hidden, lm_head
 from harness.runs import faults
 from harness.runs.rundir import RunDir
-from harness.sources.base import ExposureSource
+from harness.sources.base import ExposureSource, batch_exposure
 from harness.tasks.problem import Problem
 
 
@@ -41,10 +41,28 @@ class RunHooks:
         self.run_dir = run_dir
         self.step_stats: dict[str, float] = {}
         self.pending_rows: list[dict[str, Any]] = []  # probe rows waiting for their step's row
+        self.batch_rs: list[float] = []  # the last batch's exposures, one per problem
+        self.batch_problem_ids: list[str] = []
         self.t_start = time.time()
 
     def elapsed(self) -> float:
         return round(time.time() - self.t_start, 3)
+
+    def note_exposures(self, problem_ids: list[str], rs: list[float]) -> None:
+        """The exposures the batch's teacher contexts were built at (one per problem)."""
+        self.batch_problem_ids, self.batch_rs = list(problem_ids), list(rs)
+
+    def exposure_stats(self) -> dict[str, float]:
+        """The train row's `exposure` (the batch mean) and `exposure_spread` (its std)."""
+        mean, spread = batch_exposure(self.batch_rs)
+        return {"exposure": mean, "exposure_spread": spread}
+
+    def exposure_rows(self, step: int) -> list[dict[str, Any]]:
+        """A per-problem source's rows: one per problem of the step's batch."""
+        if not self.exposure_source.per_problem:
+            return []
+        return [{"step": step, "kind": "exposure", "problem_id": pid, "exposure": r}
+                for pid, r in zip(self.batch_problem_ids, self.batch_rs, strict=True)]
 
     def write_step(self, step: int, row: dict[str, Any]) -> None:
         """Pending rows, `row` (kind train), the source's controller rows; then fault hooks."""
@@ -56,6 +74,8 @@ class RunHooks:
             write(pending)
         self.pending_rows = []
         write(row)
+        for r in self.exposure_rows(step):
+            write(r)
         for r in self.exposure_source.step_end(step, row):
             write({"step": step, "kind": "controller", **r})
         faults.maybe_kill(self.run_cfg.run_name, step)

@@ -50,16 +50,17 @@ class ExposureContextBuilder:
         self.trainer = trainer
         self.ref_cut_share = 0.0  # share of the last batch's references cut to fit the budget
 
-    def teacher_ids(self, problem_ids: list[str], r: float) -> list[list[int]]:
+    def teacher_ids(self, problem_ids: list[str], rs: list[float]) -> list[list[int]]:
+        """Teacher prompt ids of each problem at its own exposure (rs: one per problem)."""
         tr = self.trainer
-        built = [tr.prompts.teacher_ids(tr.problems[pid], r) for pid in problem_ids]
+        built = [tr.prompts.teacher_ids(tr.problems[pid], r) for pid, r in zip(problem_ids, rs, strict=True)]
         self.ref_cut_share = sum(cut for _, cut in built) / max(len(built), 1)
         return [ids for ids, _ in built]
 
     def select_generation_prompts(self, prompts: list[Any], privileged: list[Any]) -> list[Any]:
         tr = self.trainer
-        r = tr.exposure_source.current()
-        return [tr.prompts.teacher(tr.problems[pid], r) for pid in privileged]
+        rs = tr.exposure_source.exposures(privileged)
+        return [tr.prompts.teacher(tr.problems[pid], r) for pid, r in zip(privileged, rs, strict=True)]
 
     def build_ids(self, teacher_ids: list[list[int]], completion_ids_B_C: torch.Tensor,
                   completion_mask_B_C: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -73,11 +74,16 @@ class ExposureContextBuilder:
             "teacher_attention_mask": torch.cat([prompt_mask.to(dev), completion_mask_B_C], dim=1),
         }
 
+    def batch_ids(self, problem_ids: list[str]) -> list[list[int]]:
+        """The batch's teacher prompt ids at the source's exposures; the trainer keeps them
+        for its train row (mean and spread) and, for a per-problem source, its exposure rows."""
+        rs = self.trainer.exposure_source.exposures(problem_ids)
+        self.trainer.note_exposures(problem_ids, rs)
+        return self.teacher_ids(problem_ids, rs)
+
     def build(self, prompts: list[Any], privileged: list[Any], completion_ids: torch.Tensor,
               completion_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        r = self.trainer.exposure_source.current()
-        self.trainer.batch_exposure = r
-        return self.build_ids(self.teacher_ids(privileged, r), completion_ids, completion_mask)
+        return self.build_ids(self.batch_ids(privileged), completion_ids, completion_mask)
 
 
 class OPSDTrainer(RunHooks, SDFTTrainer):
@@ -86,7 +92,6 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
     def __init__(self, *, run_cfg: RunConfig, problems: dict[str, Problem],
                  exposure_source: ExposureSource, run_dir: RunDir, **kwargs: Any) -> None:
         self.init_run(run_cfg, problems, exposure_source, run_dir)
-        self.batch_exposure = exposure_source.current()
         # With LoRA, TRL wraps the model in peft and its base teacher is this same model
         # run under disable_adapter() (SDFTTrainer._get_teacher_context_for_self_distillation):
         # no second copy of the weights.
@@ -140,7 +145,8 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
         builder = self.teacher_context_builder
 
         def teacher(chunk: list[float], rows: slice) -> torch.Tensor:
-            ids = [x for r in chunk for x in builder.teacher_ids(problem_ids[rows], r)]
+            ids = [x for r in chunk
+                   for x in builder.teacher_ids(problem_ids[rows], [r] * len(problem_ids[rows]))]
             t_in = builder.build_ids(ids, comp_B_C[rows].repeat(len(chunk), 1),
                                      cmask_B_C[rows].repeat(len(chunk), 1))
             return self.teacher_hidden(t_in["teacher_input_ids"], t_in["teacher_attention_mask"],
@@ -180,7 +186,7 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self.model.training:
             step = self.state.global_step
-            row = {"step": step, "kind": "train", "exposure": self.batch_exposure,
+            row = {"step": step, "kind": "train", **self.exposure_stats(),
                    **self.step_stats, **self.token_stats.means(), "lr": logs.get("learning_rate"),
                    "grad_norm": logs.get("grad_norm"), "wall_time": self.elapsed()}
             self.write_step(step, row)

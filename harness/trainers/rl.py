@@ -47,6 +47,7 @@ from harness.losses.student import (
 )
 from harness.models.tiny import lora_adapter_config
 from harness.prompts.templates import Prompts
+from harness.registry import get
 from harness.runs import faults
 from harness.runs.rundir import RunDir
 from harness.sources.base import ExposureSource
@@ -90,10 +91,9 @@ class RLTrainer(RunHooks, GRPOTrainer):
                  exposure_source: ExposureSource, run_dir: RunDir, **kwargs: Any) -> None:
         self.init_run(run_cfg, problems, exposure_source, run_dir)
         self.loss_name = run_cfg.method.loss
-        self.has_teacher = self.loss_name != "grpo"
-        self.batch_exposure = exposure_source.current() if self.has_teacher else None
-        a = run_cfg.antisd
-        self.gate = EntropyGate(a.warmup_steps, a.off_fraction, a.on_fraction)
+        self.has_teacher = get("loss", self.loss_name).has_teacher
+        a = run_cfg.antisd  # None unless loss=antisd (a run holds only the sections it uses)
+        self.gate = EntropyGate(a.warmup_steps, a.off_fraction, a.on_fraction) if a else None
         kwargs.setdefault("peft_config", lora_adapter_config(run_cfg.model.lora))
         super().__init__(reward_funcs=[self.correctness], **kwargs)
         self._tokenizer = self.processing_class  # what ExposureContextBuilder pads with
@@ -150,10 +150,8 @@ class RLTrainer(RunHooks, GRPOTrainer):
         out = super()._generate_and_score_completions(inputs)
         if not self.has_teacher or not self.model.training:
             return out
-        r = self.exposure_source.current()
-        self.batch_exposure = r
         builder = self.teacher_context_builder
-        ids = builder.teacher_ids([x["privileged_context"] for x in inputs], r)
+        ids = builder.batch_ids([x["privileged_context"] for x in inputs])
         out.update(builder.build_ids(ids, out["completion_ids"], out["completion_mask"]))
         m_B_C = out["completion_mask"]
         self.step_loss_tokens = max(int(m_B_C.sum()), 1)  # the sdar term's normaliser over micro-batches
@@ -222,7 +220,7 @@ class RLTrainer(RunHooks, GRPOTrainer):
             return
         step = self.state.global_step
         row = {"step": step, "kind": "train",
-               **({"exposure": self.batch_exposure} if self.has_teacher else {}),
+               **(self.exposure_stats() if self.has_teacher else {}),
                "rollout_accuracy": logs.get("reward"),
                "completion_length": logs.get("completions/mean_length"),
                "student_entropy": logs.get("entropy"),  # teacher losses: at T 1, from step_stats

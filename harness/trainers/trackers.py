@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.config.schema import parse_report_to
+from harness.config.fields import parse_report_to
 
 if TYPE_CHECKING:
     from harness.config.schema import RunConfig

@@ -27,3 +27,11 @@ def smoke_base(smoke_cfg) -> Path:
     from harness.models.base import ensure_base
 
     return ensure_base(smoke_cfg)
+
+
+@pytest.fixture(scope="session")
+def analysis_results(tmp_path_factory, smoke_base) -> Path:
+    """Real smoke runs for the analysis tests, built once (tests/analysis_runs.py)."""
+    from analysis_runs import build_results
+
+    return build_results(tmp_path_factory.mktemp("analysis") / "runs", smoke_base)

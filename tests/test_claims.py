@@ -12,14 +12,14 @@ where the numbers cannot tell.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
+import run_folders
+from run_folders import at
 from scipy import stats
 
 from analysis.claims import STAGES, claims_of, render
@@ -38,9 +38,7 @@ from analysis.verdicts import (
     monotone_verdict,
     welch_diff,
 )
-from harness.config.schema import run_name
 from harness.config.settings import compose_raw
-from harness.runs.rundir import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ["easy_k3", "medium_k4", "hard_k5"]
@@ -56,26 +54,14 @@ def raws():
 
 def write_run(root: Path, raw, score: float | None, kl: float = 0.01, probe: dict | None = None,
               **values) -> str:
-    """A run folder minus the training; score: every suite's Average@k (fraction)."""
-    raw = raw.copy()
-    for key, value in values.items():
-        OmegaConf.update(raw, key, value)
-    cfg = OmegaConf.to_container(raw, resolve=True)
-    name = run_name(cfg["method"]["name"], cfg["method"]["exposure_source"], cfg["exposure"], cfg["seed"],
-                    cfg["tag"])
-    folder = root / name
-    folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(raw, resolve=True))
-    write_json(folder / "status.json", {"state": "done", "reason": ""})
-    if score is not None:
-        write_json(folder / "eval.json", {"k": 2, "suites": {
-            s: {"average": score, "se": 0.0, "k": 2, "num_problems": 4} for s in SUITES}})
+    """A run folder minus the training; score: every suite's Average@k (fraction); train rows at
+    KL(S||T) kl, probe rows {r: KL} at step 1."""
     rows = [{"step": i, "kind": "train", "mismatch_kl_st": kl, "teacher_entropy": 0.5}
             for i in range(1, STEPS + 1)]
     rows += [{"step": 1, "kind": "probe", "probe_exposure": r, "mismatch_kl_st": v}
              for r, v in (probe or {}).items()]
-    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return name
+    averages = None if score is None else dict.fromkeys(SUITES, score)
+    return run_folders.write_run(root, at(raw, **values), averages, metrics=rows)
 
 
 # Per world: KL(S||T) per r, score per r (fraction), ATESD, tuned, GRPO, live at r = 0.5 / 1, base model.

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from harness.config.hydra_store import run_defaults
 from harness.config.schema import ConfigError, to_run_config
 from harness.config.settings import CONFIG_DIR, compose, compose_raw
+from harness.runs.rundir import flat
 
 GROUPS = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir())
 
@@ -62,20 +63,10 @@ def test_no_yaml_sets_a_key_to_its_default_twice():
     """Group files set only what their choice changes (the defaults live in the dataclasses)."""
     defaults = run_defaults()
     for path in sorted(Path(CONFIG_DIR).glob("profile/*.yaml")):
-        for key, value in flatten(yaml.safe_load(path.read_text()) or {}).items():
+        for key, value in flat(yaml.safe_load(path.read_text()) or {}).items():
             if key in ("profile",):
                 continue
             assert lookup(defaults, key) != value, f"{path.name}: {key}={value!r} is the default"
-
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def lookup(tree: dict, dotted: str):

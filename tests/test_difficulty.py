@@ -20,6 +20,7 @@ import matplotlib
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
+from run_folders import at, write_run
 from scipy import stats
 
 from analysis import figures
@@ -36,9 +37,7 @@ from analysis.difficulty import (
 )
 from analysis.style import pyplot
 from analysis.tables import Cell
-from harness.config.schema import run_name
 from harness.config.settings import compose_raw
-from harness.runs.rundir import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ["easy_k3", "medium_k4", "hard_k5"]
@@ -57,41 +56,18 @@ def _raw(*overrides: str):
     return compose_raw(["profile=smoke", *overrides])
 
 
-def write_run(root: Path, raw, averages: dict[str, float] | None, state: str = "done") -> str:
-    """A run folder as harness.run leaves it, minus the training: config.yaml, status.json, eval.json."""
-    cfg = OmegaConf.to_container(raw, resolve=True)
-    name = run_name(cfg["method"]["name"], cfg["method"]["exposure_source"], cfg["exposure"], cfg["seed"],
-                    cfg["tag"])
-    folder = root / name
-    folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(OmegaConf.to_yaml(raw, resolve=True))
-    write_json(folder / "status.json", {"state": state, "reason": "" if state == "done" else "boom"})
-    if averages is not None:
-        k = cfg["eval"]["k"]
-        write_json(folder / "eval.json", {"k": k, "suites": {
-            s: {"average": a, "se": 0.0, "k": k, "num_problems": 4} for s, a in averages.items()}})
-    return name
-
-
-def _at(raw, **values):
-    out = raw.copy()
-    for key, value in values.items():
-        OmegaConf.update(out, key, value)
-    return out
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("difficulty") / "runs"
     opsd = _raw("method=opsd")
     for r in EXPOSURES:
         for s in SEEDS:
-            write_run(root, _at(opsd, exposure=r, seed=s), {k: v[r] + NOISE[s] for k, v in SCORES.items()})
+            write_run(root, at(opsd, exposure=r, seed=s), {k: v[r] + NOISE[s] for k, v in SCORES.items()})
     write_run(root, _raw("method=base"), BASE)
     write_run(root, _raw("method=atesd"), FAR)
-    write_run(root, _at(opsd, exposure=0.5, seed=0, tag="live"), FAR)  # opsd-live-r0.5-s0
-    write_run(root, _at(opsd, exposure=0.5, seed=7, **{"method.loss": "sft"}), FAR)  # another loss
-    write_run(root, _at(opsd, exposure=1.0, seed=3), None, state="failed")
+    write_run(root, at(opsd, exposure=0.5, seed=0, tag="live"), FAR)  # opsd-live-r0.5-s0
+    write_run(root, at(opsd, exposure=0.5, seed=7, **{"method.loss": "sft"}), FAR)  # another loss
+    write_run(root, at(opsd, exposure=1.0, seed=3), None, state="failed")
     return root
 
 
@@ -150,7 +126,7 @@ def test_suites_ordered_by_difficulty_not_config_order(tmp_path):
     OmegaConf.update(raw, "task.suites", [{"name": "hard_k5", "num_ops": 5, "size": 4},
                                           {"name": "easy_k3", "num_ops": 3, "size": 4}])
     for s in SEEDS[:2]:
-        write_run(tmp_path, _at(raw, exposure=0.5, seed=s), {"hard_k5": 0.3, "easy_k3": 0.6 + s / 10})
+        write_run(tmp_path, at(raw, exposure=0.5, seed=s), {"hard_k5": 0.3, "easy_k3": 0.6 + s / 10})
     t = difficulty_table(collect(tmp_path).runs)
     assert t.suites == ["easy_k3", "hard_k5"]
     assert math.isnan(t.base["easy_k3"])  # no base run: no reference
@@ -201,7 +177,7 @@ def test_make_figures_writes_them_too(results, tmp_path, capsys):
 def test_no_fixed_exposure_run_is_one_line(tmp_path):
     write_run(tmp_path, _raw("method=base"), BASE)
     write_run(tmp_path, _raw("method=atesd"), FAR)
-    write_run(tmp_path, _at(_raw("method=opsd"), exposure=0.5), None, state="failed")
+    write_run(tmp_path, at(_raw("method=opsd"), exposure=0.5), None, state="failed")
     with pytest.raises(AnalysisError, match="no finished fixed-exposure OPSD run"):
         difficulty_table(collect(tmp_path).runs)
     r = _cli("--results", str(tmp_path), "--out", str(tmp_path / "out"))

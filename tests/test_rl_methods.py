@@ -18,7 +18,7 @@ from harness.config.schema import ConfigError
 from harness.config.settings import compose, compose_raw, compose_resolved
 from harness.front.plan import plan
 from harness.run import run
-from harness.runs.rundir import read_jsonl, refuse_config_conflict
+from harness.runs.rundir import flat, read_jsonl, refuse_config_conflict
 from harness.runs.runinfo import method_label, read_run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "method_configs_before_axes.json"
@@ -29,17 +29,6 @@ TRAIN_KEYS = ("rollout_accuracy", "completion_length", "student_entropy", "loss"
 
 
 # ---- the two axes and the names ------------------------------------------------------------
-def flat(tree: dict, prefix: str = "") -> dict:
-    """{'a.b': leaf}: dotted keys of a nested config."""
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def test_old_methods_compose_as_before_the_axes():
     """method=<old name> (and every ablation, experiment): every key of the config before the
     source/loss groups keeps its value, and the run name is the same. Keys added since (the

@@ -65,8 +65,8 @@ def test_loaders_read_every_schema_and_the_grader_scores_the_fixture_answers(mat
     cfg, _, data = math_setup
     assert {k: len(v) for k, v in data.suites.items()} == {"aime24": 2, "aime25": 2, "hmmt25": 2}
     assert data.suites["hmmt25"][0].id == "hmmt25-1" and data.suites["hmmt25"][0].answer == "\\frac{5}{6}"
-    assert len(data.train_rows) == 8 and len(data.validation) == 2
-    train = data.train_rows + data.validation
+    assert len(data.loaded.train_rows) == 8 and len(data.validation) == 2
+    train = data.loaded.train_rows + data.validation
     assert all(len(p.steps) >= 2 for p in train)
     for p in train:  # the reference solution's own boxed answer grades correct
         assert grade("math", p.solution, p.answer)[1], p.id
@@ -95,7 +95,7 @@ def test_a_missing_file_or_field_is_one_config_line(model_dir, hmmt_parquet, tmp
 def test_student_and_teacher_thinking_are_set_apart(math_setup):
     cfg, tok, data = math_setup
     prompts = Prompts(cfg, tok)
-    p = data.train_rows[0]
+    p = data.loaded.train_rows[0]
     assert prompts.student(p).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
     assert prompts.teacher(p, 0.5).endswith("<|im_start|>assistant\n")
     assert "reference solution" in prompts.teacher(p, 0.5)
@@ -105,7 +105,7 @@ def test_student_and_teacher_thinking_are_set_apart(math_setup):
 def test_token_cut_is_exact_in_token_ids(math_setup, r):
     cfg, tok, data = math_setup
     prompts = Prompts(cfg, tok)
-    for p in data.train_rows:
+    for p in data.loaded.train_rows:
         ref = tok(p.solution, add_special_tokens=False)["input_ids"]
         cut = ref[:math.ceil(r * len(ref))]
         head, tail = prompts.chat(cfg.task.teacher_template.format(problem=p.problem, reference="\0"),
@@ -119,7 +119,7 @@ def test_r0_without_keep_answer_is_the_student_context(math_setup):
     cfg, tok, data = math_setup
     for unit in ("tokens", "steps"):
         prompts = Prompts(replace(cfg, exposure_unit=unit), tok)
-        for p in data.train_rows:
+        for p in data.loaded.train_rows:
             assert prompts.teacher(p, 0.0) == prompts.student(p)
             assert prompts.teacher_ids(p, 0.0) == (tok(prompts.student(p))["input_ids"], False)
 
@@ -129,7 +129,7 @@ def test_paper_exposure_steps_with_the_answer_always_shown(math_setup):
     task = replace(cfg.task, keep_answer=True)
     prompts = Prompts(replace(cfg, exposure_unit="steps", task=task), tok)
     suffix = f"{task.transition} \\boxed{{{{}}}}."
-    for p in data.train_rows:
+    for p in data.loaded.train_rows:
         ans = suffix.replace("{}", p.answer)
         for r in (0.0, 0.5):
             k = math.ceil(r * len(p.steps))
@@ -143,7 +143,7 @@ def test_paper_exposure_steps_with_the_answer_always_shown(math_setup):
 
 def test_a_reference_over_budget_is_cut_from_its_end_never_the_problem(math_setup):
     cfg, tok, data = math_setup
-    p = max(data.train_rows, key=lambda x: len(x.solution))
+    p = max(data.loaded.train_rows, key=lambda x: len(x.solution))
     full, _ = Prompts(cfg, tok).teacher_ids(p, 1.0)
     budget = len(full) - 5
     small = Prompts(replace(cfg, task=replace(cfg.task, max_teacher_tokens=budget)), tok)

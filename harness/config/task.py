@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.config.fields import ConfigError, F, require
+from harness.registry import names as registered
 
 
 @dataclass
@@ -76,7 +77,8 @@ class TaskConfig:
                                    "from its end (never the problem; 0: no limit)")
 
     def __post_init__(self) -> None:
-        require(self.kind in ("synthetic", "math"), "task.kind", self.kind, "synthetic or math")
+        require(self.kind in registered("task"), "task.kind", self.kind,
+                f"one of {registered('task')} (registered task kinds, harness/tasks/)")
         require(2 <= self.modulus <= 100, "task.modulus", self.modulus, "in [2, 100]")
         lo_hi = list(self.train_ops)
         require(len(lo_hi) == 2 and 1 <= lo_hi[0] <= lo_hi[1] <= 12, "task.train_ops",

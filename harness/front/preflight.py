@@ -121,7 +121,7 @@ def load_local(src: DataSource) -> list | None:
 
 
 def check_math_data(task: TaskConfig) -> None:
-    from harness.tasks.datasets import split_validation
+    from harness.tasks.math_kind import split_validation
 
     suites = {src.name: load_local(src) for src in task.eval_data}
     train = load_local(task.train_data)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.config.task import TaskConfig
-from harness.tasks import math_data, synthetic
+from harness.registry import get
 from harness.tasks.problem import Problem
 
 VAL_SUITE = "validation"
@@ -39,48 +39,20 @@ def read_jsonl_problems(path: str | Path) -> list[Problem]:
     return out
 
 
-def split_validation(train: list[Problem], suites: dict[str, list[Problem]], task: TaskConfig
-                     ) -> tuple[list[Problem], list[Problem]]:
-    """(validation, training rows) of the math task: eval problems removed, then the last
-    task.val_size rows held out. Too few rows: ValueError (harness/front/preflight.py refuses
-    it before launch)."""
-    suite_texts = {p.problem for ps in suites.values() for p in ps}
-    rows = [p for p in train if p.problem not in suite_texts]
-    if len(rows) <= task.val_size:
-        fix = f"set task.val_size below {len(rows)} or give more rows" if len(rows) > 1 else "give more rows"
-        raise ValueError(f"task.val_size={task.val_size} is invalid: task data {task.train_data.name} "
-                         f"has {len(rows)} training rows (after removing eval problems), which leave "
-                         f"none beside {task.val_size} validation rows; {fix}")
-    return rows[-task.val_size:], rows[:-task.val_size]
-
-
 class TaskData:
-    """Eval suites (name -> problems), validation problems and the training stream."""
+    """Eval suites (name -> problems), validation problems and the training stream of the
+    task kind's registered loader (harness/tasks/synthetic_kind.py, math_kind.py)."""
 
     def __init__(self, task: TaskConfig) -> None:
         self.task = task
-        if task.kind == "synthetic":
-            self.suites = {s.name: synthetic.make_suite(s.name, s.num_ops, s.size, task.modulus,
-                                                        task.seed) for s in task.suites}
-            lo, hi = task.train_ops
-            val_ops = (lo + hi) // 2
-            held = {p.problem for ps in self.suites.values() for p in ps}
-            val = synthetic.make_suite(VAL_SUITE, val_ops, task.val_size * 2, task.modulus,
-                                       task.seed)
-            self.validation = [p for p in val if p.problem not in held][: task.val_size]
-        else:  # math: suites by name from task.eval_data; validation held out of the training rows
-            self.suites = {src.name: math_data.load_problems(src) for src in task.eval_data}
-            self.validation, self.train_rows = split_validation(
-                math_data.load_problems(task.train_data), self.suites, task)
+        self.loaded = get("task", task.kind).build(task)
+        self.suites, self.validation = self.loaded.suites, self.loaded.validation
         self.held_out = {p.problem for ps in self.suites.values() for p in ps} | {
             p.problem for p in self.validation}
 
     def train_stream(self, seed: int, ops_range: tuple[int, int] | None = None) -> Iterator[Problem]:
         """Training problems (task.train_ops operations, or ops_range), held-out ones skipped."""
-        if self.task.kind == "math":  # ops_range shapes the synthetic base SFT only
-            return math_data.train_stream(self.train_rows, seed)
-        ops = tuple(ops_range or self.task.train_ops)
-        return synthetic.train_stream(ops, self.task.modulus, seed, exclude=self.held_out)
+        return self.loaded.train_stream(seed, ops_range, self.held_out)
 
     def suite(self, name: str) -> list[Problem]:
         if name not in self.suites:

@@ -16,7 +16,6 @@ python -m analysis.claims --results results/reproduce [--out FILE.md] [--group-b
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.claim_data import Select, fixed_mismatch, probe_points, run_scores, trajectory
-from analysis.cli import add_common_args, cli, group_keys
+from analysis.cli import cli, group_keys, parse
 from analysis.collect import collect, run_info
 from analysis.comparable import split_comparable
 from analysis.difficulty import suite_order
@@ -255,10 +254,7 @@ def render(claims: list[Claim], results: str, label: str = "") -> str:
 
 
 def main(argv: list[str]) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    ap.add_argument("--out", help="Markdown file to write (then only the verdicts are printed)")
-    a = ap.parse_args(argv)
+    a = parse(argv, __doc__, out="Markdown file to write (then only the verdicts are printed)")
     col = collect(a.results, refresh=a.refresh)
     text = ""
     for label, runs in split_comparable(col.runs, group_keys(a.group_by)):

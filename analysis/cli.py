@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-DEFAULT_RESULTS = "results/runs"
+from harness.runs.identity import DEFAULT_RESULTS  # the one default results root; re-exported
 
 
 class AnalysisError(Exception):
@@ -24,6 +24,19 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--group-by", default="", help="comma-separated config keys (e.g. task.val_size): "
                     "one output per value when runs mix task/eval configs")
     ap.add_argument("--refresh", action="store_true", help="ignore the parquet cache")
+
+
+def parse(argv: list[str], doc: str, out: str | None = None, **flags: str) -> argparse.Namespace:
+    """A command's flags from argv: the common ones (add_common_args), --out with its help when
+    out is given, and --<flag> (underscores as dashes) with its help for each keyword; the
+    command's description is doc's first line."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    add_common_args(ap)
+    if out is not None:
+        ap.add_argument("--out", help=out)
+    for name, text in flags.items():
+        ap.add_argument("--" + name.replace("_", "-"), help=text)
+    return ap.parse_args(argv)
 
 
 def group_keys(text: str) -> list[str]:

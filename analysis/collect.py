@@ -20,7 +20,6 @@ jsonl line is skipped (harness.runs.rundir.read_jsonl). Both tables are cached a
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -36,7 +35,7 @@ if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: impo
 import pandas as pd
 
 from analysis.cache import CACHE_FILES, fingerprint, read_cache, through_arrow, write_cache
-from analysis.cli import AnalysisError, add_common_args, cli
+from analysis.cli import AnalysisError, cli, parse
 from analysis.stalled import describe, mark_stalled, unfinished_lines
 from harness.runs.rundir import flat
 from harness.runs.runinfo import ST, TS, as_dict, read_run
@@ -136,9 +135,7 @@ def run_info(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def main(argv: list[str]) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    a = ap.parse_args(argv)
+    a = parse(argv, __doc__)
     col = collect(a.results, refresh=a.refresh)
     info = col.info
     print(f"{a.results}: {describe(info)} ({'cache' if col.from_cache else 'read from run folders'})")

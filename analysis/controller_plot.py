@@ -17,7 +17,6 @@ with no controller rows it prints one line saying so and writes nothing (exit 0)
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +27,7 @@ if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: impo
 import numpy as np
 import pandas as pd
 
-from analysis.cli import AnalysisError, add_common_args, cli, group_keys
+from analysis.cli import AnalysisError, cli, group_keys, parse
 from analysis.collect import collect, run_info
 from analysis.comparable import slug, split_comparable
 from analysis.curves import STATE_STYLE, row_major
@@ -178,11 +177,8 @@ def legend(fig, data: pd.DataFrame, styles: dict) -> None:
 
 
 def main(argv: list[str]) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    ap.add_argument("--out", help=f"output file stem; .png and .pdf are written "
-                    f"(default <results>/figures/{DEFAULT_NAME})")
-    a = ap.parse_args(argv)
+    a = parse(argv, __doc__, out=f"output file stem; .png and .pdf are written "
+              f"(default <results>/figures/{DEFAULT_NAME})")
     col = collect(a.results, refresh=a.refresh)
     if not len(col.metrics) or not col.metrics["kind"].eq("controller").any():
         print(f"{a.results}: {NO_ROWS}; no controller figure written")

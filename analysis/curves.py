@@ -13,7 +13,6 @@ are present, is the raw exposure in force each step. Writes FILE.png and FILE.pd
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: impo
 
 import pandas as pd
 
-from analysis.cli import AnalysisError, add_common_args, cli, group_keys
+from analysis.cli import AnalysisError, cli, group_keys, parse
 from analysis.collect import collect, run_info
 from analysis.comparable import slug, split_comparable
 from analysis.labels import methods
@@ -139,17 +138,15 @@ def row_major(n: int, ncol: int) -> list[int]:
 
 
 def main(argv: list[str]) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    ap.add_argument("--out", help="output file stem (default <results>/figures/training_curves)")
-    ap.add_argument("--methods", default="", help="comma-separated method keys to draw (default all)")
-    a = ap.parse_args(argv)
+    a = parse(argv, __doc__, out="output file stem (default <results>/figures/training_curves)",
+              methods="comma-separated method keys to draw (default all)")
     col = collect(a.results, refresh=a.refresh)
     out = Path(a.out) if a.out else Path(a.results) / "figures" / "training_curves"
     stem = stem_of(out)
     for label, runs in split_comparable(col.runs, group_keys(a.group_by)):
         metrics = col.metrics[col.metrics["run"].isin(runs["run"])]
-        paths = plot_curves(runs, metrics, stem.with_name(stem.name + slug(label)), group_keys(a.methods))
+        chosen = group_keys(a.methods or "")
+        paths = plot_curves(runs, metrics, stem.with_name(stem.name + slug(label)), chosen)
         print(f"{label + ': ' if label else ''}wrote " + ", ".join(map(str, paths)))
 
 

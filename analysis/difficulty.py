@@ -18,7 +18,6 @@ Writes into DIR (default: the results root):
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -31,7 +30,7 @@ if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: impo
 import numpy as np
 import pandas as pd
 
-from analysis.cli import AnalysisError, add_common_args, cli, each_group, group_keys
+from analysis.cli import AnalysisError, cli, each_group, group_keys, parse
 from analysis.collect import collect, run_info
 from analysis.comparable import slug, split_comparable
 from analysis.stalled import unfinished_lines
@@ -231,10 +230,7 @@ def write_difficulty(runs: pd.DataFrame, out: Path, suffix: str = "") -> tuple[D
 
 
 def main(argv: list[str]) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    ap.add_argument("--out", help="folder receiving figures/ and tables/ (default: the results root)")
-    a = ap.parse_args(argv)
+    a = parse(argv, __doc__, out="folder receiving figures/ and tables/ (default: the results root)")
     col = collect(a.results, refresh=a.refresh)
     for line in unfinished_lines(col.info):
         print(line)

@@ -17,7 +17,6 @@ is one line on stderr and exit 2.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,7 @@ if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: impo
 
 import pandas as pd
 
-from analysis.cli import AnalysisError, add_common_args, cli, group_keys
+from analysis.cli import AnalysisError, cli, group_keys, parse
 from analysis.collect import collect, run_info
 from analysis.comparable import slug, split_comparable
 from analysis.controller_plot import plot_controller
@@ -65,12 +64,8 @@ def parts(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path, suffix: str,
 
 
 def main(argv: list[str]) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    ap.add_argument("--out", help="folder receiving figures/ and tables/ (default: the results root)")
-    ap.add_argument("--probe-method", help="method whose probe rows the mismatch figure's panel (b) "
-                    "shows (default opsd-r1)")
-    a = ap.parse_args(argv)
+    a = parse(argv, __doc__, out="folder receiving figures/ and tables/ (default: the results root)",
+              probe_method="method whose probe rows the mismatch figure's panel (b) shows (default opsd-r1)")
     col = collect(a.results, refresh=a.refresh)
     info = col.info
     print(f"{a.results}: {describe(info)}")

@@ -15,7 +15,6 @@ where, then a one-line verdict: is the mean mismatch monotone in exposure (Spear
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: impo
 import numpy as np
 import pandas as pd
 
-from analysis.cli import AnalysisError, add_common_args, cli, group_keys
+from analysis.cli import AnalysisError, cli, group_keys, parse
 from analysis.collect import collect, run_info
 from analysis.comparable import slug, split_comparable
 from analysis.stats import mean_ci, monotone, spearman_with_permutation_p
@@ -201,13 +200,9 @@ def plot_mismatch(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path,
 
 
 def main(argv: list[str]) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    ap.add_argument("--out", help="output file stem; .png and .pdf are written "
-                    "(default <results>/figures/mismatch_vs_exposure)")
-    ap.add_argument("--probe-method", help="method whose probe rows panel (b) shows, e.g. opsd-r0.5 "
-                    "(default opsd-r1)")
-    a = ap.parse_args(argv)
+    a = parse(argv, __doc__, out="output file stem; .png and .pdf are written "
+              "(default <results>/figures/mismatch_vs_exposure)",
+              probe_method="method whose probe rows panel (b) shows, e.g. opsd-r0.5 (default opsd-r1)")
     col = collect(a.results, refresh=a.refresh)
     out = Path(a.out) if a.out else Path(a.results) / "figures" / "mismatch_vs_exposure"
     for label, runs in split_comparable(col.runs, group_keys(a.group_by)):

@@ -13,7 +13,6 @@ exposure. Writes <out>/average<k>.md and .tex (out: <results>/tables).
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: impo
 
 import pandas as pd
 
-from analysis.cli import AnalysisError, add_common_args, cli, each_group, group_keys
+from analysis.cli import AnalysisError, cli, each_group, group_keys, parse
 from analysis.collect import collect, run_info
 from analysis.comparable import slug, split_comparable
 from analysis.labels import methods
@@ -199,10 +198,7 @@ def write_tables(runs: pd.DataFrame, out_dir: Path, suffix: str = "") -> tuple[A
 
 
 def main(argv: list[str]) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(ap)
-    ap.add_argument("--out", help="folder for the tables (default <results>/tables)")
-    a = ap.parse_args(argv)
+    a = parse(argv, __doc__, out="folder for the tables (default <results>/tables)")
     col = collect(a.results, refresh=a.refresh)
     out = Path(a.out) if a.out else Path(a.results) / "tables"
     groups = split_comparable(col.runs, group_keys(a.group_by))

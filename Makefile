@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 EXPOSURES ?= 0,0.25,0.5,0.75,1.0
 SEEDS ?=
 METHOD ?= opsd
+# the default results root; the code's own is harness/runs/identity.py DEFAULT_RESULTS (the config's `results`)
 RESULTS ?= results/runs
 LAUNCHER ?= local
 EXPERIMENT ?=

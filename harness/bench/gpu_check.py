@@ -137,6 +137,7 @@ def check(work: Path, cuda: bool, extra: list[str]) -> Report:
 
     from harness.config.settings import compose_resolved
     from harness.run import run
+    from harness.runs.rundir import run_folder
 
     s = settings(cuda)
     t0 = time.perf_counter()
@@ -155,7 +156,7 @@ def check(work: Path, cuda: bool, extra: list[str]) -> Report:
     t1 = time.perf_counter()
     summary = run(cfg, resolved, observers=[timer]) or {}
     done = time.perf_counter()
-    rows = metrics(Path(cfg.results) / cfg.run_name)
+    rows = metrics(run_folder(cfg))
     report.steps = step_rows(rows, timer, cfg.train.prompts_per_step)
     report.train_s = round(timer.train_end - t1, 1)
     report.eval_s = round(done - timer.train_end, 1)

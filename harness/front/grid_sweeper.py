@@ -21,6 +21,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config.schema import ConfigError, RunConfig, to_run_config
+from harness.runs.rundir import run_folder
 
 PLUGIN_MODULE = "hydra_plugins.harness_grid"  # Hydra instantiates plugins from hydra_plugins.* only
 
@@ -76,7 +77,7 @@ class GridSweeper(Sweeper):
 
         worker = threading.Thread(target=launch, name="launcher", daemon=True)
         worker.start()
-        watch(worker.is_alive, [(Path(c.results) / c.run_name, runs_steps(c)) for c in cfgs])
+        watch(worker.is_alive, [(run_folder(c), runs_steps(c)) for c in cfgs])
         worker.join()
         if "error" in out:
             raise out["error"]

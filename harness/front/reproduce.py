@@ -108,9 +108,9 @@ def plan_sweep(stage: Stage, results: str, overrides: list[str]) -> list[RunConf
 
 
 def is_done(cfg: RunConfig) -> bool:
-    from harness.runs.rundir import RunDir
+    from harness.runs.rundir import RunDir, run_folder
 
-    return not cfg.force and RunDir(Path(cfg.results) / cfg.run_name).is_done()
+    return not cfg.force and RunDir(run_folder(cfg)).is_done()
 
 
 # ---- running --------------------------------------------------------------------------------------

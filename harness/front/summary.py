@@ -49,4 +49,6 @@ def print_summary(root: Path, names: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    print_summary(Path(sys.argv[1] if len(sys.argv) > 1 else "results/runs"))
+    from harness.runs.identity import DEFAULT_RESULTS
+
+    print_summary(Path(sys.argv[1] if len(sys.argv) > 1 else DEFAULT_RESULTS))

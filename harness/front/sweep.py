@@ -17,6 +17,7 @@ import sys
 
 from harness.config.schema import ConfigError
 from harness.config.settings import compose_raw, fail
+from harness.runs.identity import DEFAULT_RESULTS
 
 
 def multirun_overrides(a: argparse.Namespace) -> list[str]:
@@ -46,7 +47,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--exposures", default="0,0.25,0.5,0.75,1.0")
     ap.add_argument("--seeds", default="", help="default: 0, or the preset's seeds")
     ap.add_argument("--method", default="opsd")
-    ap.add_argument("--results", default="results/runs")
+    ap.add_argument("--results", default=DEFAULT_RESULTS)
     ap.add_argument("--launcher", default="local")
     ap.add_argument("--experiment", default="")
     ap.add_argument("overrides", nargs="*")

@@ -32,8 +32,13 @@ def hold(results: Path, run_name: str) -> Iterator[None]:
     def wait(holder: str) -> None:
         print(f"wait {Path(results) / run_name}: held by a live run ({holder or '?'})", flush=True)
 
-    with exclusive(Path(results) / ".locks" / f"{run_name}.lock", on_busy=wait):
+    with exclusive(lock_path(results, run_name), on_busy=wait):
         yield
+
+
+def lock_path(results: Path, run_name: str) -> Path:
+    """`<results>/.locks/<run name>.lock` (harness.runs.identity.RunIdentity.lock)."""
+    return Path(results) / ".locks" / f"{run_name}.lock"
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from harness.config.schema import ConfigError, RunConfig
 from harness.config.settings import fail
+from harness.runs.identity import DEFAULT_RESULTS
 from harness.runs.runlock import exclusive
 from harness.tune.loop import Setup, run_study
 from harness.tune.results import study_paths
@@ -116,7 +117,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--trials", type=int, default=20, help="the study's total number of trials")
     ap.add_argument("--seeds", default="0", help="run seeds of every trial (objective: their mean)")
     ap.add_argument("--study", default="", help="study name (default fixed_<profile>)")
-    ap.add_argument("--results", default="results/runs")
+    ap.add_argument("--results", default=DEFAULT_RESULTS)
     ap.add_argument("--launcher", default="local")
     ap.add_argument("--batch", type=int, help="trials per multirun (default launcher.max_parallel)")
     ap.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler")

@@ -106,8 +106,9 @@ def test_val_accuracy_samples_with_its_own_budget(chat_model_dir):
     from harness.sources.learning_progress import val_accuracy
     from harness.tasks.datasets import TaskData
 
-    assert compose([]).controller.progress_max_new_tokens == compose([]).eval.max_new_tokens == 64
-    cfg = compose([*MATH, f"model.path={chat_model_dir}", "eval.max_new_tokens=999",
+    atesd = compose(["method=atesd"])
+    assert atesd.controller.progress_max_new_tokens == atesd.eval.max_new_tokens == 64
+    cfg = compose([*MATH, "method=atesd", f"model.path={chat_model_dir}", "eval.max_new_tokens=999",
                    "controller.progress_max_new_tokens=3", "controller.progress_samples=2"])
     model, tok = load(chat_model_dir, cfg.model)
     asked, generate = [], model.generate
@@ -209,7 +210,7 @@ def test_the_process_group_waits_launcher_timeout_min(tmp_path):
 # ---- presets at the public settings --------------------------------------------------------------
 @pytest.mark.parametrize("size,tokens,micro", [("1p7b", 2048, 2), ("4b", 1024, 2), ("8b", 2048, 1)])
 def test_presets_sample_as_the_public_scripts(size, tokens, micro):
-    cfg = compose([f"experiment=paper_qwen3_{size}", "launcher=slurm"])
+    cfg = compose([f"experiment=paper_qwen3_{size}", "launcher=slurm", "method=atesd"])
     t = cfg.train
     assert (t.top_p, t.top_k, t.temperature, t.generation) == (0.95, 20, 1.1, "auto")
     assert (t.max_completion_length, t.micro_batch) == (tokens, micro)

@@ -230,7 +230,7 @@ def test_teacher_logp_at_r0_is_minus_the_student_nll_and_grows_with_exposure():
     from harness.models.tiny import load
     from harness.tasks.datasets import TaskData
 
-    cfg = compose([])
+    cfg = compose(["method=atesd"])  # teacher_ref_logp reads controller.*
     model, tok = load(ensure_base(cfg), cfg.model)
     problems = TaskData(cfg.task).validation[:16]
     teacher = TeacherView(model, nullcontext)

@@ -22,22 +22,9 @@ import run_folders
 from run_folders import at
 from scipy import stats
 
+import analysis.verdicts as v
 from analysis.claims import STAGES, claims_of, render
 from analysis.collect import collect
-from analysis.verdicts import (
-    FAILS,
-    HOLDS,
-    INCONCLUSIVE,
-    NOT_RUN,
-    Diff,
-    all_verdict,
-    any_view_verdict,
-    collapse_verdict,
-    diff_verdict,
-    full_not_best_verdict,
-    monotone_verdict,
-    welch_diff,
-)
 from harness.config.settings import compose_raw
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,10 +95,10 @@ def verdicts(tmp_path_factory, raws) -> dict[str, dict[str, str]]:
     return out
 
 
-@pytest.mark.parametrize("world,want", [("holds", HOLDS), ("fails", FAILS), ("unclear", INCONCLUSIVE)])
+@pytest.mark.parametrize("world,want", [("holds", v.HOLDS), ("fails", v.FAILS), ("unclear", v.INCONCLUSIVE)])
 def test_each_claim_comes_out_each_way(verdicts, world, want):
     got = {k: v for k, v in verdicts[world].items() if not k.startswith("_")}
-    assert got == {"a": want, "b": want, "c1": want, "c2": NOT_RUN, "d": want}, got
+    assert got == {"a": want, "b": want, "c1": want, "c2": v.NOT_RUN, "d": want}, got
 
 
 def test_missing_runs_are_reported_not_dropped(verdicts):
@@ -139,30 +126,34 @@ def test_claim_stages_are_reproduce_stages():
 
 def test_welch_interval_matches_scipy():
     a, b = [70.0, 72.5, 71.0, 69.0], [60.0, 65.0, 61.0]
-    d = welch_diff(a, b)
+    d = v.welch_diff(a, b)
     ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
     assert d.diff == pytest.approx(np.mean(a) - np.mean(b))
     assert (d.low, d.high) == (pytest.approx(ci.low), pytest.approx(ci.high))
-    assert np.isnan(welch_diff([1.0], [2.0, 3.0]).half) and not welch_diff([], [1.0]).run
+    assert np.isnan(v.welch_diff([1.0], [2.0, 3.0]).half) and not v.welch_diff([], [1.0]).run
 
 
 def test_rules_on_numbers():
-    up, down, zero, one = Diff(2, 1, 3, 3), Diff(-2, 1, 3, 3), Diff(0.5, 1, 3, 3), Diff(2, float("nan"), 1, 3)
-    assert [diff_verdict(d) for d in (up, down, zero, one, Diff(0, 0, 0, 3))] == \
-        [HOLDS, FAILS, INCONCLUSIVE, INCONCLUSIVE, NOT_RUN]
-    assert monotone_verdict([1, 2, 3], 0.9, 0.01, [up]) == HOLDS
-    assert monotone_verdict([1, 2, 3], 0.9, 0.2, [up]) == INCONCLUSIVE  # rises, not significant
-    assert monotone_verdict([1, 3, 2], 0.5, 0.01, [up, down]) == FAILS  # a significant drop
-    assert monotone_verdict([3, 2, 1], -0.9, 0.01, []) == FAILS
-    assert full_not_best_verdict([down, up]) == HOLDS and full_not_best_verdict([down, down]) == FAILS
-    assert full_not_best_verdict([down, zero]) == INCONCLUSIVE
-    assert any_view_verdict([FAILS, HOLDS]) == HOLDS and any_view_verdict([FAILS, NOT_RUN]) == FAILS
-    assert collapse_verdict(down, 10, 2, 50) == HOLDS
-    assert collapse_verdict(down, 60, 2, 50) == FAILS  # worse than the base teacher, better than untrained
-    assert collapse_verdict(zero, 40, 2, 50) == INCONCLUSIVE  # not below the base teacher for sure
-    assert collapse_verdict(down, 55, 10, 50) == INCONCLUSIVE  # above untrained, but not surely
-    assert all_verdict([HOLDS, NOT_RUN]) == HOLDS and all_verdict([HOLDS, INCONCLUSIVE]) == INCONCLUSIVE
-    assert all_verdict([HOLDS, FAILS]) == FAILS and all_verdict([NOT_RUN]) == NOT_RUN
+    up, down, zero = v.Diff(2, 1, 3, 3), v.Diff(-2, 1, 3, 3), v.Diff(0.5, 1, 3, 3)
+    one = v.Diff(2, float("nan"), 1, 3)
+    assert [v.diff_verdict(d) for d in (up, down, zero, one, v.Diff(0, 0, 0, 3))] == \
+        [v.HOLDS, v.FAILS, v.INCONCLUSIVE, v.INCONCLUSIVE, v.NOT_RUN]
+    assert v.monotone_verdict([1, 2, 3], 0.9, 0.01, [up]) == v.HOLDS
+    assert v.monotone_verdict([1, 2, 3], 0.9, 0.2, [up]) == v.INCONCLUSIVE  # rises, not significant
+    assert v.monotone_verdict([1, 3, 2], 0.5, 0.01, [up, down]) == v.FAILS  # a significant drop
+    assert v.monotone_verdict([3, 2, 1], -0.9, 0.01, []) == v.FAILS
+    assert v.full_not_best_verdict([down, up]) == v.HOLDS and v.full_not_best_verdict([down, down]) == v.FAILS
+    assert v.full_not_best_verdict([down, zero]) == v.INCONCLUSIVE
+    assert v.any_view_verdict([v.FAILS, v.HOLDS]) == v.HOLDS
+    assert v.any_view_verdict([v.FAILS, v.NOT_RUN]) == v.FAILS
+    assert v.collapse_verdict(down, 10, 2, 50) == v.HOLDS
+    # worse than the base teacher, better than untrained
+    assert v.collapse_verdict(down, 60, 2, 50) == v.FAILS
+    assert v.collapse_verdict(zero, 40, 2, 50) == v.INCONCLUSIVE  # not below the base teacher for sure
+    assert v.collapse_verdict(down, 55, 10, 50) == v.INCONCLUSIVE  # above untrained, but not surely
+    assert v.all_verdict([v.HOLDS, v.NOT_RUN]) == v.HOLDS
+    assert v.all_verdict([v.HOLDS, v.INCONCLUSIVE]) == v.INCONCLUSIVE
+    assert v.all_verdict([v.HOLDS, v.FAILS]) == v.FAILS and v.all_verdict([v.NOT_RUN]) == v.NOT_RUN
 
 
 def test_cli_writes_the_markdown(tmp_path, raws):

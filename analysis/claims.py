@@ -220,7 +220,7 @@ def claim_d(scores: pd.DataFrame, metrics: pd.DataFrame) -> Claim:
             "Trajectories: mean over seeds of each quarter of training (train rows), Q1 → Q4:", "",
             *table(["r", "teacher", "KL(S‖T)", "teacher entropy (nats)"], curves)]
     return Claim("d", "The live teacher collapses",
-                 "not the paper's but this project's (the prototype's finding, DESIGN.md; why "
+                 "not the paper's but this project's (the prototype's finding, harness/DESIGN.md; why "
                  "teacher.mode=base is the default): with the live student as its own teacher, "
                  "self-distillation collapses, the frozen base teacher is the stable choice",
                  all_verdict(verdicts), body,

@@ -1,4 +1,4 @@
-"""`make bench`: every performance target of DESIGN.md, each a ratio measured side by side.
+"""`make bench`: every performance target of harness/DESIGN.md, each a ratio measured side by side.
 
 python -m harness.bench [--only step,probe,memory,eval,parallel] [--rounds N] [--quick] [overrides]
 

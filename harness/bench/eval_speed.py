@@ -9,7 +9,7 @@ with the run's base model (completion lengths depend on the weights):
 - `one prompt at a time`: eval.batch_size = eval.k, i.e. one generate call per problem
   holding its k samples. (One sequence per call would be k times slower still; this is
   the fairer baseline.)
-Target (DESIGN.md): one-at-a-time / batched >= 5.
+Target (harness/DESIGN.md): one-at-a-time / batched >= 5.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Missing on the GPU machine (../shared/DESIGN.md "Real sizes", the device's package list), or there
+# Missing on the GPU machine (harness/DESIGN.md "Real sizes", the device's package list), or there
 # at another version than pyproject.toml pins (transformers 5.17, peft): carried as wheels.
 GPU_WHEELS = ("trl", "transformers", "peft", "datasets", "dill", "multiprocess", "hydra-core", "omegaconf",
               "antlr4-python3-runtime", "hydra-submitit-launcher", "submitit", "math-verify",

@@ -16,7 +16,7 @@ is the peak above the baseline:
 - CUDA: torch.cuda.max_memory_allocated() after reset_peak_memory_stats() at the baseline.
 GRPO (harness/bench/trainers.py) has the same rollouts per step and no reference model
 (beta 0), so a frozen OPSD teacher's weights are the difference one expects. Target
-(DESIGN.md): OPSD / GRPO <= 1.2 in each configuration.
+(harness/DESIGN.md): OPSD / GRPO <= 1.2 in each configuration.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ subprocess per round, as harness/bench/memory.py does (its Peak: VmHWM above the
 the CPU, torch.cuda.max_memory_allocated on CUDA), for STEPS optimiser steps of ROWS rollouts
 x COMPLETION tokens (--quick: QUICK_COMPLETION); OPSD probes every step (probe.every=1, so
 step 1 probes all five exposures). GRPO (harness/bench/trainers.py) samples the same rollouts
-a step. Target (DESIGN.md): OPSD / GRPO peak <= 1.3; the time ratio is reported beside it.
+a step. Target (harness/DESIGN.md): OPSD / GRPO peak <= 1.3; the time ratio is reported beside it.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ both at once (launcher.max_parallel=2, the default). Wall time of each way from 
 first start to the last exit, process start-up and evaluation included, as a sweep
 pays them; rounds alternate the order. Sizes: RUN_OVERRIDES, after the command line's
 overrides (they win, so that e.g. a long train.steps meant for another benchmark does
-not stretch this one). Target (DESIGN.md): serial / parallel >= 1.7 on 2 cores.
+not stretch this one). Target (harness/DESIGN.md): serial / parallel >= 1.7 on 2 cores.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 python -m harness.bench --only probe [--rounds 7] [overrides]
 
-- probe_share (target <= 0.15, DESIGN.md): an OPSDTrainer (shipped base) times, in
+- probe_share (target <= 0.15, harness/DESIGN.md): an OPSDTrainer (shipped base) times, in
   interleaved rounds on the same batch and seed, a step without the probe, a step with
   it, and the probe alone (OPSDTrainer.probe_rows on a prepared batch). The share over a
   run of train.steps steps with a probe every probe.every steps (and at step 1) is

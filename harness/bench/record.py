@@ -2,7 +2,7 @@
 
 python -m harness.bench --only probe --quick profile=smoke   # writes results/bench/probe_*.json
 
-A Result is one ratio with its target (DESIGN.md "Performance targets") and the raw
+A Result is one ratio with its target (harness/DESIGN.md "Performance and memory targets") and the raw
 figures it comes from; `write` adds the machine facts (CPU model, threads, library
 versions, load average, date), since a ratio means little without the machine it was
 taken on. The README table is rebuilt from every json in the folder, so `--only`
@@ -23,7 +23,7 @@ from typing import Any
 from harness.bench.timing import median
 from harness.compute.device import cpu_name
 
-# Table order: the order of DESIGN.md's targets.
+# Table order: the order of harness/DESIGN.md's targets.
 ORDER = ("opsd_vs_sdft", "opsd_vs_parts", "probe_share", "probe_batching", "memory_opsd_base",
          "memory_opsd_live", "memory_opsd_lora", "memory_real_vocab", "eval_batched", "parallel_jobs")
 
@@ -134,7 +134,7 @@ def write_readme(out: Path, command: str) -> Path:
     text = ("# Benchmarks (`make bench`)\n\n"
             "Each ratio is measured side by side in one process (or, for memory, one fresh "
             "subprocess per configuration), in interleaved rounds; figures are medians over "
-            "rounds. Targets: DESIGN.md \"Performance targets\". One json per row holds the raw "
+            "rounds. Targets: harness/DESIGN.md \"Performance targets\". One json per row holds the raw "
             "figures and the machine facts.\n\n"
             f"Last command: `{command}`\n\n" + table(out))
     tmp = path.with_suffix(".md.tmp")

@@ -12,7 +12,7 @@ same torch seed for the ways of one round (so they sample alike):
   sampling the rollouts (model.generate with the trainer's generation config), the
   teacher forward, the student forward + loss + backward + clipping + optimizer step.
   Tokenising and tensor assembly between the parts are left out of the sum.
-Targets (DESIGN.md): opsd / sdft <= 1.10, opsd / sum of parts <= 1.2. The shipped base
+Targets (harness/DESIGN.md): opsd / sdft <= 1.10, opsd / sum of parts <= 1.2. The shipped base
 model is used: the rollouts' length, hence the cost, depends on the weights.
 """
 

@@ -56,7 +56,8 @@ class TaskConfig:
     val_size: int = F(64, "held-out validation problems (controller progress), disjoint from all")
     grader: str = F("synthetic", "synthetic (exact answer) or math (\\boxed + math-verify)")
     student_template: str = F("{problem} ?", "student prompt; {problem}")
-    # Reference before the problem: this order taught the tiny model to copy (DESIGN notes).
+    # Reference before the problem: this order taught the tiny model to copy
+    # (harness/DESIGN.md, Prototype findings).
     teacher_template: str = F("ref : {reference} | {problem} ?", "teacher prompt; {problem} {reference}")
     # The three held-out suites stand in for AIME24 / AIME25 / HMMT25 (rising difficulty).
     suites: list[SuiteConfig] = field(

@@ -16,7 +16,8 @@ from harness.registry import Component, register
 @dataclass
 class AntiSDConfig:
     """loss=antisd: per-token advantage -1/2 (softplus(u_t) - log 2), u_t = log p_T - log p_S
-    (DESIGN.md, AntiSD), added with weight `lam`; off while the teacher's median entropy is low."""
+    (harness/DESIGN.md, "GRPO, AntiSD and SDAR"), added with weight `lam`; off while the teacher's
+    median entropy is low."""
 
     lam: float = F(0.5, "weight of the per-token advantage (0: plain GRPO)")
     warmup_steps: int = F(5, "steps whose teacher median entropy calibrates the gate (term on)")

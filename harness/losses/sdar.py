@@ -16,7 +16,7 @@ from harness.registry import Component, register
 @dataclass
 class SDARConfig:
     """loss=sdar: L_GRPO + coef x mean_t(g_t D_t), g_t = sigmoid(gate_beta x gap_t) detached
-    (DESIGN.md, SDAR; D_t the OPSD divergence with loss.beta / loss.support)."""
+    (harness/DESIGN.md, SDAR; D_t the OPSD divergence with loss.beta / loss.support)."""
 
     coef: float = F(0.01, "weight c of the gated distillation term")
     gate_beta: float = F(5.0, "sharpness beta_g of the sigmoid gate on gap_t = log p_T - log p_S")

@@ -4,7 +4,7 @@ python -m pytest -q tests/test_student_losses.py
 
 Pure functions of per-token tensors (and one small state machine), so the formulas are
 tested against direct computations; harness/trainers/rl.py applies them. Sources
-(DESIGN.md, "Algorithms, precisely"): AntiSD arXiv 2605.11609 as one public
+(harness/DESIGN.md, "GRPO, AntiSD and SDAR"): AntiSD arXiv 2605.11609 as one public
 reimplementation states it; SDAR arXiv 2605.15155 (ZJU-REAL/SDAR's defaults).
 """
 

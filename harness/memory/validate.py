@@ -8,7 +8,7 @@ subprocess per size (ROWSxCOMPLETION[xMICRO_BATCH][@loss.chunk_mb]). Measured: t
 (os.wait4's ru_maxrss: that process alone, so sizes never mask each other). Predicted: the
 plan's total in fp32 plus the process baseline, the peak RSS of a process that imports what
 a run imports (torch, transformers, TRL, datasets, peft, the harness) and nothing more.
-Target (DESIGN.md): predicted / measured in [0.75, 1.25].
+Target (harness/DESIGN.md): predicted / measured in [0.75, 1.25].
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ the student by harness/run.py).
 This module holds the state (EMAs of the training statistics) and the hold-window
 loop; the policy and its REINFORCE update are in harness/sources/reinforce.py, the progress
 measures P in harness/sources/learning_progress.py, the paper's reward in harness/sources/paper_reward.py.
-state=paper adds the paper's two state features (DESIGN.md): the student's probe NLL of
+state=paper adds the paper's two state features (harness/DESIGN.md): the student's probe NLL of
 the validation references (measured at each window's end; P itself when
 progress=ref_nll) and its confidence (EMA of the train rows' student_confidence).
 """

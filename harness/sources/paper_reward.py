@@ -3,14 +3,14 @@ plus lambda_gt times the teacher's log-probability of the reference.
 
 python -m harness.run method=atesd ablation=paper_reward profile=smoke   # tests: tests/test_paper_reward.py
 
-Source: DESIGN.md, "What is public about the paper's own choices" (a secondary summary;
+Source: harness/DESIGN.md, "Paper reward" (a secondary summary;
 no ATESD code is public): "reward = discounted *positive* drops of the distillation loss
 plus lambda_gt times the teacher's log-probability of the reference"; H, L, gamma and
 lambda_gt are not given. Our reading, per decision k whose first step is s:
   l_0 .. l_L   the distillation loss of the train rows at steps s .. s + L (L = lookahead)
   D_k          = sum_{j=1..L} gamma^(j-1) max(0, l_(j-1) - l_j)  (per step, not window means)
                choice: a drop between two steps of different windows is not counted - the
-               teacher's exposure changes there, and the loss level moves with r (DESIGN.md:
+               teacher's exposure changes there, and the loss level moves with r (harness/DESIGN.md:
                the mismatch rises with r), so such a drop measures the new r, not learning
   G_k          = mean per-token log p_teacher(reference solution | teacher context at r_k)
                over the task.val_size validation problems (choice: held-out, one batched

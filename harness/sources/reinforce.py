@@ -10,7 +10,7 @@ python -m pytest -q tests/test_controller.py     # used by harness/sources/contr
 Options (controller.*, all off by default): advantage=normalised, A_k = (R_k - mean) / std
 over a running buffer of the last rewards, this one included (choice: a buffer without it
 has std 0 after one reward, an unbounded advantage; with it |A| <= sqrt(n - 1));
-max_entropy, the paper's upper bound on the policy's entropy (DESIGN.md): entropy_bound=clamp
+max_entropy, the paper's upper bound on the policy's entropy (harness/DESIGN.md): entropy_bound=clamp
 scales a too-flat Beta's (a, b) by the least s >= 1 that brings H down to the bound (mean
 a / (a + b) kept; s found by bisection, detached, so the gradient flows through a and b),
 for drawing and for learning alike; entropy_bound=penalty adds the hinge

@@ -6,7 +6,7 @@ A problem is a left-to-right chain `a0 op1 a1 op2 a2 ... opk ak` over Z_M with
 ops + - x. The reference solution spells one step per operation:
 `a0 op1 a1 = r1 ; r1 op2 a2 = r2 ; ... ; ans rk`. Difficulty is k (number of
 operations). One token per number and symbol (see harness/models/tiny.py): the
-DESIGN notes record that a character-level variant gave a teacher no better than
+harness/DESIGN.md (Prototype findings) records that a character-level variant gave a teacher no better than
 the student, while this one gave a clearly better teacher.
 """
 

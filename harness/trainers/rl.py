@@ -193,7 +193,7 @@ class RLTrainer(RunHooks, GRPOTrainer):
         return loss
 
     def sdar_loss(self, model, inputs: dict[str, Any]) -> torch.Tensor:
-        """c sum_t(g_t D_t) / the step's tokens for this micro-batch (DESIGN.md, SDAR): summed over
+        """c sum_t(g_t D_t) / the step's tokens for this micro-batch (harness/DESIGN.md, SDAR): summed over
         the step's micro-batches it is c mean_t(g_t D_t); the gate is detached."""
         sc = self.run_cfg.sdar
         sel_B_C = inputs["completion_mask"].bool()

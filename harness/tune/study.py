@@ -3,7 +3,7 @@
 python -m harness.tune.study --trials 20 [--seeds 0] [--study NAME] [--results DIR] [--launcher slurm] \
     [--batch N] [--sampler-seed 0] [--lr-range 1e-5,1e-3] -- [overrides, e.g. profile=smoke]
 
-Optuna (>= 4, used directly with ask/tell; DESIGN.md "Dependencies": the Hydra Optuna
+Optuna (>= 4, used directly with ask/tell; harness/DESIGN.md "Dependency behaviour": the Hydra Optuna
 plugin pins optuna < 3, whose SQLite storage breaks on SQLAlchemy 2) with a seeded TPE
 sampler and SQLite storage at <results>/tune/<study>.db. Each round asks a batch of
 trials (--batch, default launcher.max_parallel), launches their runs as one Hydra

@@ -134,8 +134,8 @@ def write_readme(out: Path, command: str) -> Path:
     text = ("# Benchmarks (`make bench`)\n\n"
             "Each ratio is measured side by side in one process (or, for memory, one fresh "
             "subprocess per configuration), in interleaved rounds; figures are medians over "
-            "rounds. Targets: harness/DESIGN.md \"Performance targets\". One json per row holds the raw "
-            "figures and the machine facts.\n\n"
+            "rounds. Targets: harness/DESIGN.md \"Performance and memory targets\". One json "
+            "per row holds the raw figures and the machine facts.\n\n"
             f"Last command: `{command}`\n\n" + table(out))
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text(text)

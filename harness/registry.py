@@ -47,8 +47,11 @@ class Component:
                 method.exposure_source=controller)
     config_key  the run-config section it owns (`controller`), with `config` its dataclass
     uses        other components' sections it reads too (random reads controller.hold)
-    build       sources: build(cfg, evaluator) -> ExposureSource; losses: the trainer kind
-                ("opsd" | "rl"); tasks: unused
+    build       sources: build(cfg, evaluator) -> ExposureSource; losses on GRPO: build(cfg) ->
+                GRPOSideLoss (harness/losses/base.py; None: plain GRPO); tasks: build(task
+                config) -> the task's data (suites, validation, training stream)
+    trainer     losses: which trainer runs it, "opsd" (harness/trainers/opsd.py) or "rl"
+                (harness/trainers/rl.py)
     fixed_exposure  sources: the run takes `exposure=` (its name gets -r<exposure>)
     has_teacher losses: the student learns from a teacher (false: grpo, source none)
     """
@@ -63,6 +66,7 @@ class Component:
     config: type | None = None
     uses: tuple[str, ...] = ()
     build: Callable[..., Any] | None = None
+    trainer: str = ""
     fixed_exposure: bool = False
     has_teacher: bool = True
     extra: dict[str, Any] = field(default_factory=dict)

@@ -57,10 +57,13 @@ def test_atesd_smoke_run(tmp_path, smoke_base):
     assert (folder / "eval.json").is_file()
 
 
-def test_measuring_progress_leaves_the_training_rng_alone(smoke_cfg, smoke_base):
+def test_measuring_progress_leaves_the_training_rng_alone(smoke_base):
     """P samples with its own fixed seed under a forked RNG: training draws what it would have."""
+    from harness.config.settings import compose
     from harness.models.tiny import load
     from harness.tasks.datasets import TaskData
+
+    smoke_cfg = compose(["profile=smoke", "method=atesd"])  # P reads controller.*
 
     model, tok = load(smoke_base)
     problems = TaskData(smoke_cfg.task).validation

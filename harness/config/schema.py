@@ -124,7 +124,7 @@ class RunConfigBase:
     @property
     def rows_per_step(self) -> int:
         """Rollouts one process trains on per optimiser step: OPSD's prompts, or GRPO's groups."""
-        if self.method.loss == "opsd":
+        if get("loss", self.method.loss).trainer == "opsd":  # one rollout a prompt
             return self.train.prompts_per_step
         return self.grpo.problems(self.train.prompts_per_step) * self.grpo.group_size
 

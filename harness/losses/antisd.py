@@ -2,14 +2,17 @@
 
 python -m harness.run method=antisd exposure=0.5 profile=smoke
 
-Its formulas: harness/losses/student.py; the trainer: harness/trainers/rl.py.
+Its formulas: harness/losses/student.py; what it adds to GRPO's step: AntiSDLoss below (the
+interface: harness/losses/base.py), called by harness/trainers/rl.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from harness.config.fields import F, require
+from harness.losses.base import GRPOSideLoss
 from harness.registry import Component, register
 
 
@@ -31,5 +34,41 @@ class AntiSDConfig:
                 f">= antisd.off_fraction ({self.off_fraction}) > 0 (hysteresis)")
 
 
-register(Component(kind="loss", name="antisd", label="AntiSD", rank=7, method_part="antisd", build="rl",
-                   config_key="antisd", config=AntiSDConfig, uses=("grpo",)))
+class AntiSDLoss(GRPOSideLoss):
+    """A_i + lambda A_t per token while the gate is on (the gate sees this batch's teacher median
+    entropy first), A_i alone while it is off; the gate's state travels in each checkpoint."""
+
+    state_file = "antisd_gate.json"
+
+    def __init__(self, cfg: Any) -> None:
+        from harness.losses.student import EntropyGate  # torch: loaded when a run trains
+
+        super().__init__(cfg)
+        a = cfg.antisd
+        self.gate = EntropyGate(a.warmup_steps, a.off_fraction, a.on_fraction)
+
+    def advantages(self, trainer: Any, out: dict[str, Any], stats_B_C_K: Any) -> Any:
+        from harness.losses.chunked import COL
+        from harness.losses.divergences import masked_mean
+        from harness.losses.student import antisd_advantage, masked_median, token_gap
+
+        m_B_C = out["completion_mask"]
+        # the gap at the sampling temperature: the policy GRPO trains is the one sampled at it
+        gap_B_C = token_gap(stats_B_C_K[..., COL["teacher_logp_y"]], stats_B_C_K[..., COL["student_logp_y"]])
+        median = masked_median(stats_B_C_K[..., COL["teacher_entropy"]], m_B_C)
+        on = self.gate.update(median)
+        term_B_C = self.cfg.antisd.lam * antisd_advantage(gap_B_C) * float(on) * m_B_C
+        trainer.step_stats.update({"antisd_gate": float(on), "teacher_entropy_median": median,
+                                   "antisd_gate_reference": self.gate.reference,
+                                   "antisd_term": masked_mean(term_B_C.abs(), m_B_C).item()})
+        return out["advantages"].unsqueeze(1) + term_B_C
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.gate.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gate.load_state_dict(state)
+
+
+register(Component(kind="loss", name="antisd", label="AntiSD", rank=7, method_part="antisd", trainer="rl",
+                   config_key="antisd", config=AntiSDConfig, uses=("grpo",), build=AntiSDLoss))

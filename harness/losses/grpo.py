@@ -39,5 +39,5 @@ class RLConfig:
         return self.problems_per_step or max(1, prompts_per_step // self.group_size)
 
 
-register(Component(kind="loss", name="grpo", label="GRPO", rank=6, method_part="grpo", build="rl",
+register(Component(kind="loss", name="grpo", label="GRPO", rank=6, method_part="grpo", trainer="rl",
                    config_key="grpo", config=RLConfig, has_teacher=False))

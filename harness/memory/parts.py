@@ -13,6 +13,7 @@ from pathlib import Path
 
 from harness.config.schema import RunConfig
 from harness.memory.shape import Shape
+from harness.registry import get
 
 GB = 1e9
 # fp32 [chunk_tokens x V] tensors alive in one block of the chunked loss: measured on the CPU
@@ -113,10 +114,15 @@ def chunk_tokens(chunk_mb: float, vocab: int, tokens: int) -> int:
     return max(1, min(tokens, int(chunk_mb * 2**20 // (4 * vocab))))
 
 
+def teacher_of(cfg: RunConfig) -> bool:
+    """The run's loss learns from a teacher (every loss but GRPO's): harness/registry.py."""
+    return get("loss", cfg.method.loss).has_teacher
+
+
 def weight_parts(cfg: RunConfig, s: Sizes) -> list[Part]:
     n, lora = s.shape.params(), cfg.model.lora
     parts = [Part("weights", n * s.b, "persistent", f"{n / 1e9:.2f}B params x {s.b} B")]
-    copy = cfg.method.loss != "grpo" and cfg.teacher.mode in ("base", "ema") and lora.r == 0
+    copy = teacher_of(cfg) and cfg.teacher.mode in ("base", "ema") and lora.r == 0
     if copy:
         parts.append(Part("teacher copy", n * s.b, "persistent", f"teacher.mode={cfg.teacher.mode}, no LoRA"))
     return parts
@@ -155,14 +161,14 @@ def teacher_forward(rows: int, s: Sizes) -> float:
 
 def logits_part(cfg: RunConfig, s: Sizes) -> Part:
     v, c = s.shape.vocab, s.completion
-    if cfg.method.loss == "grpo":
+    if not teacher_of(cfg):
         return Part("logits", GRPO_LOGITS * s.rows * c * v * 4, "train step", "TRL GRPO log-probs")
     if s.path == "full":
         return Part("logits", OLD_LOGITS * s.rows * c * v * 4, "train step",
                     f"full-vocabulary loss: ~{OLD_LOGITS} fp32 [{s.rows} x {c} x {v}] tensors")
     ct = chunk_tokens(cfg.loss.chunk_mb, v, s.rows * c)
     loss = CHUNK_LIVE * ct * v * 4 + 2 * s.rows * c * s.shape.hidden * 4
-    if cfg.method.loss != "opsd":  # antisd / sdar: GRPO's log-probs beside the divergence
+    if get("loss", cfg.method.loss).trainer == "rl":  # antisd / sdar: GRPO's log-probs beside the divergence
         loss += GRPO_LOGITS * s.rows * c * v * 4
     return Part("logits", loss, "train step",
                 f"chunked: {CHUNK_LIVE} x [{ct} x {v}] fp32 + final hidden states of {s.rows} rows")
@@ -171,7 +177,7 @@ def logits_part(cfg: RunConfig, s: Sizes) -> Part:
 def teacher_part(cfg: RunConfig, s: Sizes) -> Part | None:
     """The teacher's no-grad forward over its longer prompt, beside the student's activations
     (counted with the loss's blocks, though they never coexist: a small overestimate)."""
-    if cfg.method.loss == "grpo":
+    if not teacher_of(cfg):
         return None
     return Part("teacher forward", teacher_forward(s.rows, s), "train step",
                 f"no grad, {s.rows} rows x {s.teacher_len} tokens, one layer at a time")
@@ -179,7 +185,7 @@ def teacher_part(cfg: RunConfig, s: Sizes) -> Part | None:
 
 def probe_part(cfg: RunConfig, s: Sizes) -> Part | None:
     p = cfg.probe
-    if not p.every or cfg.method.loss == "grpo":
+    if not p.every or not teacher_of(cfg):
         return None
     v, c, e = s.shape.vocab, s.completion, len(p.exposures)
     if s.path == "full":

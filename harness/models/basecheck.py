@@ -64,7 +64,15 @@ def check_numbers(model, tokenizer, cfg: RunConfig) -> dict:
     summary, _ = eval_suite(model, tokenizer, check_cfg, CHECK_SUITE, problems)
     return {"suite": CHECK_SUITE, "problems": CHECK_PROBLEMS, "k": CHECK_K, "seed": CHECK_SEED,
             "temperature": cfg.eval.temperature, "average": summary["average"],
-            "ref_nll": ref_nll(model, tokenizer, cfg, problems)}
+            "ref_nll": ref_nll(model, tokenizer, with_controller(cfg), problems)}
+
+
+def with_controller(cfg: RunConfig) -> RunConfig:
+    """cfg with a controller section (its defaults unless the run has one): ref_nll reads
+    controller.progress_batch_size, and a base or OPSD run keeps no controller section."""
+    from harness.sources.controller_config import ControllerConfig
+
+    return cfg if cfg.controller is not None else replace(cfg, controller=ControllerConfig())
 
 
 def compare_with_shipped(path: Path, cfg: RunConfig, values: dict) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from harness.compute.device import choose
 from harness.compute.vllm_backend import rollout_args
 from harness.config.schema import RunConfig
+from harness.registry import get
 from harness.trainers.trackers import trl_report_to
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def build_trainer(cfg: RunConfig, run_dir: RunDir, model, tok, rows: list[dict],
     from harness.compute.vllm_backend import install_drift_free_sync
     from harness.sources.paper_reward import TeacherView
 
-    if cfg.method.loss == "opsd":
+    if get("loss", cfg.method.loss).trainer == "opsd":  # harness/registry.py
         from harness.trainers.opsd import OPSDTrainer as trainer_cls
         make_args = sdft_args
     else:

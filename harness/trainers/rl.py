@@ -2,6 +2,8 @@
 
 python -m harness.run method=grpo profile=smoke       # also method=antisd|sdar, source=atesd loss=antisd
 
+What each loss adds to GRPO's step is its component's GRPOSideLoss (harness/losses/base.py;
+antisd.py, sdar.py); this trainer names no loss:
 loss=grpo   correctness reward (harness.tasks.grading.grade), grpo.group_size rollouts a
             problem, no teacher (source none).
 loss=antisd GRPO with A_i + lambda A_t per token, A_t the bounded AntiSD advantage of the gap
@@ -11,7 +13,7 @@ loss=sdar   GRPO loss + sdar.coef x mean_t(g_t D_t), g_t = sigmoid(beta_g gap_t)
 The teacher is the same model shown the reference at the exposure in force, through the same
 ExposureContextBuilder as OPSDTrainer (harness/trainers/opsd.py); teacher.mode picks its weights.
 Metrics rows match OPSD's (one `kind: train` row per optimiser step, rank 0 writes them);
-checkpoints and resume are TRL's, the AntiSD gate's state travels in each checkpoint.
+checkpoints and resume are TRL's, the loss's own state (AntiSD's gate) travels in each checkpoint.
 Teacher-side statistics and the sdar term come from harness/losses/chunked.py on final hidden states
 (train.micro_batch rows per forward, the vocabulary in blocks): no batch-wide logits tensor.
 Cost: sdar runs a second student forward (with gradient) for its divergence.
@@ -36,15 +38,9 @@ from trl.trainer.utils import use_adapter
 
 from harness.compute import envsafe
 from harness.config.schema import RunConfig
-from harness.losses.chunked import COL, STATS, chunked_divergence, token_means
-from harness.losses.divergences import masked_mean
+from harness.losses.base import GRPOSideLoss
+from harness.losses.chunked import STATS, chunked_divergence, token_means
 from harness.losses.hidden_states import lm_head, row_blocks
-from harness.losses.student import (
-    EntropyGate,
-    antisd_advantage,
-    masked_median,
-    token_gap,
-)
 from harness.models.tiny import lora_adapter_config
 from harness.prompts.templates import Prompts
 from harness.registry import get
@@ -58,7 +54,6 @@ from harness.trainers.opsd import ExposureContextBuilder, NonFiniteError, check_
 
 envsafe.install()  # before any trainer builds its Accelerator (see harness/compute/envsafe.py)
 
-GATE_STATE = "antisd_gate.json"
 
 
 class EMATeacher(TrainerCallback):
@@ -90,10 +85,10 @@ class RLTrainer(RunHooks, GRPOTrainer):
     def __init__(self, *, run_cfg: RunConfig, problems: dict[str, Problem],
                  exposure_source: ExposureSource, run_dir: RunDir, **kwargs: Any) -> None:
         self.init_run(run_cfg, problems, exposure_source, run_dir)
-        self.loss_name = run_cfg.method.loss
-        self.has_teacher = get("loss", self.loss_name).has_teacher
-        a = run_cfg.antisd  # None unless loss=antisd (a run holds only the sections it uses)
-        self.gate = EntropyGate(a.warmup_steps, a.off_fraction, a.on_fraction) if a else None
+        loss = get("loss", run_cfg.method.loss)
+        self.has_teacher = loss.has_teacher
+        # what the loss adds to GRPO's step (harness/losses/base.py; plain GRPO adds nothing)
+        self.student_loss: GRPOSideLoss = loss.build(run_cfg) if loss.build else GRPOSideLoss(run_cfg)
         kwargs.setdefault("peft_config", lora_adapter_config(run_cfg.model.lora))
         super().__init__(reward_funcs=[self.correctness], **kwargs)
         self._tokenizer = self.processing_class  # what ExposureContextBuilder pads with
@@ -154,63 +149,31 @@ class RLTrainer(RunHooks, GRPOTrainer):
         ids = builder.batch_ids([x["privileged_context"] for x in inputs])
         out.update(builder.build_ids(ids, out["completion_ids"], out["completion_mask"]))
         m_B_C = out["completion_mask"]
-        self.step_loss_tokens = max(int(m_B_C.sum()), 1)  # the sdar term's normaliser over micro-batches
-        self.sdar_sums: dict[str, float] = {}
+        self.step_loss_tokens = max(int(m_B_C.sum()), 1)  # an added term's normaliser over micro-batches
+        self.student_loss.batch_start(self)
         stats_B_C_K = self.teacher_token_stats(out)
         means = {k: v.item() / self.step_loss_tokens for k, v in
                  token_means(stats_B_C_K[m_B_C.bool()], STATS[:4]).items()}
         self.step_stats = means
         if self.run_cfg.task.max_teacher_tokens:
             self.step_stats["teacher_ref_cut"] = builder.ref_cut_share
-        if self.loss_name == "antisd":
-            out["advantages"] = self.antisd_advantages(out, stats_B_C_K)
+        advantages = self.student_loss.advantages(self, out, stats_B_C_K)
+        if advantages is not None:  # AntiSD: per-token advantages instead of GRPO's
+            out["advantages"] = advantages
         return out
-
-    def antisd_advantages(self, out: dict[str, Any], stats_B_C_K: torch.Tensor) -> torch.Tensor:
-        """A_i + lambda A_t per token while the gate is on (the gate sees this batch's
-        teacher median entropy first), A_i alone while it is off."""
-        m_B_C = out["completion_mask"]
-        # the gap at the sampling temperature: the policy GRPO trains is the one sampled at it
-        gap_B_C = token_gap(stats_B_C_K[..., COL["teacher_logp_y"]], stats_B_C_K[..., COL["student_logp_y"]])
-        median = masked_median(stats_B_C_K[..., COL["teacher_entropy"]], m_B_C)
-        on = self.gate.update(median)
-        term_B_C = self.run_cfg.antisd.lam * antisd_advantage(gap_B_C) * float(on) * m_B_C
-        self.step_stats.update({"antisd_gate": float(on), "teacher_entropy_median": median,
-                                "antisd_gate_reference": self.gate.reference,
-                                "antisd_term": masked_mean(term_B_C.abs(), m_B_C).item()})
-        return out["advantages"].unsqueeze(1) + term_B_C
 
     # ---- loss ------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        if self.loss_name == "sdar" and model.training:
-            loss = loss + self.sdar_loss(model, inputs)
+        extra = self.student_loss.extra_loss(self, model, inputs) if model.training else None
+        if extra is not None:  # SDAR: the gated distillation term
+            loss = loss + extra
         step = self.state.global_step + 1
         if model.training and faults.poison(self.run_cfg.run_name, step):
             loss = loss * float("nan")
         if model.training and not math.isfinite(loss.item()):
             raise NonFiniteError(f"non-finite loss at step {step}: {loss.item()}")
         return loss
-
-    def sdar_loss(self, model, inputs: dict[str, Any]) -> torch.Tensor:
-        """c sum_t(g_t D_t) / the step's tokens for this micro-batch (harness/DESIGN.md, SDAR): summed over
-        the step's micro-batches it is c mean_t(g_t D_t); the gate is detached."""
-        sc = self.run_cfg.sdar
-        sel_B_C = inputs["completion_mask"].bool()
-        gd_sum, st_N_K = chunked_divergence(self.student_hidden(model, inputs)[sel_B_C],
-                                            self.teacher_hidden(inputs["teacher_input_ids"],
-                                                                inputs["teacher_attention_mask"],
-                                                                inputs["completion_ids"].shape[1])[sel_B_C],
-                                            inputs["completion_ids"][sel_B_C], lm_head(model),
-                                            self.spec(gate_beta=sc.gate_beta), lm_head(self.teacher_model))
-        term = sc.coef * gd_sum / self.step_loss_tokens
-        n = self.step_loss_tokens
-        for key, value in (("sdar_gate", st_N_K[:, COL["weight"]].sum().item() / n),
-                           ("sdar_term", term.item()),
-                           ("distill_loss", st_N_K[:, COL["divergence"]].sum().item() / n)):
-            self.sdar_sums[key] = self.sdar_sums.get(key, 0.0) + value
-        self.step_stats.update(self.sdar_sums)  # token-weighted over the step's micro-batches
-        return term
 
     # ---- one metrics row per optimiser step ----------------------------------------------------
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -229,14 +192,16 @@ class RLTrainer(RunHooks, GRPOTrainer):
         check_finite(row, step, ("loss",))
         self.write_step(step, row)
 
-    # ---- the AntiSD gate's state in each checkpoint ------------------------------------------
+    # ---- the student loss's own state (AntiSD's gate) in each checkpoint -------------------
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
-        if self.loss_name == "antisd" and self.args.should_save:
+        name = self.student_loss.state_file
+        if name and self.args.should_save:
             folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
-            (folder / GATE_STATE).write_text(json.dumps(self.gate.state_dict()))
+            (folder / name).write_text(json.dumps(self.student_loss.state_dict()))
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
-        if checkpoint is not None and (Path(checkpoint) / GATE_STATE).is_file():
-            self.gate.load_state_dict(json.loads((Path(checkpoint) / GATE_STATE).read_text()))
+        name = self.student_loss.state_file
+        if checkpoint is not None and name and (Path(checkpoint) / name).is_file():
+            self.student_loss.load_state_dict(json.loads((Path(checkpoint) / name).read_text()))

@@ -37,7 +37,7 @@ def part_ranks() -> dict[str, int]:
     """method-name part -> table rank: sources first, then losses (each kind by its rank)."""
     ranks: dict[str, int] = {}
     for offset, kind in ((0, "source"), (1000, "loss")):
-        ranks.update({c.method_part: offset + c.rank for c in components(kind) if c.method_part})
+        ranks.update({c.part: offset + c.rank for c in components(kind) if c.part})
     return ranks
 
 

@@ -41,8 +41,8 @@ class Component:
     name        the value of its choice key (method.exposure_source, method.loss, task.kind)
     label       how it reads in tables and legends ("ATESD"); "" for the plain default
     rank        its place among its kind in tables (lower first)
-    method_part what it adds to a trained run's method name (`atesd` in `atesd_sdar`); ""
-                adds nothing (fixed exposure, the opsd loss)
+    method_part what it adds to a trained run's method name (`atesd` in `atesd_sdar`); None:
+                its name; "" adds nothing (the fixed exposure, the opsd loss)
     option      its config group option when it differs from name (`source=atesd` sets
                 method.exposure_source=controller)
     config_key  the run-config section it owns (`controller`), with `config` its dataclass
@@ -60,7 +60,7 @@ class Component:
     name: str
     label: str = ""
     rank: int = 50
-    method_part: str = ""
+    method_part: str | None = None
     option: str | None = None
     config_key: str | None = None
     config: type | None = None
@@ -70,6 +70,11 @@ class Component:
     fixed_exposure: bool = False
     has_teacher: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def part(self) -> str:
+        """What it adds to a method name (method_part, or its name when that is None)."""
+        return self.name if self.method_part is None else self.method_part
 
     @property
     def sections(self) -> tuple[str, ...]:

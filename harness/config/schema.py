@@ -58,7 +58,7 @@ class MethodConfig:
         derived = method_of(self.exposure_source, self.loss)
         require(self.name in (*METHODS, derived), "method", self.name, f"one of {METHODS}")
         if not loss.has_teacher:
-            require(not source.has_teacher, "source", source.method_part or source.name,
+            require(not source.has_teacher, "source", source.part or source.name,
                     f"loss={loss.name} has no teacher, so no exposure source "
                     f"(method={loss.name} sets source=none)")
         teacher_sources = "|".join(c.option or c.name for c in components("source") if c.has_teacher)
@@ -73,8 +73,8 @@ def method_of(exposure_source: str, loss: str) -> str:
     opsd, (controller, opsd) -> atesd, (fixed, antisd) -> antisd, (controller, sdar) ->
     atesd_sdar: every old name stays what it was."""
     source, student = find("source", exposure_source), find("loss", loss)
-    parts = [source.method_part if source else exposure_source,
-             student.method_part if student else loss]
+    parts = [source.part if source else exposure_source,
+             student.part if student else loss]
     return "_".join(p for p in parts if p) or "opsd"
 
 

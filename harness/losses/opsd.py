@@ -11,4 +11,4 @@ from __future__ import annotations
 
 from harness.registry import Component, register
 
-register(Component(kind="loss", name="opsd", label="OPSD", rank=0, trainer="opsd"))
+register(Component(kind="loss", name="opsd", label="OPSD", rank=0, method_part="", trainer="opsd"))

@@ -76,7 +76,7 @@ def method_label(method: str | None, tag: str | None, fixed: bool, exposure: flo
 
 def labels_by_part(kind: str) -> dict[str, str]:
     """method-name part -> label of the registered components of a kind (`atesd` -> ATESD)."""
-    return {c.method_part: c.label for c in components(kind) if c.method_part}
+    return {c.part: c.label for c in components(kind) if c.part}
 
 
 def _read_config(folder: Path) -> tuple[dict, str]:

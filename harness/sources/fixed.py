@@ -18,5 +18,5 @@ class FixedExposure(ExposureSource):
         return self.r
 
 
-register(Component(kind="source", name="fixed", label="Fixed", rank=1, fixed_exposure=True,
+register(Component(kind="source", name="fixed", label="Fixed", rank=1, method_part="", fixed_exposure=True,
                    build=lambda cfg, evaluator: FixedExposure(cfg.train.steps, cfg.exposure)))

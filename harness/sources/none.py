@@ -16,5 +16,5 @@ class NoExposure(ExposureSource):
         raise RuntimeError("method.exposure_source=none: this run has no teacher to expose")
 
 
-register(Component(kind="source", name="none", rank=0, has_teacher=False,
+register(Component(kind="source", name="none", rank=0, method_part="", has_teacher=False,
                    build=lambda cfg, evaluator: NoExposure(cfg.train.steps)))

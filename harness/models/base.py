@@ -53,7 +53,7 @@ def sft_rows(cfg: RunConfig, tokenizer, n: int) -> list[dict[str, str]]:
         else:
             r = 1.0 if rng.random() < b.full_ref_fraction else rng.random()
             reference = prompts.reference(p, r)
-        # no reference: the student prompt (PromptTemplates.teacher_prompt, the r = 0 rule)
+        # no reference: the student prompt (the r = 0 rule, harness/prompts/templates.py no_reference)
         prompt = prompts.templates.teacher_prompt(p.problem, reference)
         # After the clean phase, what the model writes itself (not copied from the shown
         # reference) errs at base.step_error per step: the student's imperfection is then

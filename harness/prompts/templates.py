@@ -35,11 +35,17 @@ class PromptTemplates:
         return self.student.format(problem=problem)
 
     def teacher_prompt(self, problem: str, reference_prefix: str) -> str:
-        """The one place of the r = 0 invariant: an empty prefix is no privileged context
-        at all, so the teacher sees exactly the student's context (mismatch exactly 0)."""
-        if not reference_prefix.strip():
+        if no_reference(reference_prefix):
             return self.student_prompt(problem)
         return self.teacher.format(problem=problem, reference=reference_prefix)
+
+
+def no_reference(reference_text: str) -> bool:
+    """The r = 0 rule, the one test of it: an empty (or blank) reference is no privileged
+    context at all, so the teacher sees exactly the student's context (mismatch exactly 0).
+    Every prompt path asks this (teacher_prompt; Prompts.teacher and, on ids, teacher_ids:
+    no reference ids and no answer suffix is the same empty text)."""
+    return not reference_text.strip()
 
 
 def templates_of(cfg: RunConfig) -> PromptTemplates:
@@ -141,7 +147,7 @@ class Prompts:
 
     def teacher(self, problem: Problem, r: float) -> str:
         reference = self.reference(problem, r)
-        if not reference.strip():  # the r = 0 rule (PromptTemplates.teacher_prompt)
+        if no_reference(reference):
             return self.student(problem)
         return self.chat(self.templates.teacher_prompt(problem.problem, reference),
                          self.task.teacher_thinking)
@@ -154,7 +160,7 @@ class Prompts:
         ref_ids, whole = self.cutter.prefix_ids(problem.solution, problem.steps, r)
         suffix = self.answer_suffix(problem, whole, bool(ref_ids))
         suffix_ids = tok(suffix, add_special_tokens=False)["input_ids"] if suffix else []
-        if not ref_ids and not suffix_ids:
+        if not ref_ids and not suffix_ids:  # the r = 0 rule (no_reference) on ids
             return tok(self.student(problem))["input_ids"], False
         head, tail = self.chat(self.templates.teacher_prompt(problem.problem, _SLOT),
                                self.task.teacher_thinking).split(_SLOT)

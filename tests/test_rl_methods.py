@@ -18,8 +18,9 @@ from harness.config.schema import ConfigError
 from harness.config.settings import compose, compose_raw, compose_resolved
 from harness.front.plan import plan
 from harness.run import run
+from harness.runs.naming import method_label
 from harness.runs.rundir import flat, read_jsonl, refuse_config_conflict
-from harness.runs.runinfo import method_label, read_run
+from harness.runs.runinfo import read_run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "method_configs_before_axes.json"
 NEW_SECTIONS = ("grpo", "antisd", "sdar")

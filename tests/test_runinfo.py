@@ -16,7 +16,8 @@ import yaml
 from harness.config.schema import run_name
 from harness.front.progress import steps_done
 from harness.front.summary import print_summary
-from harness.runs.runinfo import FINAL_FRACTION, final_value, method_label, read_run, read_runs
+from harness.runs.naming import method_label
+from harness.runs.runinfo import FINAL_FRACTION, final_value, read_run, read_runs
 
 
 def write_run(folder: Path, config: dict | None = None, status: dict | None = None,

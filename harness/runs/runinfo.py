@@ -31,7 +31,8 @@ from typing import Any
 import yaml
 
 from harness.config.schema import method_of, run_name
-from harness.registry import components, find
+from harness.registry import find
+from harness.runs.naming import method_key, method_label
 from harness.runs.rundir import read_json, read_jsonl
 
 FINAL_FRACTION = 0.25  # "final" mismatch: mean over the last quarter of a run's train rows
@@ -47,36 +48,6 @@ def final_value(train_rows: list[dict], key: str = ST) -> float | None:
     """Mean of `key` over the last FINAL_FRACTION of the train rows; None if it was never logged."""
     values = [r[key] for r in late_rows(train_rows) if r.get(key) is not None]
     return sum(values) / len(values) if values else None
-
-
-def method_key(method: str, exposure_source: str, exposure: float, tag: str | None) -> str:
-    """The run name without its seed: base | <method>[-<tag>]-r<exposure> | <method>[-<tag>]."""
-    return run_name(method, exposure_source, exposure, 0, tag).removesuffix("-s0")
-
-
-def method_label(method: str | None, tag: str | None, fixed: bool, exposure: float) -> str:
-    """The row label readers see in tables and legends (the components' labels,
-    harness/registry.py: `atesd` reads "ATESD", `atesd_antisd` "ATESD + AntiSD")."""
-    suffix = f" [{tag}]" if tag else ""
-    sources, losses = labels_by_part("source"), labels_by_part("loss")
-    if method == "base":
-        return "Base model"
-    if fixed:
-        if method == "opsd" and exposure == 1.0 and not tag:
-            return "OPSD (r = 1)"
-        # a loss at a fixed r (`antisd`), or another source that takes exposure= (its label)
-        name = "Fixed" if method == "opsd" else {**sources, **losses}.get(method or "", str(method))
-        return f"{name} r = {exposure:g}{suffix}"
-    # compositions (harness.config.schema.method_of): `atesd_antisd` reads "ATESD + AntiSD"
-    source, _, loss = (method or "").partition("_")
-    if loss and source in sources and loss in losses:
-        return f"{sources[source]} + {losses[loss]}{suffix}"
-    return {**sources, **losses}.get(method or "", str(method)) + suffix
-
-
-def labels_by_part(kind: str) -> dict[str, str]:
-    """method-name part -> label of the registered components of a kind (`atesd` -> ATESD)."""
-    return {c.part: c.label for c in components(kind) if c.part}
 
 
 def _read_config(folder: Path) -> tuple[dict, str]:

@@ -10,6 +10,9 @@ finished and why, then writes into DIR (default: the results root):
   figures/controller.png, .pdf             analysis/controller_plot.py (ATESD runs only)
   figures/difficulty_vs_exposure.png, .pdf analysis/difficulty.py (fixed-exposure OPSD runs:
   tables/average<k>_by_difficulty.md, .tex  Average@k per suite against r, best r per suite)
+  figures/exposure_trajectories.png, .pdf  analysis/exposure_plot.py (sources whose r moves;
+  figures/exposure_by_difficulty.png, .pdf  per-problem sources: final r per reference steps,
+  tables/exposure_by_difficulty.md           with its table)
 A part with nothing to show (say, no fixed-exposure run for the mismatch figure) is
 skipped with the reason; bad input (no results, nothing finished, mixed task configs)
 is one line on stderr and exit 2.
@@ -32,6 +35,7 @@ from analysis.comparable import slug, split_comparable
 from analysis.controller_plot import plot_controller
 from analysis.curves import plot_curves
 from analysis.difficulty import best_line, write_difficulty
+from analysis.exposure_plot import write_exposure
 from analysis.plot_mismatch import plot_mismatch
 from analysis.stalled import describe, unfinished_lines
 from analysis.tables import write_tables
@@ -59,8 +63,12 @@ def parts(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path, suffix: str,
         table, paths = write_difficulty(runs, out, suffix)
         return [", ".join(map(str, paths)), best_line(table)]
 
+    def exposure() -> list[str]:
+        return [", ".join(map(str, write_exposure(runs, metrics, out)))]
+
     return [("table", tables), ("mismatch figure", mismatch), ("training curves", curves),
-            ("controller figure", controller), ("difficulty figure and table", difficulty)]
+            ("controller figure", controller), ("difficulty figure and table", difficulty),
+            ("exposure figures", exposure)]
 
 
 def main(argv: list[str]) -> None:

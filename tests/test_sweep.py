@@ -185,7 +185,7 @@ def test_paper_presets_plan_one_array_of_19_runs(model, hub_id, gpus):
 
 
 def test_paper_table_plans_every_method_and_composition(tmp_path):
-    """experiment=paper_table: 9 trained rows x 3 seeds + base, the tuned r read from the
+    """experiment=paper_table: 12 trained rows x 3 seeds + base, the tuned r read from the
     study's best file; with no study, one line naming make tune."""
     from harness.config.schema import ConfigError
     from harness.config.settings import compose
@@ -198,6 +198,7 @@ def test_paper_table_plans_every_method_and_composition(tmp_path):
     (tmp_path / "tune" / "fixed_smoke.best.yaml").write_text("exposure: 0.4132\n")
     names = [j.cfg.run_name for j in plan(preset_grids("paper_table"), args, compose)]
     rows = ("grpo", "antisd-r1", "sdar-r1", "opsd-r1", "opsd-tuned-r0.4132", "atesd",
-            "atesd-paper_reward", "atesd_antisd", "atesd_sdar")
-    assert len(names) == len(set(names)) == 3 * 9 + 1 and names[-1] == "base"
+            "atesd-paper_reward", "atesd_antisd", "atesd_sdar", "target_mismatch", "per_problem",
+            "per_problem_antisd")
+    assert len(names) == len(set(names)) == 3 * 12 + 1 and names[-1] == "base"
     assert {f"{row}-s{seed}" for row in rows for seed in range(3)} | {"base"} == set(names)

@@ -46,6 +46,7 @@ EXPOSURE_ROW = {  # per-problem sources only (ExposureSource.per_problem)
     "step": "the optimiser step", "kind": "'exposure'",
     "problem_id": "the training problem's stable id",
     "exposure": "the exposure r its teacher saw at this step",
+    "ref_steps": "the number of steps of its reference solution (the synthetic task: operations)",
 }
 EVAL_ROW = {  # only with eval.every > 0
     "step": "step after which the student was evaluated",
@@ -60,7 +61,7 @@ PROBE_ROW = {
     "mismatch_kl_st": "KL(p_S || p_T) at probe_exposure on the same rollouts",
     "mismatch_kl_ts": "KL(p_T || p_S) at probe_exposure",
 }
-CONTROLLER_ROW = {  # one row per ATESD hold window, written at the window's last step
+CONTROLLER_ROW = {  # a source's rows: ATESD's per hold window (at its last step); target_mismatch's
     "step": "step at which the window ended (every controller.hold steps, and the last step)",
     "kind": "'controller'",
     "window": "decision index k: this row describes window k and the decision that governed it",
@@ -96,6 +97,14 @@ CONTROLLER_ROW = {  # one row per ATESD hold window, written at the window's las
                        "between drawing the credited r and its update",
     "ctrl_is_weight": "controller.importance_clip: mean weight min(pi_now / pi_then, c) of the update",
     "ctrl_seconds": "wall time of measuring P and updating the policy",
+    # source=target_mismatch: one row per decision (step 1 and every target_mismatch.hold steps)
+    "tm_target": "target_mismatch: the target KL(S||T) at this step (kl, or the kl -> kl_end schedule)",
+    "tm_r": "target_mismatch: the exposure chosen for the next window",
+    "tm_predicted": "target_mismatch: the monotone fit of the latest probe curve at tm_r",
+    "tm_realised": "target_mismatch: mean mismatch_kl_st of the train rows since the last decision "
+                   "(null at the first)",
+    "tm_reason": "target_mismatch: why this r (interpolated, an end of the curve, a flat curve "
+                 "kept the r in force, a non-monotone curve fitted)",
 }
 EVAL_JSON = {
     "suites": "{suite: {average, se, k, num_problems, pass@1, pass@4, pass@k}}",

@@ -36,6 +36,20 @@ class ExposureSource:
         r = self.current()
         return [r] * len(problem_ids)
 
+    # needs_probe: the source reads the mismatch probe's rows (observe_probe), so the RL
+    # trainer probes too; wants_outcomes: it reads each rollout's grade (record).
+    needs_probe = False
+    wants_outcomes = False
+
+    def attach(self, problems: dict[str, Any]) -> None:
+        """The run's training problems by id (a per-problem source keys its record by them)."""
+
+    def observe_probe(self, step: int, rows: list[dict[str, Any]]) -> None:
+        """This step's probe rows (probe_exposure, mismatch_kl_st, ...), before step_end."""
+
+    def record(self, problem_ids: Sequence[str], correct: Sequence[bool]) -> None:
+        """Each of this batch's rollouts, graded (one entry per rollout, its problem's id)."""
+
     def bind(self, model, tokenizer, teacher: Any = None) -> None:
         """Called once the trainer exists: sources that measure the student (or score with
         the teacher, harness/sources/paper_reward.py TeacherView) keep these."""

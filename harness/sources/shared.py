@@ -33,8 +33,35 @@ class MainRankSource(ExposureSource):
     def per_problem(self) -> bool:  # type: ignore[override]
         return self.inner.per_problem
 
+    @property
+    def needs_probe(self) -> bool:  # type: ignore[override]
+        return self.inner.needs_probe
+
+    @property
+    def wants_outcomes(self) -> bool:  # type: ignore[override]
+        return self.inner.wants_outcomes
+
     def current(self) -> float:
         return self.inner.current()
+
+    def attach(self, problems: dict[str, Any]) -> None:
+        self.inner.attach(problems)  # every rank draws every rank's problems (harness/run.py)
+
+    def observe_probe(self, step: int, rows: list[dict[str, Any]]) -> None:
+        if is_main():  # rank 0 decides (it probed its own share of the batch)
+            self.inner.observe_probe(step, rows)
+
+    def record(self, problem_ids: Sequence[str], correct: Sequence[bool]) -> None:
+        """Per-problem sources: every rank's graded rollouts go to rank 0's source (a
+        collective, only for sources that read them: the others' runs are unchanged)."""
+        if not self.inner.wants_outcomes:
+            return
+        import torch.distributed as dist
+
+        every: list[Any] = [None] * world()[1]
+        dist.all_gather_object(every, (list(problem_ids), list(correct)))
+        if is_main():
+            self.inner.record([p for ids, _ in every for p in ids], [c for _, cs in every for c in cs])
 
     def exposures(self, problem_ids: Sequence[str]) -> list[float]:
         """Scalar sources: every rank holds rank 0's state, so each repeats its own current()

@@ -11,7 +11,9 @@ runs the fault-injection hooks the failure tests use (harness/runs/faults.py).
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -23,6 +25,7 @@ from harness.runs import faults
 from harness.runs.rundir import RunDir
 from harness.sources.base import ExposureSource, batch_exposure
 from harness.tasks.problem import Problem
+from harness.trainers.probe import probe_mismatch
 
 
 class RunHooks:
@@ -38,6 +41,7 @@ class RunHooks:
         self.run_cfg = run_cfg
         self.problems = problems
         self.exposure_source = exposure_source
+        exposure_source.attach(problems)
         self.run_dir = run_dir
         self.step_stats: dict[str, float] = {}
         self.pending_rows: list[dict[str, Any]] = []  # probe rows waiting for their step's row
@@ -61,7 +65,8 @@ class RunHooks:
         """A per-problem source's rows: one per problem of the step's batch."""
         if not self.exposure_source.per_problem:
             return []
-        return [{"step": step, "kind": "exposure", "problem_id": pid, "exposure": r}
+        return [{"step": step, "kind": "exposure", "problem_id": pid, "exposure": r,
+                 "ref_steps": len(self.problems[pid].steps)}
                 for pid, r in zip(self.batch_problem_ids, self.batch_rs, strict=True)]
 
     def write_step(self, step: int, row: dict[str, Any]) -> None:
@@ -70,6 +75,7 @@ class RunHooks:
         # rank steps its exposure source (the shared source gathers from all of them).
         # (is_world_process_zero is transformers.Trainer's, later in the bases.)
         write = self.run_dir.append_metrics if self.is_world_process_zero() else (lambda r: None)
+        self.exposure_source.observe_probe(step, [r for r in self.pending_rows if r["kind"] == "probe"])
         for pending in self.pending_rows:
             write(pending)
         self.pending_rows = []
@@ -98,3 +104,44 @@ class RunHooks:
         """h_B_C_H of the teacher (no gradient, in its weights' context) on teacher ids + rollouts."""
         with torch.no_grad(), self.teacher_context():
             return final_hidden(self.teacher_model, ids_B_L, mask_B_L, c_len)
+
+    # ---- the mismatch probe (OPSD always; RL when its source reads it) ------------------------
+    def maybe_probe(self, batch: dict[str, Any], problem_ids: list[str]) -> None:
+        """Probe rows of this step's rollouts when probe.every says so (step 1 and every N)."""
+        probe, step = self.run_cfg.probe, self.state.global_step + 1
+        if self.model.training and probe.every and (step == 1 or step % probe.every == 0):
+            self.pending_rows += self.probe_rows(batch, problem_ids, step)
+
+    @torch.no_grad()
+    def probe_rows(self, batch: dict[str, Any], problem_ids: list[str], step: int) -> list[dict]:
+        """Mismatch at every probed exposure on these rollouts (harness/trainers/probe.py): train.micro_batch
+        rows at a time, probe.max_rows teacher rows per forward."""
+        comp_B_C, cmask_B_C = batch["completion_ids"], batch["completion_mask"]
+        builder = self.teacher_context_builder
+
+        def teacher(chunk: list[float], rows: slice) -> torch.Tensor:
+            ids = [x for r in chunk
+                   for x in builder.teacher_ids(problem_ids[rows], [r] * len(problem_ids[rows]))]
+            t_in = builder.build_ids(ids, comp_B_C[rows].repeat(len(chunk), 1),
+                                     cmask_B_C[rows].repeat(len(chunk), 1))
+            return self.teacher_hidden(t_in["teacher_input_ids"], t_in["teacher_attention_mask"],
+                                       comp_B_C.shape[1])
+
+        spec = replace(self.spec(), temperature=1.0, loss=False)  # the mismatch: T 1, no loss
+        rows = probe_mismatch(list(self.run_cfg.probe.exposures), self.run_cfg.probe.max_rows,
+                              self.run_cfg.micro_batch, lambda r: self.student_hidden(self.model, batch, r),
+                              teacher, comp_B_C, cmask_B_C, lm_head(self.model), lm_head(self.teacher_model),
+                              spec)
+        for row in rows:
+            check_finite(row, step, ("mismatch_kl_st", "mismatch_kl_ts"))
+        return [{"step": step, "kind": "probe", **row} for row in rows]
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss or mismatch went NaN/inf: the run stops (status failed) instead of training on."""
+
+
+def check_finite(stats: dict[str, float], step: int, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if not math.isfinite(stats[key]):
+            raise NonFiniteError(f"non-finite {key} at step {step}: {stats[key]}")

@@ -16,8 +16,6 @@ its adapters disabled.
 
 from __future__ import annotations
 
-import math
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -35,8 +33,7 @@ from harness.runs.rundir import RunDir
 from harness.sources.base import ExposureSource
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
-from harness.trainers.hooks import RunHooks
-from harness.trainers.probe import probe_mismatch
+from harness.trainers.hooks import RunHooks, check_finite
 
 envsafe.install()  # before any trainer builds its Accelerator (see harness/compute/envsafe.py)
 
@@ -123,10 +120,9 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
         # accumulated gradient is the step's token mean whatever train.micro_batch is.
         self.token_stats = TokenStats()
         self.step_loss_tokens = max(int(self.loss_mask(batch["completion_mask"]).sum()), 1)
-        probe = self.run_cfg.probe
-        step = self.state.global_step + 1
-        if self.model.training and probe.every and (step == 1 or step % probe.every == 0):
-            self.pending_rows += self.probe_rows(batch, problem_ids, step)
+        if self.model.training:
+            self.exposure_source.record(problem_ids, correct)  # per-problem sources read grades
+        self.maybe_probe(batch, problem_ids)
         return batch
 
     def loss_mask(self, completion_mask_B_C: torch.Tensor) -> torch.Tensor:
@@ -136,30 +132,6 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
             return completion_mask_B_C
         pos_1_C = torch.arange(completion_mask_B_C.shape[1], device=completion_mask_B_C.device)[None]
         return completion_mask_B_C * (pos_1_C >= skip).long()
-
-    @torch.no_grad()
-    def probe_rows(self, batch: dict[str, Any], problem_ids: list[str], step: int) -> list[dict]:
-        """Mismatch at every probed exposure on these rollouts (harness/trainers/probe.py): train.micro_batch
-        rows at a time, probe.max_rows teacher rows per forward."""
-        comp_B_C, cmask_B_C = batch["completion_ids"], batch["completion_mask"]
-        builder = self.teacher_context_builder
-
-        def teacher(chunk: list[float], rows: slice) -> torch.Tensor:
-            ids = [x for r in chunk
-                   for x in builder.teacher_ids(problem_ids[rows], [r] * len(problem_ids[rows]))]
-            t_in = builder.build_ids(ids, comp_B_C[rows].repeat(len(chunk), 1),
-                                     cmask_B_C[rows].repeat(len(chunk), 1))
-            return self.teacher_hidden(t_in["teacher_input_ids"], t_in["teacher_attention_mask"],
-                                       comp_B_C.shape[1])
-
-        spec = replace(self.spec(), temperature=1.0, loss=False)  # the mismatch: T 1, no loss
-        rows = probe_mismatch(list(self.run_cfg.probe.exposures), self.run_cfg.probe.max_rows,
-                              self.run_cfg.micro_batch, lambda r: self.student_hidden(self.model, batch, r),
-                              teacher, comp_B_C, cmask_B_C, lm_head(self.model), lm_head(self.teacher_model),
-                              spec)
-        for row in rows:
-            check_finite(row, step, ("mismatch_kl_st", "mismatch_kl_ts"))
-        return [{"step": step, "kind": "probe", **row} for row in rows]
 
     # ---- loss ------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -215,13 +187,3 @@ class TokenStats:
 
     def means(self) -> dict[str, float]:
         return {k: v / max(self.tokens, 1) for k, v in self.sums.items()}
-
-
-class NonFiniteError(FloatingPointError):
-    """A loss or mismatch went NaN/inf: the run stops (status failed) instead of training on."""
-
-
-def check_finite(stats: dict[str, float], step: int, keys: tuple[str, ...]) -> None:
-    for key in keys:
-        if not math.isfinite(stats[key]):
-            raise NonFiniteError(f"non-finite {key} at step {step}: {stats[key]}")

@@ -49,8 +49,8 @@ from harness.runs.rundir import RunDir
 from harness.sources.base import ExposureSource
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
-from harness.trainers.hooks import RunHooks
-from harness.trainers.opsd import ExposureContextBuilder, NonFiniteError, check_finite
+from harness.trainers.hooks import NonFiniteError, RunHooks, check_finite
+from harness.trainers.opsd import ExposureContextBuilder
 
 envsafe.install()  # before any trainer builds its Accelerator (see harness/compute/envsafe.py)
 
@@ -101,8 +101,10 @@ class RLTrainer(RunHooks, GRPOTrainer):
     def correctness(self, completions: list[str], privileged_context: list[str],
                     **_: Any) -> list[float]:
         """1.0 for a correct final answer (the task's grader), else 0.0."""
-        return [float(grade(self.run_cfg.task.grader, text, self.problems[pid].answer)[1])
-                for text, pid in zip(completions, privileged_context)]
+        scores = [float(grade(self.run_cfg.task.grader, text, self.problems[pid].answer)[1])
+                  for text, pid in zip(completions, privileged_context)]
+        self.graded = (list(privileged_context), [s == 1.0 for s in scores])
+        return scores
 
     def setup_teacher(self):
         """(teacher module, context manager routing its forward) for teacher.mode: live is the
@@ -157,6 +159,9 @@ class RLTrainer(RunHooks, GRPOTrainer):
         self.step_stats = means
         if self.run_cfg.task.max_teacher_tokens:
             self.step_stats["teacher_ref_cut"] = builder.ref_cut_share
+        self.exposure_source.record(*self.graded)  # per-problem sources read the grades
+        if self.exposure_source.needs_probe:  # a source that reads the probe (target_mismatch)
+            self.maybe_probe(out, [x["privileged_context"] for x in inputs])
         advantages = self.student_loss.advantages(self, out, stats_B_C_K)
         if advantages is not None:  # AntiSD: per-token advantages instead of GRPO's
             out["advantages"] = advantages

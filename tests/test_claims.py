@@ -98,7 +98,8 @@ def verdicts(tmp_path_factory, raws) -> dict[str, dict[str, str]]:
 @pytest.mark.parametrize("world,want", [("holds", v.HOLDS), ("fails", v.FAILS), ("unclear", v.INCONCLUSIVE)])
 def test_each_claim_comes_out_each_way(verdicts, world, want):
     got = {k: v for k, v in verdicts[world].items() if not k.startswith("_")}
-    assert got == {"a": want, "b": want, "c1": want, "c2": v.NOT_RUN, "d": want}, got
+    new = {f"e{i}": v.NOT_RUN for i in (1, 2, 3)}  # the worlds hold no run of the new sources
+    assert got == {"a": want, "b": want, "c1": want, "c2": v.NOT_RUN, "d": want, **new}, got
 
 
 def test_missing_runs_are_reported_not_dropped(verdicts):
@@ -106,11 +107,12 @@ def test_missing_runs_are_reported_not_dropped(verdicts):
     assert "not run (no finished atesd-paper_reward-s<seed> run)" in text  # c2: every row kept
     assert text.count("ATESD (paper reward) − ") == 3
     assert "tuned fixed r (r = 0.37)" in text and "| ema | - | - |" in text
+    assert "not run (no finished per_problem_antisd-s<seed> run)" in text
 
 
 def test_the_report_states_rule_and_command_per_claim(verdicts):
     text = verdicts["fails"]["_text"]
-    for key in ("a", "b", "c1", "c2", "d"):
+    for key in ("a", "b", "c1", "c2", "d", "e1", "e2", "e3"):
         section = text.split(f"### ({key})")[1].split("### (")[0]
         assert "**Statement:**" in section and "Rule:" in section and "**Verdict:" in section
         assert "python -m harness.front.reproduce --results" in section

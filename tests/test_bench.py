@@ -26,6 +26,7 @@ def quick_bench(tmp_path_factory, smoke_base):
     return out, r.stdout
 
 
+@pytest.mark.slow  # every benchmark once (~80 s): make test-slow
 def test_every_benchmark_writes_its_json(quick_bench):
     out, stdout = quick_bench
     for name in ORDER:
@@ -41,6 +42,7 @@ def test_every_benchmark_writes_its_json(quick_bench):
     assert json.loads((out / "probe_share.json").read_text())["target"] == "<= 0.15"
 
 
+@pytest.mark.slow  # shares the benchmarks' run (~80 s): make test-slow
 def test_readme_table_lists_every_benchmark(quick_bench):
     out, _ = quick_bench
     readme = (out / "README.md").read_text()
@@ -49,6 +51,7 @@ def test_readme_table_lists_every_benchmark(quick_bench):
     assert rows[1:] == list(ORDER), rows
 
 
+@pytest.mark.slow  # shares the benchmarks' run (~80 s): make test-slow
 def test_probe_batching_both_ways_agree(quick_bench):
     out, _ = quick_bench
     by = json.loads((out / "probe_batching.json").read_text())["details"]["by_rollouts"]

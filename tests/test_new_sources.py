@@ -125,7 +125,9 @@ def launch(results, overrides, fault=""):
 
 
 @pytest.mark.parametrize("source", ["target_mismatch", "per_problem"])
-@pytest.mark.parametrize("loss", ["opsd", "antisd", "sdar"])
+# opsd in make test; the GRPO-side losses (a run each) in make test-slow
+@pytest.mark.parametrize("loss", ["opsd", pytest.param("antisd", marks=pytest.mark.slow),
+                                  pytest.param("sdar", marks=pytest.mark.slow)])
 def test_each_new_source_runs_with_each_teacher_loss(source, loss, smoke_base, tmp_path):
     knobs = ["target_mismatch.hold=1", "probe.every=1"] if source == "target_mismatch" else []
     r = launch(tmp_path, [f"source={source}", f"loss={loss}", "train.steps=2", *knobs])
@@ -144,6 +146,7 @@ def test_each_new_source_runs_with_each_teacher_loss(source, loss, smoke_base, t
         assert train[0]["exposure"] == 0.5 and train[0]["exposure_spread"] == 0.0  # all unseen
 
 
+@pytest.mark.slow  # three runs (~20 s): make test-slow
 def test_per_problem_record_resumes_exactly(smoke_base, tmp_path):
     """Killed after its step-2 checkpoint and relaunched: the same exposures as in one go."""
     run = ["source=per_problem", "train.steps=4", "train.checkpoint_every=2", "per_problem.up=0.3"]

@@ -25,6 +25,7 @@ TINY = (Stage("fixed", "sweep", ("method=opsd", "exposure=0,1", "seed=0"), "two 
 RUNS = ["opsd-r0-s0", "opsd-r1-s0", "base"]
 
 
+@pytest.mark.slow  # every stage end to end (~25 s): make test-slow
 def test_tiny_study_end_to_end_then_nothing_to_do(tmp_path, smoke_base, capfd):
     res = tmp_path / "study"
     t0 = time.monotonic()

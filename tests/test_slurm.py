@@ -164,6 +164,7 @@ def _release_requeued(job_ids: list[str]) -> None:
                            capture_output=True, timeout=30)
 
 
+@pytest.mark.slow  # a SLURM time limit and requeue (~60 s): make test-slow
 def test_run_past_its_time_limit_is_requeued_and_writes_each_step_once(tmp_path, smoke_base):
     """launcher.timeout_min=1 and a run of ~60 s (HARNESS_FAULT slows each step): SLURM
     signals the job 15 s before its limit, submitit requeues it (the Hydra launcher is

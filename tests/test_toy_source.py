@@ -81,5 +81,6 @@ def test_an_unknown_source_is_refused_with_the_registered_ones(smoke_cfg):
     from harness.config.settings import compose
 
     with pytest.raises(ConfigError, match=r"method.exposure_source='nosuch' is invalid: one of "
-                                          r"\('none', 'fixed', 'controller', 'random', 'schedule'\)"):
+                                          r"\('none', 'fixed', 'controller', 'random', 'schedule', "
+                                          r"'target_mismatch', 'per_problem'\)"):
         compose(["profile=smoke", "method.exposure_source=nosuch"])

@@ -191,6 +191,7 @@ def tune(results: Path, trials: int, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow  # a whole study, resumed (~30 s): make test-slow
 def test_smoke_study_completes_resumes_and_feeds_fixed_tuned(tmp_path, smoke_base):
     res = tmp_path / "runs"
     r = tune(res, 3, "--batch", "3")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -74,14 +75,14 @@ def test_target_schedule_and_decisions_at_window_starts():
 
 
 def test_per_problem_update_on_a_hand_made_record():
-    pc = PerProblemConfig(r_init=0.5, r_min=0.1, r_max=0.9, up=0.2, down=0.1)
+    pc = PerProblemConfig(r_init=0.5, bounds=[0.1, 0.9], up=0.2, down=0.1)
     record = update({}, [("a", False), ("a", False), ("b", True), ("c", True), ("c", False)], pc)
     assert record == pytest.approx({"a": 0.7, "b": 0.4, "c": 0.55})  # c: +0.2/2 - 0.1/2
     record = update(record, [("a", False)] * 3 + [("b", True)] * 4, pc)
-    assert record == pytest.approx({"a": 0.9, "b": 0.3, "c": 0.55})  # a clipped at r_max
+    assert record == pytest.approx({"a": 0.9, "b": 0.3, "c": 0.55})  # a clipped at the upper bound
     for _ in range(5):
         record = update(record, [("b", True)], pc)
-    assert record["b"] == pytest.approx(0.1)  # clipped at r_min
+    assert record["b"] == pytest.approx(0.1)  # clipped at the lower bound
 
 
 def test_per_problem_source_keys_records_and_round_trips_its_state():
@@ -109,12 +110,13 @@ def test_per_problem_source_keys_records_and_round_trips_its_state():
 
 @pytest.mark.parametrize("bad, says", [
     (["source=per_problem", "per_problem.key=ops"], "per_problem.key='ops' is invalid"),
-    (["source=per_problem", "per_problem.r_min=0.6"], "per_problem.r_init=0.5 is invalid"),
+    (["source=per_problem", "per_problem.bounds=[0.6,1]"], "per_problem.r_init=0.5 is invalid"),
+    (["source=per_problem", "per_problem.bounds=[0.9,0.2]"], "per_problem.bounds=[0.9, 0.2] is invalid"),
     (["source=target_mismatch", "target_mismatch.kl=-1"], "target_mismatch.kl=-1.0 is invalid"),
     (["source=target_mismatch", "target_mismatch.hold=0"], "target_mismatch.hold=0 is invalid"),
 ])
 def test_bad_knobs_are_one_line_naming_them(bad, says):
-    with pytest.raises(ConfigError, match=says.replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(says)):
         compose(["profile=smoke", *bad])
 
 

@@ -167,7 +167,9 @@ RunConfig: Any = make_run_config()
 
 
 # Keys older run folders' config.yaml may hold that no longer exist (never read).
-RETIRED_KEYS = (("task", "train_file"),)
+RETIRED_KEYS = (("task", "train_file"),
+                # per_problem's first knobs, now per_problem.bounds (their defaults are its own)
+                ("per_problem", "r_min"), ("per_problem", "r_max"))
 
 
 def config_error_in(err: BaseException) -> ConfigError | None:

@@ -4,7 +4,7 @@ python -m harness.run source=per_problem profile=smoke
 
 The rule (a scaffold that fades): after each step, every record key k the step's rollouts
 touched moves by r_k += up * (share of its rollouts that failed) - down * (share that
-succeeded), clipped to [r_min, r_max]. A problem the student fails gets more of the
+succeeded), clipped to per_problem.bounds. A problem the student fails gets more of the
 reference next time, one it solves gets less, until it solves it with none. Keys not seen
 yet start at r_init. Why this direction and not the paper's "hard problems prefer low
 exposure": on the embedded default full exposure wins on every suite (results/README.md,
@@ -37,17 +37,19 @@ class PerProblemConfig:
     key: str = F("steps", f"what the record is kept by, one of {KEYS}: steps (the number of "
                           "reference steps; the embedded task never repeats a problem) | id")
     r_init: float = F(0.5, "exposure of a key not seen yet")
-    r_min: float = F(0.0, "lowest exposure")
-    r_max: float = F(1.0, "highest exposure")
+    bounds: list[float] = F([0.0, 1.0], "[lowest, highest] exposure a key can reach")
     up: float = F(0.1, "rise per step of a key whose rollouts all failed")
     down: float = F(0.1, "fall per step of a key whose rollouts all succeeded")
 
     def __post_init__(self) -> None:
         require(self.key in KEYS, "per_problem.key", self.key, f"one of {KEYS}")
-        for name in ("r_init", "r_min", "r_max", "up", "down"):
+        for name in ("r_init", "up", "down"):
             in_unit(f"per_problem.{name}", getattr(self, name))
-        require(self.r_min <= self.r_init <= self.r_max, "per_problem.r_init", self.r_init,
-                f"in [per_problem.r_min, per_problem.r_max] = [{self.r_min}, {self.r_max}]")
+        lo_hi = list(self.bounds)
+        require(len(lo_hi) == 2 and 0 <= lo_hi[0] <= lo_hi[1] <= 1, "per_problem.bounds", lo_hi,
+                "[lowest, highest] with 0 <= lowest <= highest <= 1")
+        require(lo_hi[0] <= self.r_init <= lo_hi[1], "per_problem.r_init", self.r_init,
+                f"within per_problem.bounds {lo_hi}")
 
 
 def update(record: dict[str, float], outcomes: Sequence[tuple[str, bool]],
@@ -60,7 +62,7 @@ def update(record: dict[str, float], outcomes: Sequence[tuple[str, bool]],
     for key, (wins, fails) in tally.items():
         n = wins + fails
         r = out.get(key, pc.r_init) + pc.up * fails / n - pc.down * wins / n
-        out[key] = min(max(r, pc.r_min), pc.r_max)
+        out[key] = min(max(r, pc.bounds[0]), pc.bounds[1])
     return out
 
 

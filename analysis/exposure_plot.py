@@ -107,7 +107,7 @@ def by_difficulty(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path) -> list[
     md = out / "tables" / "exposure_by_difficulty.md"
     md.parent.mkdir(parents=True, exist_ok=True)
     lines = ["| method | reference steps | final r (mean) | min | max | seeds |", "|---|---|---|---|---|---|"]
-    lines += [f"| {t.label} | {t.ref_steps} | {t.mean:.3f} | {t.min:.3f} | {t.max:.3f} | {t.seeds} |"
+    lines += [f"| {t.label} | {int(t.ref_steps)} | {t.mean:.3f} | {t.min:.3f} | {t.max:.3f} | {t.seeds} |"
               for t in table.itertuples()]
     md.write_text("\n".join(lines) + "\n")
     return [*draw_by_difficulty(table, out / "figures" / "exposure_by_difficulty"), md]

@@ -103,6 +103,7 @@ def test_labels_of_the_new_methods():
     assert method_label("antisd", None, True, 1.0) == "AntiSD r = 1"
     assert method_label("atesd_antisd", None, False, math.nan) == "ATESD + AntiSD"
     assert method_label("random_sdar", "x", False, math.nan) == "Random r + SDAR [x]"
+    assert method_label("per_problem_antisd", None, False, math.nan) == "Per-problem r + AntiSD"
     assert method_label("opsd", None, True, 0.5) == "Fixed r = 0.5"
 
 

@@ -29,9 +29,10 @@ def method_label(method: str | None, tag: str | None, fixed: bool, exposure: flo
         name = "Fixed" if method == "opsd" else {**sources, **losses}.get(method or "", str(method))
         return f"{name} r = {exposure:g}{suffix}"
     # compositions (harness.config.schema.method_of): `atesd_antisd` reads "ATESD + AntiSD"
-    source, _, loss = (method or "").partition("_")
-    if loss and source in sources and loss in losses:
-        return f"{sources[source]} + {losses[loss]}{suffix}"
+    for source, s_label in sources.items():  # parts may hold "_" themselves (per_problem)
+        loss = (method or "").removeprefix(source + "_")
+        if loss != method and loss in losses:
+            return f"{s_label} + {losses[loss]}{suffix}"
     return {**sources, **losses}.get(method or "", str(method)) + suffix
 
 

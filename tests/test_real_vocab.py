@@ -75,6 +75,24 @@ def test_grpo_side_teacher_at_real_vocab(real_vocab_model, tmp_path, method):
     assert all(math.isfinite(r["mismatch_kl_st"]) and math.isfinite(r[key]) for r in train)
 
 
+@pytest.mark.parametrize("source", ["target_mismatch", "per_problem"])
+def test_new_sources_on_the_grpo_side_at_real_vocab(real_vocab_model, tmp_path, source):
+    """The paths the new sources add, at 151,936 and real lengths: the GRPO-side trainer's own
+    probe (target_mismatch reads it), per-problem exposures per row, micro-batches of 4 rows."""
+    folder = math_run(real_vocab_model, tmp_path, f"source={source}", "loss=antisd", "grpo.group_size=4",
+                      "train.micro_batch=4", "probe.every=1", "target_mismatch.hold=1")
+    rows = read_jsonl(folder / "metrics.jsonl")
+    train = [r for r in rows if r["kind"] == "train"]
+    assert [r["step"] for r in train] == [1, 2]
+    assert all(math.isfinite(r["mismatch_kl_st"]) and math.isfinite(r["exposure"]) for r in train)
+    if source == "target_mismatch":
+        probe = [r for r in rows if r["kind"] == "probe"]
+        assert {r["step"] for r in probe} == {1, 2} and all(math.isfinite(r["mismatch_kl_st"]) for r in probe)
+        assert [r["step"] for r in rows if r["kind"] == "controller"] == [1, 2]
+    else:
+        assert {r["step"] for r in rows if r["kind"] == "exposure"} == {1, 2}
+
+
 def test_chunked_equals_batch_wide_at_real_vocab():
     """64 tokens at 151,936 (one block = 110 tokens at loss.chunk_mb=64; 16-token blocks here)."""
     g = torch.Generator().manual_seed(0)

@@ -236,4 +236,5 @@ def unused_sections(cfg: RunConfigBase) -> list[str]:
 
 def as_dict(cfg: RunConfigBase) -> dict[str, Any]:
     """The run's config as a plain dict: the common keys and its used sections only."""
-    return {k: v for k, v in asdict(cfg).items() if v is not None or k not in section_owners()}
+    owned = section_owners()  # once: it walks the registry
+    return {k: v for k, v in asdict(cfg).items() if v is not None or k not in owned}

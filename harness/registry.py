@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,6 @@ class Component:
     trainer: str = ""
     fixed_exposure: bool = False
     has_teacher: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def part(self) -> str:

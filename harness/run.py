@@ -46,11 +46,11 @@ from harness.trainers.trackers import tracking
 def train_rows(cfg: RunConfig, data, prompts: Prompts) -> tuple[list[dict], dict]:
     """The trainer's dataset: student prompts (harness/prompts/templates.py), the problem id as the
     privileged context (the trainer cuts its reference at the exposure in force)."""
-    from harness.tasks.synthetic import take
+    from harness.tasks.training import training_problems
 
     # prompts_per_step is per process: a run of N processes draws N times as many.
     n_prompts = cfg.train.steps * cfg.train.prompts_per_step * world()[1]
-    problems = take(data.train_stream(cfg.seed), n_prompts)
+    problems = training_problems(cfg, data, n_prompts)
     rows = [{"prompt": prompts.student(p), "privileged_context": p.id} for p in problems]
     return rows, {p.id: p for p in problems}
 

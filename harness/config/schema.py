@@ -22,6 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config.fields import UNITS, ConfigError, F, in_unit, require
+from harness.config.gap import REFERENCES, GapConfig, check_reference, effective_tag
 from harness.config.model import BaseTrainConfig, ModelConfig
 from harness.config.task import TaskConfig
 from harness.config.train import (
@@ -95,6 +96,9 @@ class RunConfigBase:
     tag: str | None = F(None, "label in the default run name after the method (ablations set it)")
     force: bool = F(False, "re-run even if the run folder says done (old folder kept as .bak)")
     profile: str = F("default", "name of the size profile in use (set by the profile group)")
+    reference: str = F("own", f"what the teacher is shown as the reference: {REFERENCES} "
+                              "(harness/tasks/references.py)")
+    gap: GapConfig = field(default_factory=GapConfig)
     base: BaseTrainConfig = field(default_factory=BaseTrainConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -108,6 +112,12 @@ class RunConfigBase:
 
     def __post_init__(self) -> None:
         in_unit("exposure", self.exposure)
+        check_reference(self.reference)
+        require(not self.gap.active or self.task.kind == "synthetic", "gap.kind", self.gap.kind,
+                f"a competence gap is a synthetic-task knob (task={self.task.kind})")
+        from harness.tasks.gap import check_fits  # lazy: harness.tasks imports this module
+
+        check_fits(self.gap, self.task.train_ops, self.train.max_completion_length)
         require(self.exposure_unit in UNITS, "exposure_unit", self.exposure_unit, f"one of {UNITS}")
         require(self.seed >= 0, "seed", self.seed, ">= 0")
         require(self.tag is None or re.fullmatch(r"[A-Za-z0-9_.]+", self.tag) is not None, "tag",
@@ -136,7 +146,7 @@ class RunConfigBase:
     @property
     def run_name(self) -> str:
         return run_name(self.method.name, self.method.exposure_source, self.exposure, self.seed,
-                        self.tag, self.name)
+                        effective_tag(self.tag, self.gap, self.reference), self.name)
 
 
 def run_name(method: str, exposure_source: str, exposure: float, seed: int,

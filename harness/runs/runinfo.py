@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from harness.config.gap import effective_tag
 from harness.config.schema import method_of, run_name
 from harness.registry import find
 from harness.runs.naming import method_key, method_label
@@ -133,7 +134,8 @@ class RunInfo:
 
     @property
     def tag(self) -> str | None:
-        return self.config.get("tag") or None
+        """The tag the run is named with: its own, its gap's label, its reference control."""
+        return effective_tag(self.config.get("tag"), self.config.get("gap"), self.config.get("reference"))
 
     @property
     def seed(self) -> int | None:

@@ -62,18 +62,19 @@ def test_gap_level_zero_or_none_changes_nothing() -> None:
 
 
 def test_horizon_shifts_training_chains_and_fits_a_rollout() -> None:
-    assert horizon_ops(GapConfig("horizon", 1), [2, 5]) == (4, 7)
-    assert horizon_ops(GapConfig("horizon", 2), [2, 5]) == (6, 9)
-    assert horizon_ops(GapConfig("horizon", 3), [2, 5]) == (8, HORIZON_MAX)
+    assert horizon_ops(GapConfig("horizon", 1), [2, 5]) == (3, 6)
+    assert horizon_ops(GapConfig("horizon", 2), [2, 5]) == (4, 7)
+    assert horizon_ops(GapConfig("horizon", 5), [2, 5]) == (7, HORIZON_MAX)
+    assert horizon_ops(GapConfig("horizon", 5), [6, 9]) == (HORIZON_MAX, HORIZON_MAX)
     assert solution_tokens(HORIZON_MAX) <= compose([]).train.max_completion_length
-    cfg = compose(["gap.kind=horizon", "gap.level=2"])
+    cfg = compose(["gap.kind=horizon", "gap.level=4"])
     ops = [len(parse_problem(p.problem)[1]) for p in training_problems(cfg, TaskData(cfg.task), 300)]
     assert min(ops) == 6 and max(ops) == 9
 
 
 def test_gap_leaves_evaluation_validation_and_base_model_alone() -> None:
     plain = compose([])
-    for over in (["gap.kind=horizon", "gap.level=3"], ["gap.kind=leap", "gap.level=2"]):
+    for over in (["gap.kind=horizon", "gap.level=5"], ["gap.kind=leap", "gap.level=2"]):
         cfg = compose(over)
         a, b = TaskData(plain.task), TaskData(cfg.task)
         assert a.suites == b.suites and a.validation == b.validation
@@ -100,7 +101,7 @@ def test_run_names_carry_gap_and_reference() -> None:
 
 @pytest.mark.parametrize("overrides, named", [
     (["gap.kind=bogus"], "gap.kind='bogus'"),
-    (["gap.kind=horizon", "gap.level=4"], "gap.level=4"),
+    (["gap.kind=horizon", "gap.level=6"], "gap.level=6"),
     (["gap.level=1"], "gap.level=1"),
     (["gap.kind=horizon", "gap.level=3", "train.max_completion_length=40"], "train.max_completion_length=40"),
 ])

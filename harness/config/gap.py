@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from harness.config.fields import F, require
 
 GAP_KINDS = ("none", "horizon", "leap")
-MAX_GAP_LEVEL = 3
+MAX_GAP_LEVEL = 5
 REFERENCES = ("own", "shuffled", "corrupted", "answer_only")
 
 
@@ -28,7 +28,7 @@ REFERENCES = ("own", "shuffled", "corrupted", "answer_only")
 class GapConfig:
     kind: str = F("none", f"how references outrun the student: {GAP_KINDS} (harness/tasks/gap.py)")
     level: int = F(0, f"gap level 0..{MAX_GAP_LEVEL} (0: no gap, today's task); horizon: training "
-                      "chains 2 x level operations longer; leap: one reference step per level + 1 ops")
+                      "chains `level` operations longer; leap: one reference step per level + 1 ops")
 
     def __post_init__(self) -> None:
         require(self.kind in GAP_KINDS, "gap.kind", self.kind, f"one of {GAP_KINDS}")

@@ -5,8 +5,9 @@ python -c "from harness.tasks.gap import leap; from harness.tasks.synthetic impo
 
 Two mechanisms (harness/config/gap.py GapConfig), each applied to the training problems only;
 the base model, the evaluation suites and the validation set stay as they are:
-- `horizon`: training chains 2 x level operations longer than task.train_ops (the base model
-  learned [2, 5]), at most HORIZON_MAX so a solution fits the 64-token rollout. The student's
+- `horizon`: training chains `level` operations longer than task.train_ops (the base model
+  learned [2, 5]; level 2 trains on [4, 7]), at most HORIZON_MAX so a solution fits the 64-token
+  rollout. The student's
   rollouts derail more often on them, and a teacher shown the rest of the reference pulls
   toward values that no longer follow from the rollout's own steps.
 - `leap`: the reference writes one step for level + 1 operations (`a op b op c = r ;`), the
@@ -30,7 +31,7 @@ def horizon_ops(gap: GapConfig, train_ops: list[int] | tuple[int, int]) -> tuple
     if gap.kind != "horizon" or not gap.active:
         return None
     lo, hi = train_ops
-    shift = 2 * gap.level
+    shift = gap.level
     return min(lo + shift, HORIZON_MAX), min(hi + shift, HORIZON_MAX)
 
 

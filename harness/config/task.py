@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from harness.config.fields import ConfigError, F, require
 from harness.registry import names as registered
 
+EMPTY_REFERENCES = ("student", "template")  # task.empty_reference: the teacher's context at r = 0
+
 
 @dataclass
 class SuiteConfig:
@@ -76,6 +78,9 @@ class TaskConfig:
                         "keep_answer: the fixed sentence between the cut and the answer")
     max_teacher_tokens: int = F(0, "teacher prompt budget in tokens: a longer reference is cut "
                                    "from its end (never the problem; 0: no limit)")
+    empty_reference: str = F("student", "r = 0 on the teacher side: student (the student's own "
+                                        "context, today) or template (the teacher's template and "
+                                        "thinking setting with an empty reference)")
 
     def __post_init__(self) -> None:
         require(self.kind in registered("task"), "task.kind", self.kind,
@@ -92,6 +97,8 @@ class TaskConfig:
                 self.teacher_template, "must contain {reference}")
         require(self.max_teacher_tokens >= 0, "task.max_teacher_tokens", self.max_teacher_tokens,
                 ">= 0")
+        require(self.empty_reference in EMPTY_REFERENCES, "task.empty_reference",
+                self.empty_reference, f"one of {EMPTY_REFERENCES}")
         if self.kind == "math":
             require(self.train_data is not None, "task.train_data", self.train_data,
                     "the math task needs a training dataset")

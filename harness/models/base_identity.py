@@ -32,7 +32,8 @@ MODEL_NOT_SHAPING = ("dtype", "trust_remote_code", "lora")
 # task.* keys added with the math task: at their defaults they leave the synthetic base
 # model's SFT rows unchanged, so they enter the key only when set (old keys stay valid).
 TASK_KEYS_SINCE_MATH = ("train_data", "eval_data", "chat_template", "student_thinking",
-                        "teacher_thinking", "keep_answer", "transition", "max_teacher_tokens")
+                        "teacher_thinking", "keep_answer", "transition", "max_teacher_tokens",
+                        "empty_reference")
 
 
 def task_shaping(cfg: RunConfig) -> dict:

@@ -30,26 +30,32 @@ class PromptTemplates:
 
     student: str = "{problem} ?"
     teacher: str = "ref : {reference} | {problem} ?"
+    empty_reference: str = "student"  # task.empty_reference: what r = 0 gives the teacher
 
     def student_prompt(self, problem: str) -> str:
         return self.student.format(problem=problem)
 
     def teacher_prompt(self, problem: str, reference_prefix: str) -> str:
-        if no_reference(reference_prefix):
+        if not no_reference(reference_prefix):
+            return self.teacher.format(problem=problem, reference=reference_prefix)
+        if self.empty_reference == "student":
             return self.student_prompt(problem)
-        return self.teacher.format(problem=problem, reference=reference_prefix)
+        return self.teacher.format(problem=problem, reference="")
 
 
 def no_reference(reference_text: str) -> bool:
     """The r = 0 rule, the one test of it: an empty (or blank) reference is no privileged
-    context at all, so the teacher sees exactly the student's context (mismatch exactly 0).
+    context at all. By default (task.empty_reference=student) the teacher then sees exactly
+    the student's context (mismatch exactly 0); under `template` it sees its own template
+    with an empty reference (and its own thinking setting), so r = 0 isolates the template.
     Every prompt path asks this (teacher_prompt; Prompts.teacher and, on ids, teacher_ids:
     no reference ids and no answer suffix is the same empty text)."""
     return not reference_text.strip()
 
 
 def templates_of(cfg: RunConfig) -> PromptTemplates:
-    return PromptTemplates(student=cfg.task.student_template, teacher=cfg.task.teacher_template)
+    return PromptTemplates(student=cfg.task.student_template, teacher=cfg.task.teacher_template,
+                           empty_reference=cfg.task.empty_reference)
 
 
 def completion_text(solution: str, eos_token: str = "") -> str:
@@ -148,20 +154,28 @@ class Prompts:
     def teacher(self, problem: Problem, r: float) -> str:
         reference = self.reference(problem, r)
         if no_reference(reference):
-            return self.student(problem)
+            return self.without_reference(problem)
         return self.chat(self.templates.teacher_prompt(problem.problem, reference),
                          self.task.teacher_thinking)
+
+    def without_reference(self, problem: Problem) -> str:
+        """The teacher's prompt at r = 0 (no_reference): the student's prompt, or under
+        task.empty_reference=template the teacher's template, empty reference, teacher thinking."""
+        if self.templates.empty_reference == "student":
+            return self.student(problem)
+        return self.chat(self.templates.teacher_prompt(problem.problem, ""), self.task.teacher_thinking)
 
     def teacher_ids(self, problem: Problem, r: float) -> tuple[list[int], bool]:
         """(teacher prompt ids, whether the reference was cut from its end to fit
         task.max_teacher_tokens). Ids: template head + the cut's ids + answer suffix + tail;
-        an empty reference gives the student prompt's ids (tokenized as TRL does)."""
+        an empty reference gives the ids of the r = 0 prompt's text (`without_reference`: the
+        student's prompt by default), tokenized whole as TRL does (no reference ids to keep)."""
         tok = self.tokenizer
         ref_ids, whole = self.cutter.prefix_ids(problem.solution, problem.steps, r)
         suffix = self.answer_suffix(problem, whole, bool(ref_ids))
         suffix_ids = tok(suffix, add_special_tokens=False)["input_ids"] if suffix else []
         if not ref_ids and not suffix_ids:  # the r = 0 rule (no_reference) on ids
-            return tok(self.student(problem))["input_ids"], False
+            return tok(self.without_reference(problem))["input_ids"], False
         head, tail = self.chat(self.templates.teacher_prompt(problem.problem, _SLOT),
                                self.task.teacher_thinking).split(_SLOT)
         head_ids = tok(head)["input_ids"]

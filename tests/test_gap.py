@@ -97,6 +97,7 @@ def test_run_names_carry_gap_and_reference() -> None:
     assert compose(["reference=shuffled"]).run_name == "opsd-ref_shuffled-r1-s0"
     assert effective_tag("x", {"kind": "leap", "level": 1}, "corrupted") == "x_leap1_ref_corrupted"
     assert effective_tag(None, None, "own") is None
+    assert compose(["task.empty_reference=template"]).run_name == "opsd-r0_template-r1-s0"
 
 
 @pytest.mark.parametrize("overrides, named", [
@@ -104,6 +105,8 @@ def test_run_names_carry_gap_and_reference() -> None:
     (["gap.kind=horizon", "gap.level=6"], "gap.level=6"),
     (["gap.level=1"], "gap.level=1"),
     (["gap.kind=horizon", "gap.level=3", "train.max_completion_length=40"], "train.max_completion_length=40"),
+    (["reference=corrupted", "task.keep_answer=true"], "reference='corrupted'"),
+    (["reference=nobody"], "reference='nobody'"),
 ])
 def test_bad_gap_is_one_line_naming_the_value(overrides: list[str], named: str) -> None:
     with pytest.raises(ConfigError) as err:

@@ -50,10 +50,13 @@ def check_reference(reference: str) -> None:
     require(reference in REFERENCES, "reference", reference, f"one of {REFERENCES}")
 
 
-def effective_tag(tag: str | None, gap: dict | GapConfig | None, reference: str | None) -> str | None:
-    """The tag a run is named with: the user's tag, the gap's label, `ref_<control>`; None if none."""
+def effective_tag(tag: str | None, gap: dict | GapConfig | None, reference: str | None,
+                  empty_reference: str | None = None) -> str | None:
+    """The tag a run is named with: the user's tag, the gap's label, `ref_<control>`, `r0_template`
+    (task.empty_reference=template); None if none."""
     if isinstance(gap, dict):
         gap = GapConfig(**gap)
     parts = [tag or "", gap.label if gap else "",
-             f"ref_{reference}" if reference and reference != "own" else ""]
+             f"ref_{reference}" if reference and reference != "own" else "",
+             "r0_template" if empty_reference == "template" else ""]
     return "_".join(p for p in parts if p) or None

@@ -113,6 +113,9 @@ class RunConfigBase:
     def __post_init__(self) -> None:
         in_unit("exposure", self.exposure)
         check_reference(self.reference)
+        require(not (self.task.keep_answer and self.reference in ("shuffled", "corrupted")), "reference",
+                self.reference, "task.keep_answer=true would show the problem's own answer after the "
+                "replaced reference (set task.keep_answer=false)")
         require(not self.gap.active or self.task.kind == "synthetic", "gap.kind", self.gap.kind,
                 f"a competence gap is a synthetic-task knob (task={self.task.kind})")
         from harness.tasks.gap import check_fits  # lazy: harness.tasks imports this module
@@ -146,7 +149,8 @@ class RunConfigBase:
     @property
     def run_name(self) -> str:
         return run_name(self.method.name, self.method.exposure_source, self.exposure, self.seed,
-                        effective_tag(self.tag, self.gap, self.reference), self.name)
+                        effective_tag(self.tag, self.gap, self.reference, self.task.empty_reference),
+                        self.name)
 
 
 def run_name(method: str, exposure_source: str, exposure: float, seed: int,

@@ -32,7 +32,7 @@ from harness.config.schema import ConfigError, RunConfig
 from harness.models.base_identity import cache_path, resolve_base
 from harness.models.shipped import SHIPPED_DIR
 from harness.models.tiny import TinyModelSpec, build_model, build_tokenizer, save
-from harness.prompts.templates import Prompts
+from harness.prompts.templates import Prompts, no_reference
 from harness.tasks.datasets import TaskData
 from harness.tasks.synthetic import erring_solution, take
 
@@ -53,8 +53,9 @@ def sft_rows(cfg: RunConfig, tokenizer, n: int) -> list[dict[str, str]]:
         else:
             r = 1.0 if rng.random() < b.full_ref_fraction else rng.random()
             reference = prompts.reference(p, r)
-        # no reference: the student prompt (the r = 0 rule, harness/prompts/templates.py no_reference)
-        prompt = prompts.templates.teacher_prompt(p.problem, reference)
+        # no reference: the student prompt, whatever task.empty_reference says of the teacher's r = 0
+        t = prompts.templates
+        prompt = t.student_prompt(p.problem) if no_reference(reference) else t.teacher_prompt(p.problem, reference)
         # After the clean phase, what the model writes itself (not copied from the shown
         # reference) errs at base.step_error per step: the student's imperfection is then
         # set by the data, not by how far a seed's SFT run happened to get.

@@ -135,7 +135,8 @@ class RunInfo:
     @property
     def tag(self) -> str | None:
         """The tag the run is named with: its own, its gap's label, its reference control."""
-        return effective_tag(self.config.get("tag"), self.config.get("gap"), self.config.get("reference"))
+        return effective_tag(self.config.get("tag"), self.config.get("gap"), self.config.get("reference"),
+                             (self.config.get("task") or {}).get("empty_reference"))
 
     @property
     def seed(self) -> int | None:

@@ -72,10 +72,16 @@ STAGES: tuple[Stage, ...] = (
     Stage("paper_table", "sweep", ("experiment=paper_table",),
           "the paper's table: baselines, tuned r, ATESD (both rewards), compositions, 3 seeds",
           "sweeps/experiment/paper_table.yaml"),
+    Stage("gap_map", "sweep", ("experiment=gap_map",),
+          "the competence-gap map: fixed r x 3 seeds at 4 gap levels, the reference controls, "
+          "ATESD (both rewards) and GRPO where r < 1 wins", "sweeps/experiment/gap_map.yaml"),
     Stage("figures", "analysis", ("analysis.figures",),
           "every figure and table (mismatch, curves, controller, Average@k, per difficulty)"),
     Stage("claims", "analysis", ("analysis.claims", "--out", "{results}/tables/claims.md"),
           "the paper's claims, our numbers, a verdict each", "analysis/claims.py"),
+    Stage("gap_map_report", "analysis", ("analysis.gap_map",),
+          "the regime map, mismatch and leak per gap level, controls, claims per level "
+          "(tables/gap_map.md, figures/gap_map.png)", "analysis/gap_map.py"),
 )
 
 

@@ -25,10 +25,18 @@ import pandas as pd
 
 from analysis.claims import Claim, ci_text, table
 from analysis.cli import AnalysisError, cli, parse
-from analysis.collect import collect
+from analysis.collect import collect, run_info
 from analysis.comparable import split_comparable
 from analysis.difficulty import suite_order
-from analysis.gap_data import LEAK_KEYS, LEAK_LABEL, level_order, map_scores, probe_leak, train_leak
+from analysis.gap_data import (
+    LEAK_KEYS,
+    LEAK_LABEL,
+    fixed_opsd,
+    level_order,
+    map_scores,
+    probe_leak,
+    train_leak,
+)
 from analysis.gap_report import (
     claim_a_levels,
     claim_b_levels,
@@ -78,7 +86,8 @@ def plot(scores: pd.DataFrame, probe: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_xlabel("exposure r")
     subtitle(axes[2], "p_T of each value where the two differ")
     axes[0].legend(title="gap level")
-    axes[2].legend(fontsize=6)
+    if axes[2].lines:  # no leak rows (the math task, or runs older than the leak): no legend
+        axes[2].legend(fontsize=6)
     fig.tight_layout()
     return save(fig, out)
 
@@ -115,9 +124,10 @@ def render(claims: list[Claim], leak: list[str], results: str, label: str) -> st
 
 def write(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path, results: str, label: str) -> list[Path]:
     scores, suites = map_scores(runs)
-    if scores.empty or level_runs(scores, "gap 0").empty and scores["level"].nunique() == 0:
-        raise AnalysisError(f"no finished fixed-exposure OPSD run under {results}")
-    info = collect_info(runs)
+    if scores.empty or fixed_opsd(scores).empty:
+        raise AnalysisError(f"no finished fixed-exposure OPSD run under {results}: nothing to map "
+                            "(make sweep EXPERIMENT=gap_map RESULTS=<dir> makes them)")
+    info = run_info(runs)
     probe, train = probe_leak(info, metrics), train_leak(info, metrics)
     claims = [claim_a_levels(scores), claim_b_levels(scores, suite_order(runs, suites)),
               claim_content(scores), *claim_c_levels(scores)]
@@ -125,12 +135,6 @@ def write(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path, results: str, la
     md.parent.mkdir(parents=True, exist_ok=True)
     md.write_text(render(claims, leak_table(train, probe), results, label))
     return [md, *plot(scores, probe, out / "figures" / STEM)]
-
-
-def collect_info(runs: pd.DataFrame) -> pd.DataFrame:
-    from analysis.collect import run_info
-
-    return run_info(runs)
 
 
 def main(argv: list[str]) -> None:

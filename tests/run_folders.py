@@ -11,6 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from harness.config.gap import effective_tag
 from harness.config.schema import run_name
 from harness.runs.rundir import write_json
 
@@ -28,8 +29,8 @@ def write_run(root: Path, raw: DictConfig, averages: dict[str, float] | None, st
     """config.yaml, status.json, eval.json (averages: Average@k per suite, a fraction; None: no
     eval.json) and metrics.jsonl (the rows, when given) of one run; returns its name."""
     cfg = OmegaConf.to_container(raw, resolve=True)
-    name = run_name(cfg["method"]["name"], cfg["method"]["exposure_source"], cfg["exposure"], cfg["seed"],
-                    cfg["tag"])
+    tag = effective_tag(cfg["tag"], cfg.get("gap"), cfg.get("reference"))  # as the run itself names it
+    name = run_name(cfg["method"]["name"], cfg["method"]["exposure_source"], cfg["exposure"], cfg["seed"], tag)
     folder = root / name
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(raw, resolve=True))

@@ -10,6 +10,18 @@ full vocabulary.
 
 from __future__ import annotations
 
+LEAK = {  # synthetic task only (harness/trainers/leak.py); absent on the math task
+    "leak_p_consistent": "synthetic: mean teacher p (T = 1) of the value that follows from the rollout's "
+                         "own step (apply(op, acc, b) mod M as written) at the result tokens where it "
+                         "differs from the reference's running value; null when leak_tokens = 0",
+    "leak_p_reference": "synthetic: mean teacher p (T = 1) of the training reference's running value (the "
+                        "whole reference, also past the cut the teacher saw) after the "
+                        "same number of operations, at those tokens; null when leak_tokens = 0",
+    "leak_tokens": "synthetic: number of those result tokens (the rollout's chain has gone off the "
+                   "reference's; a leaped reference has no value inside a step)",
+    "leak_share": "synthetic: leak_tokens over all result tokens parsed (up to the first malformed "
+                  "step); null when none was parsed",
+}
 TRAIN_ROW = {
     "step": "optimiser step, 1-based; first key of every row",
     "kind": "'train' (one per optimiser step), 'probe' (one per probed exposure), 'eval', "
@@ -41,6 +53,8 @@ TRAIN_ROW = {
     "sdar_gate": "loss=sdar: mean sigmoid gate g_t over the step's tokens",
     "sdar_term": "loss=sdar: the added loss sdar.coef * mean_t(g_t D_t)",
     "distill_loss": "loss=sdar: mean per-token OPSD divergence D_t (ungated)",
+    # method=opsd on the synthetic task: over the step's micro-batches, at the batch's exposure
+    **LEAK,
 }
 EXPOSURE_ROW = {  # per-problem sources only (ExposureSource.per_problem)
     "step": "the optimiser step", "kind": "'exposure'",
@@ -60,6 +74,8 @@ PROBE_ROW = {
     "probe_exposure": "the exposure this row measured (the teacher saw this much)",
     "mismatch_kl_st": "KL(p_S || p_T) at probe_exposure on the same rollouts",
     "mismatch_kl_ts": "KL(p_T || p_S) at probe_exposure",
+    # synthetic task: the teacher's leak at probe_exposure on the same rollouts
+    **LEAK,
 }
 CONTROLLER_ROW = {  # a source's rows: ATESD's per hold window (at its last step); target_mismatch's
     "step": "step at which the window ended (every controller.hold steps, and the last step)",

@@ -25,6 +25,7 @@ from harness.runs import faults
 from harness.runs.rundir import RunDir
 from harness.sources.base import ExposureSource, batch_exposure
 from harness.tasks.problem import Problem
+from harness.trainers.leak import LeakTargets, TaskVocab, leak_targets
 from harness.trainers.probe import probe_mismatch
 
 
@@ -47,6 +48,7 @@ class RunHooks:
         self.pending_rows: list[dict[str, Any]] = []  # probe rows waiting for their step's row
         self.batch_rs: list[float] = []  # the last batch's exposures, one per problem
         self.batch_problem_ids: list[str] = []
+        self.task_vocab: TaskVocab | None = None  # built at the first leak_targets call
         self.t_start = time.time()
 
     def elapsed(self) -> float:
@@ -105,6 +107,18 @@ class RunHooks:
         with torch.no_grad(), self.teacher_context():
             return final_hidden(self.teacher_model, ids_B_L, mask_B_L, c_len)
 
+    def leak_targets(self, batch: dict[str, Any], problem_ids: list[str]) -> LeakTargets | None:
+        """The leak tokens of the batch's rollouts against their training references (self.problems:
+        leaped where the gap leaps them; harness/trainers/leak.py); None off the synthetic task."""
+        task = self.run_cfg.task
+        if task.kind != "synthetic":
+            return None
+        if self.task_vocab is None:  # the tokenizer's ids of the task's words, once per run
+            self.task_vocab = TaskVocab.of(self._tokenizer)
+        return leak_targets(batch["completion_ids"], batch["completion_mask"],
+                            [self.problems[pid].solution for pid in problem_ids], self.task_vocab,
+                            task.modulus)
+
     # ---- the mismatch probe (OPSD always; RL when its source reads it) ------------------------
     def maybe_probe(self, batch: dict[str, Any], problem_ids: list[str]) -> None:
         """Probe rows of this step's rollouts when probe.every says so (step 1 and every N)."""
@@ -115,7 +129,7 @@ class RunHooks:
     @torch.no_grad()
     def probe_rows(self, batch: dict[str, Any], problem_ids: list[str], step: int) -> list[dict]:
         """Mismatch at every probed exposure on these rollouts (harness/trainers/probe.py): train.micro_batch
-        rows at a time, probe.max_rows teacher rows per forward."""
+        rows at a time, probe.max_rows teacher rows per forward; the synthetic task adds the leak."""
         comp_B_C, cmask_B_C = batch["completion_ids"], batch["completion_mask"]
         builder = self.teacher_context_builder
 
@@ -131,7 +145,7 @@ class RunHooks:
         rows = probe_mismatch(list(self.run_cfg.probe.exposures), self.run_cfg.probe.max_rows,
                               self.run_cfg.micro_batch, lambda r: self.student_hidden(self.model, batch, r),
                               teacher, comp_B_C, cmask_B_C, lm_head(self.model), lm_head(self.teacher_model),
-                              spec)
+                              spec, leak=self.leak_targets(batch, problem_ids))
         for row in rows:
             check_finite(row, step, ("mismatch_kl_st", "mismatch_kl_ts"))
         return [{"step": step, "kind": "probe", **row} for row in rows]

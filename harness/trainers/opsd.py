@@ -8,7 +8,8 @@ What this subclass changes in trl.experimental.sdft.SDFTTrainer (trl 1.16, pinne
 - the loss is harness.losses.divergences.generalized_jsd (teacher top-k or full vocabulary);
 - every step logs mismatch both ways, entropies and rollout accuracy to
   metrics.jsonl, and every probe.every steps the mismatch at each probed exposure
-  on the same rollouts, all teacher contexts in one batched forward.
+  on the same rollouts, all teacher contexts in one batched forward; on the synthetic
+  task both also log the teacher's leak (harness/trainers/leak.py) from the same hidden states.
 Rollout sampling, the frozen/live/EMA teacher, optimiser and checkpoints are TRL's; with
 model.lora.r > 0 the student is a peft LoRA model and teacher.mode=base is that model with
 its adapters disabled.
@@ -34,6 +35,7 @@ from harness.sources.base import ExposureSource
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
 from harness.trainers.hooks import RunHooks, check_finite
+from harness.trainers.leak import LeakAccumulator, LeakTargets, leak_stats
 
 envsafe.install()  # before any trainer builds its Accelerator (see harness/compute/envsafe.py)
 
@@ -96,6 +98,8 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
         super().__init__(**kwargs)
         self.prompts = Prompts(run_cfg, self._tokenizer)
         self.teacher_context_builder = ExposureContextBuilder(self)
+        self.step_leak: LeakTargets | None = None  # the step's leak tokens (synthetic task only)
+        self.leak_sums = LeakAccumulator()
 
     def teacher_context(self):
         """The context the teacher's forward runs in (TRL's: adapters disabled for a LoRA base
@@ -119,6 +123,11 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
         # Each micro-batch's loss is its token sum over the step's token count, so the
         # accumulated gradient is the step's token mean whatever train.micro_batch is.
         self.token_stats = TokenStats()
+        # Parsed once for the whole step; each micro-batch finds its rows by batch_row, which
+        # TRL splits along with the other per-row tensors.
+        self.step_leak, self.leak_sums = self.leak_targets(batch, problem_ids), LeakAccumulator()
+        comp_B_C = batch["completion_ids"]
+        batch["batch_row"] = torch.arange(comp_B_C.shape[0], device=comp_B_C.device)
         self.step_loss_tokens = max(int(self.loss_mask(batch["completion_mask"]).sum()), 1)
         if self.model.training:
             self.exposure_source.record(problem_ids, correct)  # per-problem sources read grades
@@ -139,8 +148,11 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
         c_len = inputs["completion_ids"].shape[1]
         sel_B_C = self.loss_mask(inputs["completion_mask"]).bool()
         h_s_N_H = self.student_hidden(model, inputs)[sel_B_C]
-        h_t_N_H = self.teacher_hidden(inputs["teacher_input_ids"], inputs["teacher_attention_mask"],
-                                      c_len)[sel_B_C]
+        h_t_B_C_H = self.teacher_hidden(inputs["teacher_input_ids"], inputs["teacher_attention_mask"], c_len)
+        h_t_N_H = h_t_B_C_H[sel_B_C]
+        if self.step_leak is not None:  # the teacher's p at the leak tokens, from the same hidden states
+            self.leak_sums.add(leak_stats(h_t_B_C_H, lm_head(self.teacher_model),
+                                          self.step_leak.select(inputs["batch_row"]), self.spec().block))
         loss_sum, stats_N_K = chunked_divergence(h_s_N_H, h_t_N_H, inputs["completion_ids"][sel_B_C],
                                                  lm_head(model), self.spec(), lm_head(self.teacher_model))
         n_tok = stats_N_K.shape[0]
@@ -159,10 +171,15 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
         if "loss" in logs and self.model.training:
             step = self.state.global_step
             row = {"step": step, "kind": "train", **self.exposure_stats(),
-                   **self.step_stats, **self.token_stats.means(), "lr": logs.get("learning_rate"),
+                   **self.step_stats, **self.token_stats.means(), **self.leak_means(),
+                   "lr": logs.get("learning_rate"),
                    "grad_norm": logs.get("grad_norm"), "wall_time": self.elapsed()}
             self.write_step(step, row)
         super().log(logs, start_time)
+
+    def leak_means(self) -> dict[str, float | int | None]:
+        """The train row's leak_* over the step's micro-batches; none off the synthetic task."""
+        return self.leak_sums.means() if self.step_leak is not None else {}
 
 
 class TokenStats:

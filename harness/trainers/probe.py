@@ -7,6 +7,8 @@ states of that block once, then the teacher's for a group of exposures x block r
 forward (probe.max_rows; 0: every exposure in one forward), and the statistics come from
 harness/losses/chunked.py block by block over tokens, so no [rows x tokens x vocabulary] tensor
 exists at any size. The mismatch of an exposure is its token-weighted mean over all blocks.
+On the synthetic task the same teacher hidden states give each exposure's leak (harness/trainers/
+leak.py: the teacher's p of the rollout-consistent vs the reference value where they differ).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 
 from harness.losses.chunked import COL, DivergenceSpec, chunked_divergence
 from harness.losses.hidden_states import row_blocks
+from harness.trainers.leak import LeakAccumulator, LeakTargets, leak_stats
 
 # (rows) -> h_b_C_H of the student; (exposures, rows) -> h_(E b)_C_H of the teacher, exposure-major
 StudentHidden = Callable[[slice], torch.Tensor]
@@ -32,15 +35,19 @@ def exposures_per_forward(n_exposures: int, rows: int, max_rows: int) -> int:
 def probe_mismatch(exposures: list[float], max_rows: int, row_block: int,
                    student_hidden: StudentHidden, teacher_hidden: TeacherHidden,
                    ids_B_C: torch.Tensor, mask_B_C: torch.Tensor, head_s: torch.nn.Module,
-                   head_t: torch.nn.Module, spec: DivergenceSpec) -> list[dict[str, float]]:
-    """[{probe_exposure, mismatch_kl_st, mismatch_kl_ts}] per exposure, in the given order."""
+                   head_t: torch.nn.Module, spec: DivergenceSpec,
+                   leak: LeakTargets | None = None) -> list[dict[str, float | int | None]]:
+    """[{probe_exposure, mismatch_kl_st, mismatch_kl_ts}] per exposure, in the given order; with
+    `leak` (the rollouts' leak tokens) also leak_* (harness/trainers/leak.py KEYS)."""
     sums = {r: torch.zeros(2, dtype=torch.float64) for r in exposures}
+    leaks = {r: LeakAccumulator() for r in exposures}
     tokens = 0
     for rows in row_blocks(ids_B_C.shape[0], row_block):
         sel_b_C = mask_B_C[rows].bool()
         tokens += int(sel_b_C.sum())
         h_s_N_H = student_hidden(rows)[sel_b_C]
         per = exposures_per_forward(len(exposures), rows.stop - rows.start, max_rows)
+        leak_b = leak.select(rows) if leak is not None else None
         for start in range(0, len(exposures), per):
             chunk = exposures[start:start + per]
             h_t = teacher_hidden(chunk, rows)
@@ -51,6 +58,9 @@ def probe_mismatch(exposures: list[float], max_rows: int, row_block: int,
                                               head_s, spec, teacher_head=head_t)
                 sums[r] += torch.stack([stats[:, COL["mismatch_kl_st"]].sum(),
                                         stats[:, COL["mismatch_kl_ts"]].sum()]).double().cpu()
+                if leak_b is not None:
+                    leaks[r].add(leak_stats(h_t[i * b:(i + 1) * b], head_t, leak_b, spec.block))
     n = max(tokens, 1)
     return [{"probe_exposure": r, "mismatch_kl_st": float(sums[r][0]) / n,
-             "mismatch_kl_ts": float(sums[r][1]) / n} for r in exposures]
+             "mismatch_kl_ts": float(sums[r][1]) / n, **(leaks[r].means() if leak is not None else {})}
+            for r in exposures]

@@ -73,7 +73,7 @@ STAGES: tuple[Stage, ...] = (
           "the paper's table: baselines, tuned r, ATESD (both rewards), compositions, 3 seeds",
           "sweeps/experiment/paper_table.yaml"),
     Stage("gap_map", "sweep", ("experiment=gap_map",),
-          "the competence-gap map: fixed r x 3 seeds at 4 gap levels, the reference controls, "
+          "the competence-gap map: fixed r x 3 seeds at gap 0 and 4 gap levels, the reference controls, "
           "ATESD (both rewards) and GRPO where r < 1 wins", "sweeps/experiment/gap_map.yaml"),
     Stage("figures", "analysis", ("analysis.figures",),
           "every figure and table (mismatch, curves, controller, Average@k, per difficulty)"),

@@ -30,7 +30,8 @@ def write_run(root: Path, raw: DictConfig, averages: dict[str, float] | None, st
     eval.json) and metrics.jsonl (the rows, when given) of one run; returns its name."""
     cfg = OmegaConf.to_container(raw, resolve=True)
     tag = effective_tag(cfg["tag"], cfg.get("gap"), cfg.get("reference"))  # as the run itself names it
-    name = run_name(cfg["method"]["name"], cfg["method"]["exposure_source"], cfg["exposure"], cfg["seed"], tag)
+    method = cfg["method"]
+    name = run_name(method["name"], method["exposure_source"], cfg["exposure"], cfg["seed"], tag)
     folder = root / name
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text(OmegaConf.to_yaml(raw, resolve=True))

@@ -55,7 +55,8 @@ def sft_rows(cfg: RunConfig, tokenizer, n: int) -> list[dict[str, str]]:
             reference = prompts.reference(p, r)
         # no reference: the student prompt, whatever task.empty_reference says of the teacher's r = 0
         t = prompts.templates
-        prompt = t.student_prompt(p.problem) if no_reference(reference) else t.teacher_prompt(p.problem, reference)
+        prompt = (t.student_prompt(p.problem) if no_reference(reference)
+                  else t.teacher_prompt(p.problem, reference))
         # After the clean phase, what the model writes itself (not copied from the shown
         # reference) errs at base.step_error per step: the student's imperfection is then
         # set by the data, not by how far a seed's SFT run happened to get.

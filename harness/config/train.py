@@ -166,6 +166,9 @@ class LauncherConfig:
     timeout_min: int = F(120, "time limit of one job in minutes (SLURM: whole minutes); a SLURM "
                               "job that reaches it is requeued and resumes (max_requeues)")
     array_parallelism: int = F(256, "SLURM: jobs of the sweep's array running at once")
+    local_wave: int = F(16, "local launcher: jobs started at once (each job waiting for its slot is "
+                            "a ~150 MB process: a 121-run array at once filled 24 GB); the next "
+                            "wave starts when one has ended")
     max_requeues: int = F(3, "SLURM: requeues after a time limit (each resumes from the run's "
                              "last checkpoint); 0: a timed-out run stays unfinished")
     signal_delay_s: int = F(120, "SLURM: seconds before the time limit at which the job is "
@@ -174,7 +177,7 @@ class LauncherConfig:
     def __post_init__(self) -> None:
         require(self.max_parallel >= 0, "launcher.max_parallel", self.max_parallel, ">= 0")
         require(self.gpus_per_node >= 0, "launcher.gpus_per_node", self.gpus_per_node, ">= 0")
-        for name in ("cpus_per_task", "mem_gb", "timeout_min", "array_parallelism"):
+        for name in ("cpus_per_task", "mem_gb", "timeout_min", "array_parallelism", "local_wave"):
             require(getattr(self, name) >= 1, f"launcher.{name}", getattr(self, name), ">= 1")
         require(self.gpu_mem_gb >= 0, "launcher.gpu_mem_gb", self.gpu_mem_gb, ">= 0")
         require(self.max_requeues >= 0, "launcher.max_requeues", self.max_requeues, ">= 0")

@@ -4,8 +4,8 @@ python -m harness.run -m method=opsd exposure=0,0.5,1 seed=0,1 [experiment=<pres
 
 `make sweep` is a spelling of this command (harness/front/sweep.py). The sweeper plans the jobs
 (harness/front/plan.py: grids x command line, the base run, every refusal before anything
-is written), launches them all in one batch through the configured launcher (submitit
-local processes or one SLURM array), shows one progress bar over the run folders, and
+is written), launches them through the configured launcher (one SLURM array; submitit local
+processes in waves of launcher.local_wave, as a job waiting for its slot is a process), shows one progress bar over the run folders, and
 ends with the closing table; it exits 1 when a run did not finish.
 """
 
@@ -69,9 +69,13 @@ class GridSweeper(Sweeper):
 
         out: dict[str, Any] = {}
 
+        wave = self.wave_size(cfgs)
+
         def launch() -> None:
             try:
-                out["returns"] = self.launcher.launch(overrides, initial_job_idx=0)
+                out["returns"] = [ret for start in range(0, len(overrides), wave)
+                                  for ret in self.launcher.launch(overrides[start:start + wave],
+                                                                  initial_job_idx=start)]
             except BaseException as err:  # re-raised below, in the sweep's own thread
                 out["error"] = err
 
@@ -82,6 +86,13 @@ class GridSweeper(Sweeper):
         if "error" in out:
             raise out["error"]
         return out["returns"]
+
+    def wave_size(self, cfgs: list[RunConfig]) -> int:
+        """Jobs per launch call: launcher.local_wave for local processes (every job of a call
+        starts at once and waits for a training slot as a process of its own, so a whole large
+        array would fill the memory); the whole array for SLURM (array_parallelism caps it)."""
+        local = self.config.hydra.runtime.choices.get("hydra/launcher") == "submitit_local"
+        return cfgs[0].launcher.local_wave if local and cfgs else max(len(cfgs), 1)
 
     @staticmethod
     def close(cfgs: list[RunConfig]) -> None:

@@ -13,15 +13,15 @@ from harness.runs.rundir import read_json
 FILES = ["config.yaml", "status.json", "metrics.jsonl", "eval.json", "eval_samples.jsonl"]
 
 
-def sweep(results, *args, exposures="0,1"):
+def sweep(results, *args, exposures="0,1", overrides=()):
     cmd = [sys.executable, "-m", "harness.front.sweep", "--exposures", exposures, "--seeds", "0",
-           "--results", str(results), *args, "--", "profile=smoke"]
+           "--results", str(results), *args, "--", "profile=smoke", *overrides]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
 def test_smoke_sweep_two_exposures_then_skip(tmp_path, smoke_base):
     res = tmp_path / "runs"
-    r = sweep(res)
+    r = sweep(res, overrides=("launcher.local_wave=2",))  # 3 jobs: a wave of 2, then one of 1
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     for name in ("opsd-r0-s0", "opsd-r1-s0"):
         for f in FILES:
@@ -29,7 +29,8 @@ def test_smoke_sweep_two_exposures_then_skip(tmp_path, smoke_base):
         assert any((res / name / "checkpoints").iterdir())
         assert read_json(res / name / "status.json")["state"] == "done"
     assert (res / "base" / "eval.json").is_file()
-    assert list((res / ".hydra").glob("multirun-*/.submitit"))  # went through submitit
+    jobs = [p for p in (res / ".hydra").glob("multirun-*/.submitit/*") if p.is_dir()]
+    assert len(jobs) == 3  # went through submitit, every job of both waves
     assert "opsd-r0-s0" in r.stdout and "KL(S||T)" in r.stdout  # the closing table
     assert "8/8" in r.stderr  # the progress bar over both runs' 4 steps reached the end
     before = (res / "opsd-r1-s0" / "metrics.jsonl").stat().st_mtime_ns

@@ -31,6 +31,23 @@ def level_runs(scores: pd.DataFrame, level: str, reference: str = "own") -> pd.D
     return runs[runs["level"] == level].assign(tag=None)
 
 
+def best_cell(runs: pd.DataFrame, column: str) -> str:
+    """`r = <best>: mean ± CI` of the exposure with the top mean in one view."""
+    by_r = {float(r): g[column].dropna().tolist() for r, g in runs.groupby("exposure")}
+    by_r = {r: v for r, v in by_r.items() if v}
+    if not by_r:
+        return "-"
+    best = max(by_r, key=lambda r: float(np.mean(by_r[r])))
+    return f"r = {best:g}: {ci_text(by_r[best])}"
+
+
+def regime_map(scores: pd.DataFrame, suites: list[str]) -> list[str]:
+    """One row per gap level: the best fixed r and its Average@k in each view."""
+    rows = [[level, *(best_cell(level_runs(scores, level), c) for c in [MEAN, *suites])]
+            for level in level_order(scores["level"].dropna()) if not level_runs(scores, level).empty]
+    return table(["gap level", "mean over suites", *suites], rows)
+
+
 def regime_rows(scores: pd.DataFrame, suites: list[str]) -> tuple[dict[str, str], list[list[str]]]:
     """({level: claim (b) verdict}, one row per level x view: r = 1, best r < 1, Δ, best r, verdict)."""
     verdicts, rows = {}, []

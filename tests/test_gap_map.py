@@ -82,6 +82,7 @@ def test_report_leak_table_and_figure_are_written(results: Path, tmp_path: Path)
     md = (tmp_path / "tables" / "gap_map.md").read_text()
     assert "| horizon2 | 1 | 0.200" in md  # p_T(rollout-consistent) at the step-1 probe, r = 1
     assert "(g-ref) The reference's content matters" in md
+    assert "| horizon2 | r = 0.5: 50.0 ± 2.5 (n=3) |" in md  # the regime map's best r and its CI
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths)
 
 

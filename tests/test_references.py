@@ -213,15 +213,18 @@ def test_answer_only_is_the_final_answer():
     assert (a.solution, a.steps) == ("\\boxed{\\frac{5}{6}}", ("\\boxed{\\frac{5}{6}}",))
 
 
-def test_answer_only_cut_shows_ans_alone_up_to_half(tok):
-    """The token cut is taken as for any reference: `ans <answer>` is 2 tokens, so r <= 0.5
-    shows `ans` alone and r > 0.5 the whole answer; the step cut shows it all at any r > 0."""
+def test_answer_only_is_shown_whole_at_any_exposure_above_zero(tok):
+    """The bare token cut of `ans <answer>` (2 tokens) would show `ans` alone at r <= 0.5; the
+    teacher's prompts show the whole answer at every r > 0 and nothing at r = 0."""
     p = apply_reference("answer_only", stream(1), SYNTH, 0)[0]
-    tokens, steps = ReferenceCutter(tok, "tokens"), ReferenceCutter(tok, "steps")
-    seen = {r: tokens.prefix(p.solution, p.steps, r) for r in (0.25, 0.5, 0.51, 1.0)}
-    assert seen == {0.25: ("ans", False), 0.5: ("ans", False), 0.51: (p.solution, True),
-                    1.0: (p.solution, True)}
-    assert all(steps.prefix(p.solution, p.steps, r) == (p.solution, True) for r in (0.25, 0.5, 1.0))
+    assert p.whole_reference and not stream(1)[0].whole_reference
+    tokens = ReferenceCutter(tok, "tokens")
+    assert tokens.prefix(p.solution, p.steps, 0.25) == ("ans", False)  # the cut alone
+    prompts = Prompts(compose(["reference=answer_only"]), tok)
+    for r in (0.1, 0.25, 0.5, 1.0):
+        assert prompts.reference(p, r) == p.solution
+        assert prompts.teacher_ids(p, r) == prompts.teacher_ids(p, 1.0)
+    assert prompts.reference(p, 0.0) == ""
 
 
 def test_keep_answer_is_refused_where_it_would_show_the_true_answer():

@@ -5,8 +5,9 @@ python -m harness.run -m method=opsd exposure=0,0.5,1 seed=0,1 [experiment=<pres
 `make sweep` is a spelling of this command (harness/front/sweep.py). The sweeper plans the jobs
 (harness/front/plan.py: grids x command line, the base run, every refusal before anything
 is written), launches them through the configured launcher (one SLURM array; submitit local
-processes in waves of launcher.local_wave, as a job waiting for its slot is a process), shows one progress bar over the run folders, and
-ends with the closing table; it exits 1 when a run did not finish.
+processes in waves of launcher.local_wave, as a job waiting for its slot is a process), shows
+one progress bar over the run folders, and ends with the closing table; it exits 1 when a run
+did not finish.
 """
 
 from __future__ import annotations

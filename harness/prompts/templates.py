@@ -145,9 +145,15 @@ class Prompts:
         sep = STEP_JOIN[self.task.kind] if after_cut else ""
         return f"{sep}{self.task.transition} \\boxed{{{problem.answer}}}."
 
+    @staticmethod
+    def shown_exposure(problem: Problem, r: float) -> float:
+        """The r the cut takes: 1 for a reference shown whole at any r > 0 (answer_only)."""
+        return 1.0 if problem.whole_reference and r > 0 else r
+
     def reference(self, problem: Problem, r: float) -> str:
         """The first r of problem's reference solution (in cfg's exposure unit), then the
         answer suffix under keep_answer."""
+        r = self.shown_exposure(problem, r)
         text, whole = self.cutter.prefix(problem.solution, problem.steps, r)
         return text + self.answer_suffix(problem, whole, bool(text))
 
@@ -171,6 +177,7 @@ class Prompts:
         an empty reference gives the ids of the r = 0 prompt's text (`without_reference`: the
         student's prompt by default), tokenized whole as TRL does (no reference ids to keep)."""
         tok = self.tokenizer
+        r = self.shown_exposure(problem, r)
         ref_ids, whole = self.cutter.prefix_ids(problem.solution, problem.steps, r)
         suffix = self.answer_suffix(problem, whole, bool(ref_ids))
         suffix_ids = tok(suffix, add_special_tokens=False)["input_ids"] if suffix else []

@@ -23,6 +23,9 @@ class Problem:
     solution: str
     answer: str
     steps: tuple[str, ...] = ()
+    # reference=answer_only (harness/tasks/references.py): the answer is shown whole at any r > 0,
+    # as the paper's exposure 0 with the answer kept; a token cut of `ans <answer>` would not.
+    whole_reference: bool = False
 
     def to_row(self) -> dict:
         row = asdict(self)
@@ -40,4 +43,5 @@ class Problem:
             solution=str(row["solution"]),
             answer=str(row["answer"]),
             steps=tuple(row.get("steps") or ()),
+            whole_reference=bool(row.get("whole_reference", False)),
         )

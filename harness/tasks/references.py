@@ -14,10 +14,9 @@ Every kind is deterministic given the run's seed.
   with the same number of steps when one exists (so the length matches exactly).
 - `corrupted`: the own reference, wrong from a drawn step on (`corrupt_synthetic`, `corrupt_math`).
 - `answer_only`: the final answer alone: `ans <answer>` (synthetic), `\\boxed{<answer>}` (math).
-  The exposure cut is taken as for any reference, so a partial cut shows part of it: on the
-  tiny tokenizer `ans <answer>` is 2 tokens and r <= 0.5 shows `ans` alone, r > 0.5 the whole
-  answer (tests/test_references.py). Use r = 1 (or exposure_unit=steps: one step, any r > 0
-  shows it all) for "the answer, all of it".
+  It is shown whole at any r > 0 (Problem.whole_reference; harness/prompts/templates.py
+  Prompts.shown_exposure): the paper's exposure 0 with the answer kept, so its runs do not
+  depend on r > 0 (a token cut of the 2-token `ans <answer>` would show `ans` alone at r <= 0.5).
 
 Known limit: the answer suffix of task.keep_answer, and the one forced after a reference cut to
 task.max_teacher_tokens, show `problem.answer`, the problem's own answer; a shuffled or corrupted
@@ -234,7 +233,8 @@ def corrupt_math(problem: Problem, task: TaskConfig, rng: random.Random) -> tupl
 def answer_only(by_id: dict[str, Problem], task: TaskConfig, seed: int) -> dict[str, Problem]:
     """The final answer alone, one step: `ans <answer>` or `\\boxed{<answer>}` (seed unused)."""
     shown = "ans {}" if task.kind == "synthetic" else "\\boxed{{{}}}"
-    return {pid: _with_reference(p, (shown.format(p.answer),), task) for pid, p in by_id.items()}
+    return {pid: replace(_with_reference(p, (shown.format(p.answer),), task), whole_reference=True)
+            for pid, p in by_id.items()}
 
 
 BUILDERS: dict[str, Builder] = {"shuffled": shuffled, "corrupted": corrupted, "answer_only": answer_only}

@@ -86,9 +86,13 @@ def train_leak(info: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def probe_leak(info: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """Probe rows of each finished map run's first probed step: level, probe_exposure, KL, leak."""
-    runs = fixed_opsd(with_levels(info[info["state"] == "done"]))[["run", "level"]]
-    cols = ["run", "level", "probe_exposure", ST, *LEAK_KEYS]
+    """The first probed step per level and seed: level, seed, probe_exposure, KL, leak.
+
+    At step 1 every run of one level and seed probes the same rollouts (the base model's, on
+    the same training problems, whatever its own r), so its runs are averaged into one row per
+    seed and exposure: the seeds, not the runs, are the samples."""
+    runs = fixed_opsd(with_levels(info[info["state"] == "done"]))[["run", "level", "seed"]]
+    cols = ["level", "seed", "probe_exposure", ST, *LEAK_KEYS]
     if not len(metrics) or "probe_exposure" not in metrics.columns:
         return pd.DataFrame(columns=cols)
     rows = metrics[(metrics["kind"] == "probe") & metrics["run"].isin(runs["run"])]
@@ -98,4 +102,5 @@ def probe_leak(info: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     for key in LEAK_KEYS:
         if key not in first.columns:
             first[key] = float("nan")
-    return first[cols].reset_index(drop=True)
+    first[[ST, *LEAK_KEYS]] = first[[ST, *LEAK_KEYS]].astype(float)
+    return first.groupby(["level", "seed", "probe_exposure"], as_index=False)[[ST, *LEAK_KEYS]].mean()[cols]

@@ -5,9 +5,10 @@ python -m analysis.gap_map --results results/reproduce [--out DIR]
 (or `python analysis/gap_map.py ...`; make reproduce runs it after `make sweep EXPERIMENT=gap_map`)
 
 Writes into DIR (default: the results root):
-  figures/gap_map.png, .pdf   Average@k, final KL(S‖T) and the teacher's leak against r, one
+  figures/gap_map.png, .pdf   Average@k, final KL(S‖T) and the teacher's leak (p_T of the
+                              reference's and of the rollout-consistent value) against r, one
                               line per gap level (mean ± 95% CI over seeds; leak: the probe at
-                              each run's first step, every exposure on the base model's rollouts)
+                              the first step, every exposure on the base model's rollouts)
   tables/gap_map.md           the regime map, the leak table, the controls and the claims
 Runs: analysis/gap_data.py; claims and their rules: analysis/gap_report.py.
 """
@@ -70,31 +71,31 @@ def draw(ax, frame: pd.DataFrame, x: str, y: str, label: str, **style) -> None:
 
 def plot(scores: pd.DataFrame, probe: pd.DataFrame, out: Path) -> list[Path]:
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(FIG_WIDTH * 1.5, 3.0))
+    fig, axes = plt.subplots(1, 4, figsize=(FIG_WIDTH * 1.7, 3.0))
     levels = level_order(scores["level"].dropna())
     colors = dict(zip(levels, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
     for level in levels:
-        runs = level_runs(scores, level)
+        runs, mine = level_runs(scores, level), probe[probe["level"] == level]
         draw(axes[0], runs, "exposure", MEAN, level, color=colors[level])
         draw(axes[1], runs, "exposure", f"final_{ST}", level, color=colors[level])
-        mine = probe[probe["level"] == level]
-        draw(axes[2], mine, "probe_exposure", "leak_p_reference", f"{level}: reference", color=colors[level])
-        draw(axes[2], mine, "probe_exposure", "leak_p_consistent", f"{level}: rollout", color=colors[level],
-             ls="--")
-    titles = ("Average@k (mean over suites, %)", f"final {KL_LABEL[ST]}", "teacher's leak (step-1 probe)")
+        draw(axes[2], mine, "probe_exposure", "leak_p_reference", level, color=colors[level])
+        draw(axes[3], mine, "probe_exposure", "leak_p_consistent", level, color=colors[level])
+    titles = ("Average@k (mean over suites, %)", f"final {KL_LABEL[ST]}", "leak: p_T(reference value)",
+              "p_T(rollout-consistent value)")
     for ax, title in zip(axes, titles):
         ax.set_title(title, pad=14)
         ax.set_xlabel("exposure r")
-    subtitle(axes[2], "p_T of each value where the two differ")
+    subtitle(axes[0], "fixed-r OPSD runs, mean ± 95% CI over seeds")
+    subtitle(axes[2], "step-1 probe, where the two values differ")
+    for ax in axes[2:]:
+        ax.set_ylim(-0.02, 1.02)
     axes[0].legend(title="gap level")
-    if axes[2].lines:  # no leak rows (the math task, or runs older than the leak): no legend
-        axes[2].legend(fontsize=6)
     fig.tight_layout()
     return save(fig, out)
 
 
 def leak_table(train: pd.DataFrame, probe: pd.DataFrame) -> list[str]:
-    rows = []
+    rows = []  # probe: one sample per seed (analysis/gap_data.py probe_leak); train: one per run
     for level in level_order(pd.concat([train["level"], probe["level"]]).dropna()):
         for r in sorted(set(train.loc[train["level"] == level, "exposure"]) |
                         set(probe.loc[probe["level"] == level, "probe_exposure"])):

@@ -78,6 +78,7 @@ def test_report_leak_table_and_figure_are_written(results: Path, tmp_path: Path)
     col = collect(str(results))
     probe = probe_leak(col.info, col.metrics)
     assert set(probe["level"]) == {GAP0, "horizon2"}
+    assert len(probe) == 2 * 3 * 3  # per level, seed and probed r: the runs of a seed averaged
     paths = write(col.runs, col.metrics, tmp_path, str(results), "")
     md = (tmp_path / "tables" / "gap_map.md").read_text()
     assert "| horizon2 | 1 | 0.200" in md  # p_T(rollout-consistent) at the step-1 probe, r = 1

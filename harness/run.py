@@ -29,6 +29,7 @@ from harness.compute.distributed import (
     main_decides,
     world,
 )
+from harness.compute.failfast import Attempt, guarded
 from harness.config.schema import ConfigError, RunConfig, to_run_config
 from harness.config.settings import CONFIG_DIR, fail, stored_yaml
 from harness.prompts.templates import Prompts
@@ -48,8 +49,8 @@ def train_rows(cfg: RunConfig, data, prompts: Prompts) -> tuple[list[dict], dict
     privileged context (the trainer cuts its reference at the exposure in force)."""
     from harness.tasks.training import training_problems
 
-    # prompts_per_step is per process: a run of N processes draws N times as many.
-    n_prompts = cfg.train.steps * cfg.train.prompts_per_step * world()[1]
+    # prompts_per_step is the global batch: the processes of a run share each step's prompts.
+    n_prompts = cfg.train.steps * cfg.train.prompts_per_step
     problems = training_problems(cfg, data, n_prompts)
     rows = [{"prompt": prompts.student(p), "privileged_context": p.id} for p in problems]
     return rows, {p.id: p for p in problems}
@@ -117,29 +118,54 @@ def prepare_folder(cfg: RunConfig) -> RunDir | None:
     if rd.is_done() and not cfg.force:
         print(f"skip {rd.path}: already done (force=true re-runs it)")
         return None
+    if not cfg.force:
+        refuse_other_world(rd, world()[1])
     if rd.path.exists() and cfg.force:
         rd.path.rename(rd.path.with_name(f"{rd.path.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}"))
     rd.path.mkdir(parents=True, exist_ok=True)
     return rd
 
 
+def refuse_other_world(rd: RunDir, world_size: int) -> None:
+    """A run's checkpoints resume only at the world size that wrote them: each rank's RNG
+    state and data position are its own (ConfigError, one line, before anything is written)."""
+    before = (rd.status() or {}).get("world_size")
+    if before and before != world_size and any(rd.checkpoints.glob("checkpoint-*")):
+        raise ConfigError(f"{rd.path.name}: its checkpoints were trained by {before} process(es) and "
+                          f"this start has {world_size}; relaunch with launcher.gpus_per_node={before} "
+                          "(the global batch is the same at any world size), or force=true to start over")
+
+
 def run(cfg: RunConfig, resolved_yaml: str, observers: Sequence[Any] = ()) -> dict | None:
     """Train and evaluate cfg's run unless it is done; one live process per run folder.
 
     In a run of several processes (harness/compute/distributed.py) rank 0 holds the lock and
-    decides (skip, resume, refuse); every rank trains; rank 0 alone writes the folder.
+    decides (skip, resume, refuse); every rank trains; rank 0 alone writes the folder. Any
+    rank's failure ends every rank within seconds (harness/compute/failfast.py).
     """
     from harness.compute.vllm_backend import check_eval_budget
     from harness.front.preflight import check_inputs
-    from harness.models.base_identity import resolve_base
 
     # Bad data sizes, fields, files, model config or tokenizer, and an evaluation HF generate
     # cannot serve (eval.hf_max_new_tokens): one line each, before any folder is touched.
     check_inputs(cfg)
     check_eval_budget(cfg)
     export_submitit_env()  # launcher.gpus_per_node > 1: submitit's tasks become ranks
-    # The process group's timeout is the job's time limit: ranks wait while rank 0 evaluates.
-    init_process_group(cfg.launcher.timeout_min)
+    cfg.check_micro_batch(world()[1])  # the global batch splits evenly over this world
+    # Training collectives time out in minutes; only the wait for rank 0's evaluation is long.
+    init_process_group(cfg.launcher.collective_timeout_min, long_wait_min=cfg.launcher.timeout_min)
+    attempt = Attempt.start(Path(cfg.results)) if world()[1] > 1 else None
+    summary = guarded(attempt, lambda: run_ranks(cfg, resolved_yaml, observers, attempt))
+    if attempt is not None:
+        attempt.close()
+    return summary
+
+
+def run_ranks(cfg: RunConfig, resolved_yaml: str, observers: Sequence[Any],
+              attempt: Attempt | None) -> dict | None:
+    """run()'s body on every rank: lock, decide, train, evaluate (rank 0), leave together."""
+    from harness.models.base_identity import resolve_base
+
     # A missing base model: one line, before any folder is touched.
     base_path = main_decides(lambda: resolve_base(cfg))
     with hold(Path(cfg.results), cfg.run_name) if is_main() else contextlib.nullcontext():
@@ -150,6 +176,8 @@ def run(cfg: RunConfig, resolved_yaml: str, observers: Sequence[Any] = ()) -> di
             train_and_eval(cfg, rd, base_path, observers)
             finish()  # waits for rank 0's evaluation
             return None
+        if attempt is not None:  # another rank's failure: rank 0 records it in status.json
+            attempt.run_status = lambda reason, extra: rd.set_status("failed", reason, **extra)
         atomic_write(rd.path / "config.yaml", resolved_yaml)
         summary = train_in_slot(cfg, rd, base_path, observers)
         rd.set_status("done", suites={k: v["average"] for k, v in summary["suites"].items()})
@@ -166,7 +194,7 @@ def train_in_slot(cfg: RunConfig, rd: RunDir, base_path: Path | None,
         starts = (rd.status() or {}).get("starts", 0) + 1
         # the run's identity (harness/runs/identity.py) from the first status write: readers take it
         rd.set_status("running", host=os.uname().nodename, pid=os.getpid(), starts=starts,
-                      identity=RunIdentity.of(cfg).to_json())
+                      identity=RunIdentity.of(cfg).to_json(), world_size=world()[1])
         try:
             with tracking(cfg, rd) as trackers:  # every metrics row also goes to train.report_to
                 summary = train_and_eval(cfg, rd, base_path, observers)
@@ -198,6 +226,7 @@ def main(dcfg: DictConfig) -> dict | None:
     except ConfigError as err:  # bad values and folder conflicts: before anything is written
         fail(err)
     except Exception:
+        # (a run of several processes never gets here: harness/compute/failfast.py ends them all)
         if not in_multirun():
             raise
         # One failed run must not stop its siblings: its status.json says failed and why,

@@ -49,6 +49,12 @@ class RankRecord(TrainerCallback):
         self.out, self.seen = out, {"rank": int(os.environ["RANK"]), "exposures": []}
         self.source = None
 
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        # The first step's gradient after DDP's all-reduce and clipping (the same on every rank).
+        if "grad" not in self.seen and model is not None:
+            self.seen["grad"] = [float(x) for _, p in sorted(model.named_parameters()) if p.grad is not None
+                                 for x in p.grad.detach().float().flatten().tolist()]
+
     def on_step_end(self, args, state, control, **kwargs):
         # Before the step's log (Trainer calls on_step_end first): the exposure this
         # step's batch was built with, not the next window's.

@@ -51,8 +51,10 @@ def export_submitit_env() -> None:
         return
     if job.num_tasks <= 1:
         return
-    # Every rank sees all GPUs of the node and picks cuda:LOCAL_RANK (accelerate does).
-    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    # overwrite: sbatch exports the submitting shell's environment, and a stale MASTER_PORT or
+    # RANK there (left by earlier torchrun work) makes export() raise (submitit helpers.py, the
+    # `if not overwrite` check); this job's own values are the right ones.
+    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
 
 
 def world() -> tuple[int, int]:
@@ -64,25 +66,43 @@ def is_main() -> bool:
     return world()[0] == 0
 
 
-def init_process_group(timeout_min: float | None = None) -> None:
+_LONG_WAIT_GROUP: Any = None  # a gloo group whose timeout is the job's: rank 0's evaluation
+
+
+def local_device_index(local_rank: int, visible: int) -> int:
+    """The CUDA device of a rank: LOCAL_RANK where every task sees the node's GPUs, and modulo
+    the visible count where SLURM binds each task to its own (GRES autobind, --gpu-bind: every
+    task then sees one "device 0", and cuda:LOCAL_RANK would be an invalid ordinal)."""
+    if visible < 1:
+        raise RuntimeError("a distributed CUDA run sees no GPU (torch.cuda.device_count() == 0)")
+    return local_rank % visible
+
+
+def init_process_group(timeout_min: float | None = None, long_wait_min: float | None = None) -> None:
     """The default process group, with the backend accelerate would pick (it reuses it).
-    timeout_min: how long a collective may wait (launcher.timeout_min: the job's whole
-    time limit, as the other ranks wait at a barrier while rank 0 evaluates, which can take
-    far longer than torch's 10-minute default, after which NCCL's watchdog kills the job);
-    None keeps torch's default. The first call decides: later ones find the group made."""
+
+    timeout_min: how long a training collective may wait (launcher.collective_timeout_min): short,
+    so that a rank that died or hangs ends the job in minutes, not at its time limit.
+    long_wait_min: the one wait that may be long, the other ranks waiting for rank 0's evaluation
+    in `finish()`, goes through its own gloo group with this timeout (launcher.timeout_min).
+    None keeps torch's defaults. The first call decides: later ones find the group made."""
     import datetime
 
     import torch
     import torch.distributed as dist
 
+    global _LONG_WAIT_GROUP
     if world()[1] <= 1 or dist.is_initialized():
         return
     timeout = None if timeout_min is None else datetime.timedelta(minutes=timeout_min)
     if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(local_device_index(int(os.environ.get("LOCAL_RANK", 0)),
+                                                 torch.cuda.device_count()))
         dist.init_process_group("nccl", timeout=timeout)
     else:
         dist.init_process_group("gloo", timeout=timeout)
+    if long_wait_min is not None:
+        _LONG_WAIT_GROUP = dist.new_group(backend="gloo", timeout=datetime.timedelta(minutes=long_wait_min))
 
 
 def share_from_main(value: Any) -> Any:
@@ -127,6 +147,8 @@ def finish() -> None:
         return
     import torch.distributed as dist
 
+    global _LONG_WAIT_GROUP
     if dist.is_initialized():
-        dist.barrier()
+        dist.barrier(group=_LONG_WAIT_GROUP)  # the long-timeout group (None: the default one)
+        _LONG_WAIT_GROUP = None
         dist.destroy_process_group()

@@ -21,6 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from harness.compute.distributed import ranks
 from harness.config.fields import UNITS, ConfigError, F, in_unit, require
 from harness.config.gap import REFERENCES, GapConfig, check_reference, effective_tag
 from harness.config.model import BaseTrainConfig, ModelConfig
@@ -129,22 +130,38 @@ class RunConfigBase:
                                               for k in used_sections(self.method)):
             self.check_micro_batch()
 
-    def check_micro_batch(self) -> None:
-        mb, rows = self.train.micro_batch, self.rows_per_step
-        require(mb is None or rows % mb == 0, "train.micro_batch", mb,
-                f"must divide the step's {rows} rows (train.micro_batch=null: all in one)")
+    def check_micro_batch(self, world_size: int | None = None) -> None:
+        """The step's rows split evenly over the run's processes (world_size; None: the ones
+        launcher.gpus_per_node starts), and train.micro_batch divides a process's share."""
+        n = world_size or ranks(self.launcher.gpus_per_node)
+        rows, mb = self.rows_per_step, self.train.micro_batch
+        what = "launcher.gpus_per_node" if world_size is None else "the world size (WORLD_SIZE)"
+        require(rows % n == 0, what, n, f"must divide the step's {rows} rows (train.prompts_per_step is "
+                "the global batch, split over the processes)")
+        share = rows // n
+        require(mb is None or share % mb == 0, "train.micro_batch", mb,
+                f"must divide a process's {share} rows ({rows} a step over {n} process(es); "
+                "train.micro_batch=null: all in one)")
 
     @property
     def rows_per_step(self) -> int:
-        """Rollouts one process trains on per optimiser step: OPSD's prompts, or GRPO's groups."""
+        """Rollouts the whole run (all processes together) trains on per optimiser step: OPSD's
+        prompts, or GRPO's groups. The global batch: the same at any number of GPUs."""
         if get("loss", self.method.loss).trainer == "opsd":  # one rollout a prompt
             return self.train.prompts_per_step
         return self.grpo.problems(self.train.prompts_per_step) * self.grpo.group_size
 
+    def rows_per_rank(self, world_size: int) -> int:
+        """One process's share of the step's rows in a run of world_size processes."""
+        return self.rows_per_step // max(1, world_size)
+
     @property
     def micro_batch(self) -> int:
-        """Rows per forward/backward (train.micro_batch, null: the whole step)."""
-        return self.train.micro_batch or self.rows_per_step
+        """Rows per forward/backward of one process (train.micro_batch, null: its whole share;
+        the share is taken at this process's world size, harness/compute/distributed.py)."""
+        from harness.compute.distributed import world
+
+        return self.train.micro_batch or self.rows_per_rank(world()[1])
 
     @property
     def run_name(self) -> str:

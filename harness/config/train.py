@@ -165,6 +165,9 @@ class LauncherConfig:
                                 "harness.memory.plan) exceeds it is refused before launch; 0: no check")
     timeout_min: int = F(120, "time limit of one job in minutes (SLURM: whole minutes); a SLURM "
                               "job that reaches it is requeued and resumes (max_requeues)")
+    collective_timeout_min: int = F(30, "runs of several processes: how long a training collective "
+                                        "waits for a rank before the job fails (the wait for rank 0's "
+                                        "evaluation uses timeout_min; harness/compute/distributed.py)")
     array_parallelism: int = F(256, "SLURM: jobs of the sweep's array running at once")
     local_wave: int = F(16, "local launcher: jobs started at once (each job waiting for its slot is "
                             "a ~150 MB process: a 121-run array at once filled 24 GB); the next "
@@ -177,7 +180,8 @@ class LauncherConfig:
     def __post_init__(self) -> None:
         require(self.max_parallel >= 0, "launcher.max_parallel", self.max_parallel, ">= 0")
         require(self.gpus_per_node >= 0, "launcher.gpus_per_node", self.gpus_per_node, ">= 0")
-        for name in ("cpus_per_task", "mem_gb", "timeout_min", "array_parallelism", "local_wave"):
+        for name in ("cpus_per_task", "mem_gb", "timeout_min", "collective_timeout_min", "array_parallelism",
+                     "local_wave"):
             require(getattr(self, name) >= 1, f"launcher.{name}", getattr(self, name), ">= 1")
         require(self.gpu_mem_gb >= 0, "launcher.gpu_mem_gb", self.gpu_mem_gb, ">= 0")
         require(self.max_requeues >= 0, "launcher.max_requeues", self.max_requeues, ">= 0")

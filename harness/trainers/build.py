@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.compute.device import choose
+from harness.compute.distributed import world
 from harness.compute.vllm_backend import rollout_args
 from harness.config.schema import RunConfig
 from harness.registry import get
@@ -41,8 +42,10 @@ def common_trl_args(cfg: RunConfig, output_dir: str) -> dict[str, Any]:
         output_dir=output_dir, max_steps=t.steps,
         # train.micro_batch rows per backward; rollouts are still sampled once a step (TRL's
         # steps_per_generation defaults to the accumulation steps) and split into micro-batches.
+        # train.prompts_per_step is the global batch: each of the world's processes takes its share
+        # (TRL's generation batch is per-device batch x processes x accumulation steps).
         per_device_train_batch_size=cfg.micro_batch,
-        gradient_accumulation_steps=cfg.rows_per_step // cfg.micro_batch,
+        gradient_accumulation_steps=cfg.rows_per_rank(world()[1]) // cfg.micro_batch,
         learning_rate=t.lr, lr_scheduler_type="constant_with_warmup", warmup_steps=t.warmup_steps,
         max_grad_norm=t.max_grad_norm, temperature=t.temperature, top_p=t.top_p,
         max_completion_length=t.max_completion_length,

@@ -194,6 +194,15 @@ class LeakAccumulator:
         for key in self.sums:
             self.sums[key] += stats[key]
 
+    def reduced(self) -> LeakAccumulator:
+        """The sums over every rank (a collective; harness/compute/reduce.py)."""
+        from harness.compute.reduce import summed
+
+        total = LeakAccumulator()
+        total.sums = {k: (int(v) if isinstance(self.sums[k], int) else v)
+                      for k, v in summed(self.sums).items()}
+        return total
+
     def means(self) -> dict[str, float | int | None]:
         """KEYS; the means are None (null in metrics.jsonl, never NaN) when there is no leak token,
         leak_share None when no result token was parsed."""

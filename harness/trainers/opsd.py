@@ -24,6 +24,8 @@ from trl.experimental.sdft import SDFTTrainer
 from trl.trainer.utils import pad
 
 from harness.compute import envsafe
+from harness.compute.distributed import world
+from harness.compute.reduce import global_count, weighted_means
 from harness.config.schema import RunConfig
 from harness.losses.chunked import chunked_divergence, token_means
 from harness.losses.hidden_states import lm_head
@@ -114,12 +116,14 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
         texts = self._tokenizer.batch_decode(batch["completion_ids"], skip_special_tokens=True)
         correct = [grade(self.run_cfg.task.grader, t, self.problems[pid].answer)[1]
                    for t, pid in zip(texts, problem_ids)]
-        self.step_stats = {
+        stats = {
             "rollout_accuracy": sum(correct) / len(correct),
             "completion_length": batch["raw_completion_lengths"].float().mean().item(),
         }
         if self.run_cfg.task.max_teacher_tokens:  # logged only where a budget can cut
-            self.step_stats["teacher_ref_cut"] = self.teacher_context_builder.ref_cut_share
+            stats["teacher_ref_cut"] = self.teacher_context_builder.ref_cut_share
+        # the step's rows are split over ranks: the logged means are over all of them
+        self.step_stats = weighted_means(stats, len(correct))
         # Each micro-batch's loss is its token sum over the step's token count, so the
         # accumulated gradient is the step's token mean whatever train.micro_batch is.
         self.token_stats = TokenStats()
@@ -128,7 +132,8 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
         self.step_leak, self.leak_sums = self.leak_targets(batch, problem_ids), LeakAccumulator()
         comp_B_C = batch["completion_ids"]
         batch["batch_row"] = torch.arange(comp_B_C.shape[0], device=comp_B_C.device)
-        self.step_loss_tokens = max(int(self.loss_mask(batch["completion_mask"]).sum()), 1)
+        # the step's loss tokens over all ranks (compute_loss normalises by them)
+        self.step_loss_tokens = max(int(global_count(int(self.loss_mask(batch["completion_mask"]).sum()))), 1)
         if self.model.training:
             self.exposure_source.record(problem_ids, correct)  # per-problem sources read grades
         self.maybe_probe(batch, problem_ids)
@@ -156,7 +161,11 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
         loss_sum, stats_N_K = chunked_divergence(h_s_N_H, h_t_N_H, inputs["completion_ids"][sel_B_C],
                                                  lm_head(model), self.spec(), lm_head(self.teacher_model))
         n_tok = stats_N_K.shape[0]
-        loss = loss_sum / (self.step_loss_tokens if model.training else max(n_tok, 1))
+        # Training: the token sum over the step's tokens on all ranks, times the world size, as DDP
+        # averages the ranks' gradients: the update is the global batch's token mean, equal to one
+        # process's on the same batch (tests/test_rank_equivalence.py).
+        loss = (loss_sum * world()[1] / self.step_loss_tokens if model.training
+                else loss_sum / max(n_tok, 1))
         step = self.state.global_step + 1
         if model.training and faults.poison(self.run_cfg.run_name, step):
             loss = loss * float("nan")
@@ -171,7 +180,7 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
         if "loss" in logs and self.model.training:
             step = self.state.global_step
             row = {"step": step, "kind": "train", **self.exposure_stats(),
-                   **self.step_stats, **self.token_stats.means(), **self.leak_means(),
+                   **self.step_stats, **self.token_stats.reduced(), **self.leak_means(),
                    "lr": logs.get("learning_rate"),
                    "grad_norm": logs.get("grad_norm"), "wall_time": self.elapsed()}
             self.write_step(step, row)
@@ -179,7 +188,7 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
 
     def leak_means(self) -> dict[str, float | int | None]:
         """The train row's leak_* over the step's micro-batches; none off the synthetic task."""
-        return self.leak_sums.means() if self.step_leak is not None else {}
+        return self.leak_sums.reduced().means() if self.step_leak is not None else {}
 
 
 class TokenStats:
@@ -204,3 +213,7 @@ class TokenStats:
 
     def means(self) -> dict[str, float]:
         return {k: v / max(self.tokens, 1) for k, v in self.sums.items()}
+
+    def reduced(self) -> dict[str, float | None]:
+        """means() over every rank's micro-batches (token-weighted; a collective)."""
+        return weighted_means(self.means(), self.tokens)

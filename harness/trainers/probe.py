@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import torch
 
+from harness.compute.reduce import summed
 from harness.losses.chunked import COL, DivergenceSpec, chunked_divergence
 from harness.losses.hidden_states import row_blocks
 from harness.trainers.leak import LeakAccumulator, LeakTargets, leak_stats
@@ -60,7 +61,22 @@ def probe_mismatch(exposures: list[float], max_rows: int, row_block: int,
                                         stats[:, COL["mismatch_kl_ts"]].sum()]).double().cpu()
                 if leak_b is not None:
                     leaks[r].add(leak_stats(h_t[i * b:(i + 1) * b], head_t, leak_b, spec.block))
-    n = max(tokens, 1)
-    return [{"probe_exposure": r, "mismatch_kl_st": float(sums[r][0]) / n,
-             "mismatch_kl_ts": float(sums[r][1]) / n, **(leaks[r].means() if leak is not None else {})}
-            for r in exposures]
+    return probe_rows_over_ranks(exposures, sums, leaks if leak is not None else None, tokens)
+
+
+def probe_rows_over_ranks(exposures: list[float], sums: dict[float, torch.Tensor],
+                          leaks: dict[float, LeakAccumulator] | None, tokens: int
+                          ) -> list[dict[str, float | int | None]]:
+    """The rows from this rank's sums and every other rank's (a collective in a run of several
+    processes, harness/compute/reduce.py): each exposure's mismatch over the whole step's batch."""
+    flat = {"tokens": float(tokens)}
+    for i, r in enumerate(exposures):
+        flat[f"{i}.st"], flat[f"{i}.ts"] = float(sums[r][0]), float(sums[r][1])
+    total = summed(flat)
+    n = max(total["tokens"], 1.0)
+    rows: list[dict[str, float | int | None]] = []
+    for i, r in enumerate(exposures):
+        leak_keys = leaks[r].reduced().means() if leaks is not None else {}
+        rows.append({"probe_exposure": r, "mismatch_kl_st": total[f"{i}.st"] / n,
+                     "mismatch_kl_ts": total[f"{i}.ts"] / n, **leak_keys})
+    return rows

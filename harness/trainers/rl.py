@@ -37,6 +37,8 @@ from trl.experimental.sdft.teacher_sync import PEFTAdapterEMACallback
 from trl.trainer.utils import use_adapter
 
 from harness.compute import envsafe
+from harness.compute.distributed import world
+from harness.compute.reduce import global_count, weighted_means
 from harness.config.schema import RunConfig
 from harness.losses.base import GRPOSideLoss
 from harness.losses.chunked import STATS, chunked_divergence, token_means
@@ -151,14 +153,17 @@ class RLTrainer(RunHooks, GRPOTrainer):
         ids = builder.batch_ids([x["privileged_context"] for x in inputs])
         out.update(builder.build_ids(ids, out["completion_ids"], out["completion_mask"]))
         m_B_C = out["completion_mask"]
-        self.step_loss_tokens = max(int(m_B_C.sum()), 1)  # an added term's normaliser over micro-batches
+        local_tokens = max(int(m_B_C.sum()), 1)
+        # An added term's normaliser over micro-batches: the step's tokens on all ranks over the
+        # world size, as DDP averages the ranks' gradients (the global batch's token mean).
+        self.step_loss_tokens = max(global_count(int(m_B_C.sum())) / world()[1], 1e-9)
         self.student_loss.batch_start(self)
         stats_B_C_K = self.teacher_token_stats(out)
-        means = {k: v.item() / self.step_loss_tokens for k, v in
+        means = {k: v.item() / local_tokens for k, v in
                  token_means(stats_B_C_K[m_B_C.bool()], STATS[:4]).items()}
-        self.step_stats = means
         if self.run_cfg.task.max_teacher_tokens:
-            self.step_stats["teacher_ref_cut"] = builder.ref_cut_share
+            means["teacher_ref_cut"] = builder.ref_cut_share
+        self.step_stats = weighted_means(means, local_tokens)  # over every rank's tokens
         self.exposure_source.record(*self.graded)  # per-problem sources read the grades
         if self.exposure_source.needs_probe:  # a source that reads the probe (target_mismatch)
             self.maybe_probe(out, [x["privileged_context"] for x in inputs])
@@ -194,6 +199,9 @@ class RLTrainer(RunHooks, GRPOTrainer):
                "student_entropy": logs.get("entropy"),  # teacher losses: at T 1, from step_stats
                "loss": logs.get("loss"), **self.step_stats, "lr": logs.get("learning_rate"),
                "grad_norm": logs.get("grad_norm"), "wall_time": self.elapsed()}
+        # A student term's token sums were taken over the global token count / world size on each
+        # rank (harness/losses/sdar.py): their plain mean over ranks is the global batch's value.
+        row.update(weighted_means(getattr(self.student_loss, "sums", None) or {}, 1.0))
         check_finite(row, step, ("loss",))
         self.write_step(step, row)
 

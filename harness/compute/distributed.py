@@ -22,9 +22,9 @@ from omegaconf import OmegaConf
 T = TypeVar("T")
 
 
-def ranks(gpus_per_node: int) -> int:
-    """Processes per job: one per GPU, one on the CPU."""
-    return max(1, int(gpus_per_node))
+def ranks(gpus_per_node: int, processes: int | None = None) -> int:
+    """Processes per job: launcher.processes when set, else one per GPU, one on the CPU."""
+    return int(processes) if processes else max(1, int(gpus_per_node))
 
 
 def gpus_or_null(gpus_per_node: int) -> int | None:

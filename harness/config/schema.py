@@ -133,9 +133,10 @@ class RunConfigBase:
     def check_micro_batch(self, world_size: int | None = None) -> None:
         """The step's rows split evenly over the run's processes (world_size; None: the ones
         launcher.gpus_per_node starts), and train.micro_batch divides a process's share."""
-        n = world_size or ranks(self.launcher.gpus_per_node)
+        n = world_size or ranks(self.launcher.gpus_per_node, self.launcher.processes)
         rows, mb = self.rows_per_step, self.train.micro_batch
-        what = "launcher.gpus_per_node" if world_size is None else "the world size (WORLD_SIZE)"
+        what = ("the world size (WORLD_SIZE)" if world_size is not None else
+                "launcher.processes" if self.launcher.processes else "launcher.gpus_per_node")
         require(rows % n == 0, what, n, f"must divide the step's {rows} rows (train.prompts_per_step is "
                 "the global batch, split over the processes)")
         share = rows // n

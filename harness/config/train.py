@@ -159,6 +159,9 @@ class LauncherConfig:
     partition: str | None = F(None, "SLURM partition (null: the cluster's default)")
     gpus_per_node: int = F(0, "GPUs of one run; N > 0 starts N processes (one per GPU, "
                               "torch.distributed, harness/compute/distributed.py); 0: one CPU process")
+    processes: int | None = F(None, "processes of one run (torch.distributed ranks); null: one per GPU "
+                                    "(gpus_per_node), one without GPUs. Set it for ranks on CPUs (gloo): "
+                                    "the cluster rehearsal (tests/test_cluster_rehearsal.py)")
     cpus_per_task: int = F(1, "CPUs per process")
     mem_gb: int = F(4, "SLURM: memory per node in GB")
     gpu_mem_gb: float = F(80.0, "memory of one GPU in GB: a CUDA point whose memory plan (python -m "
@@ -180,6 +183,11 @@ class LauncherConfig:
     def __post_init__(self) -> None:
         require(self.max_parallel >= 0, "launcher.max_parallel", self.max_parallel, ">= 0")
         require(self.gpus_per_node >= 0, "launcher.gpus_per_node", self.gpus_per_node, ">= 0")
+        require(self.processes is None or self.processes >= 1, "launcher.processes", self.processes,
+                ">= 1 or null")
+        require(self.processes is None or not self.gpus_per_node or self.processes == self.gpus_per_node,
+                "launcher.processes", self.processes,
+                f"must equal launcher.gpus_per_node={self.gpus_per_node} (one process per GPU) or be null")
         for name in ("cpus_per_task", "mem_gb", "timeout_min", "collective_timeout_min", "array_parallelism",
                      "local_wave"):
             require(getattr(self, name) >= 1, f"launcher.{name}", getattr(self, name), ">= 1")

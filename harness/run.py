@@ -144,7 +144,7 @@ def run(cfg: RunConfig, resolved_yaml: str, observers: Sequence[Any] = ()) -> di
     rank's failure ends every rank within seconds (harness/compute/failfast.py).
     """
     from harness.compute.vllm_backend import check_eval_budget
-    from harness.front.preflight import check_inputs
+    from harness.front.preflight import check_job as check_inputs  # GPUs asked for: CUDA, then inputs
 
     # Bad data sizes, fields, files, model config or tokenizer, and an evaluation HF generate
     # cannot serve (eval.hf_max_new_tokens): one line each, before any folder is touched.

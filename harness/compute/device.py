@@ -8,12 +8,22 @@ weights under bf16 / fp16 autocast; with LoRA the frozen base is loaded in the h
 dtype. The trainer's args (`train_flags`), model loading (`Precision.weights_dtype`) and
 evaluation (the model's own device) all read this, so
 the only GPU-only code path is here: a GPU run exercises it first.
+
+The rule for GPUs: a run with `launcher.gpus_per_node` > 0 refuses to start where CUDA is not
+usable, and `launcher.gpus_per_node=0` is how a run asks for the CPU (`require_cuda`, called by
+every job before it writes anything, harness/front/preflight.py `check_job`). Its one line names
+torch, torch's CUDA build and the NVIDIA driver this machine has: a CUDA 13 wheel (vllm 0.30's
+torch) under a driver older than 580 is the usual cause. Without the refusal such a run silently
+trained on the CPU until its time limit.
 """
 
 from __future__ import annotations
 
 import platform
+import shutil
+import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,11 +81,60 @@ def choose(dtype: str = "auto", lora: bool = False, cuda: bool | None = None) ->
     return Precision(device, compute, lora)
 
 
-if __name__ == "__main__":
-    from harness.config.settings import compose
+def cuda_usable() -> tuple[bool, str]:
+    """(CUDA works here, torch's reason when not): torch reports a failed initialisation, such as
+    a driver too old for its CUDA build, as a warning from is_available()."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ok = torch.cuda.is_available()
+    reasons = [str(w.message).strip().splitlines()[0] for w in caught if "CUDA" in str(w.message)]
+    return ok, (reasons[0] if reasons else "")
 
-    m = compose(sys.argv[1:]).model
-    print(choose(m.dtype, m.lora.r > 0))
+
+def driver_version() -> str:
+    """The NVIDIA kernel driver's version, or why none is seen (/proc first: no subprocess)."""
+    try:
+        # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.65.06  Sun Jul 27 ..."
+        line = Path("/proc/driver/nvidia/version").read_text().splitlines()[0]
+        return "NVIDIA driver " + line.split("Kernel Module")[1].split()[0]
+    except (OSError, IndexError):
+        pass
+    if shutil.which("nvidia-smi") is None:
+        return "no NVIDIA driver found (no /proc/driver/nvidia, no nvidia-smi)"
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"nvidia-smi failed ({type(err).__name__})"
+    first = (out.stdout.strip() or out.stderr.strip() or "no output").splitlines()[0]
+    return f"NVIDIA driver {first}" if out.returncode == 0 else f"nvidia-smi failed: {first}"
+
+
+def torch_build() -> str:
+    """torch's version and the CUDA it was built for ("none": a CPU wheel)."""
+    return f"torch {torch.__version__} (CUDA build {torch.version.cuda or 'none: a CPU-only wheel'})"
+
+
+def require_cuda(gpus_per_node: int, usable: tuple[bool, str] | None = None) -> None:
+    """ConfigError (one line) when the run asks for GPUs and CUDA is not usable here;
+    usable=None asks torch (tests pass it)."""
+    if gpus_per_node <= 0:
+        return
+    ok, reason = cuda_usable() if usable is None else usable
+    if ok:
+        return
+    raise ConfigError(f"launcher.gpus_per_node={gpus_per_node} asks for GPUs, but CUDA is not usable here: "
+                      f"{torch_build()}, {driver_version()}" + (f" ({reason})" if reason else "")
+                      + f"; {remedy()}, or set launcher.gpus_per_node=0 to run on the CPU")
+
+
+def remedy() -> str:
+    """What usually fixes it, from torch's CUDA build."""
+    if not torch.version.cuda:
+        return "install a CUDA build of torch into this .venv (make venv GPU=1)"
+    if int(torch.version.cuda.split(".")[0]) >= 13:
+        return f"torch's CUDA {torch.version.cuda} build needs an NVIDIA driver >= 580 (README: GPU cluster)"
+    return "check the driver against torch's CUDA build and CUDA_VISIBLE_DEVICES"
 
 
 def cpu_name() -> str:
@@ -87,3 +146,11 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":
+    from harness.config.settings import compose
+
+    m = compose(sys.argv[1:]).model
+    print(choose(m.dtype, m.lora.r > 0))
+    print(f"{torch_build()}, {driver_version()}, CUDA usable: {cuda_usable()[0]}")

@@ -14,6 +14,10 @@ Only cheap files are read (config.json, tokenizer_config.json, chat_template.*),
 Hub ids are checked only where the local Hugging Face cache holds their files (nothing is
 downloaded here); a hub dataset is checked when the run loads it.
 The sweep planner calls `check_all` for every planned point (harness/front/plan.py).
+Every job calls `check_job` on the machine it runs on: first the GPUs it asks for
+(launcher.gpus_per_node > 0 where CUDA is not usable: refused, harness/compute/device.py
+`require_cuda`), then `check_inputs`. The planner does not check CUDA: it may run on a login
+node without GPUs while the jobs go to GPU nodes.
 """
 
 from __future__ import annotations
@@ -36,6 +40,14 @@ TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json")
 def check_all(cfgs: Iterable[RunConfig]) -> None:
     for cfg in cfgs:
         check_inputs(cfg)
+
+
+def check_job(cfg: RunConfig) -> None:
+    """check_inputs, after the machine: a run asking for GPUs where CUDA is not usable is one line."""
+    from harness.compute.device import require_cuda  # imports torch: only a job's check needs it
+
+    require_cuda(cfg.launcher.gpus_per_node)
+    check_inputs(cfg)
 
 
 def check_inputs(cfg: RunConfig) -> None:

@@ -5,7 +5,8 @@ python -m pytest -q tests/test_build_trainer.py   # the arguments equal the ones
 - `common_trl_args`: the TRL arguments SDFTConfig and GRPOConfig share (steps, batch, optimiser,
   sampling, logging, precision, checkpoints, rollouts);
 - `sdft_args` (loss=opsd, TRL's SDFTTrainer) and `grpo_args` (grpo|antisd|sdar, TRL's
-  GRPOTrainer) add their own;
+  GRPOTrainer) add their own, through `one_device` (a lone process trains on one GPU, never
+  under nn.DataParallel);
 - `build_trainer`: OPSDTrainer or RLTrainer on the run's rows, its exposure source bound to the
   trainer's model and teacher: what a run (harness/run.py) and the benchmarks
   (harness/bench/trainers.py) train.
@@ -14,7 +15,7 @@ python -m pytest -q tests/test_build_trainer.py   # the arguments equal the ones
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.compute.device import choose
 from harness.compute.distributed import world
@@ -24,7 +25,7 @@ from harness.registry import get
 from harness.trainers.trackers import trl_report_to
 
 if TYPE_CHECKING:
-    from transformers import Trainer
+    from transformers import Trainer, TrainingArguments
     from trl import GRPOConfig
     from trl.experimental.sdft import SDFTConfig
 
@@ -51,8 +52,12 @@ def common_trl_args(cfg: RunConfig, output_dir: str) -> dict[str, Any]:
         max_completion_length=t.max_completion_length,
         logging_steps=1, report_to=trl_report_to(t.report_to), seed=cfg.seed, data_seed=cfg.seed,
         **precision.train_flags(), trust_remote_code=cfg.model.trust_remote_code,
-        save_strategy="steps" if t.checkpoint_every else "no",
-        save_steps=t.checkpoint_every or 1, save_total_limit=1, save_only_model=False,
+        # Every train.checkpoint_every steps and at the last step (0: only there; transformers saves
+        # the last step under the steps strategy). No rotation here: harness/runs/checkpoints.py
+        # marks a checkpoint complete first and rotates after (transformers' rotation ran before
+        # the exposure source was saved, review B6).
+        save_strategy="steps", save_steps=t.checkpoint_every or t.steps, save_total_limit=None,
+        save_only_model=False,
         disable_tqdm=False, log_level="warning", dataloader_num_workers=0, shuffle_dataset=True,
         # train.top_k, and train.generation=vllm|auto: TRL's vLLM rollouts (harness/compute/vllm_backend.py)
         **rollout_args(t),
@@ -63,11 +68,11 @@ def sdft_args(cfg: RunConfig, output_dir: str) -> SDFTConfig:
     """TRL SDFTConfig (loss=opsd): one rollout per prompt, the teacher of teacher.mode."""
     from trl.experimental.sdft import SDFTConfig
 
-    return SDFTConfig(
+    return one_device(SDFTConfig(
         **common_trl_args(cfg, output_dir), num_generations=1, max_prompt_length=None,
         teacher_model_kind=cfg.teacher.mode, teacher_update_rate=cfg.teacher.ema_rate,
         distillation_alpha=cfg.loss.beta, distillation_mode="full_logits",
-    )
+    ))
 
 
 def grpo_args(cfg: RunConfig, output_dir: str) -> GRPOConfig:
@@ -75,10 +80,28 @@ def grpo_args(cfg: RunConfig, output_dir: str) -> GRPOConfig:
     from trl import GRPOConfig
 
     g = cfg.grpo
-    return GRPOConfig(
+    return one_device(GRPOConfig(
         **common_trl_args(cfg, output_dir), num_generations=g.group_size,
         beta=0.0, epsilon=g.epsilon, scale_rewards=g.scale_rewards,
-    )
+    ))
+
+
+A = TypeVar("A", bound="TrainingArguments")
+
+
+def one_device(args: A) -> A:
+    """One process trains on one GPU. Outside torch.distributed, transformers counts every visible
+    GPU (training_args.py: `_n_gpu = torch.cuda.device_count()`) and then wraps the model in
+    nn.DataParallel and multiplies the batch by that count. DataParallel's replicas share the
+    final norm's forward hook that captures the hidden states (harness/losses/hidden_states.py),
+    so the loss would read one replica's shard (review B5). A run of several GPUs is several
+    processes (launcher.gpus_per_node); a lone process is pinned to cuda:0 (CUDA_VISIBLE_DEVICES
+    picks which)."""
+    if world()[1] <= 1 and args.n_gpu > 1:
+        print(f"note: this process sees {args.n_gpu} GPUs and trains on cuda:0 only (one process a "
+              "GPU: launcher.gpus_per_node, or torchrun)", flush=True)
+        args._n_gpu = 1  # read by Trainer (DataParallel wrap) and by args.train_batch_size
+    return args
 
 
 def build_trainer(cfg: RunConfig, run_dir: RunDir, model, tok, rows: list[dict],

@@ -51,9 +51,12 @@ def export_submitit_env() -> None:
         return
     if job.num_tasks <= 1:
         return
-    # overwrite: sbatch exports the submitting shell's environment, and a stale MASTER_PORT or
-    # RANK there (left by earlier torchrun work) makes export() raise (submitit helpers.py, the
-    # `if not overwrite` check); this job's own values are the right ones.
+    # sbatch exports the submitting shell's environment: a stale MASTER_PORT or LOCAL_RANK there
+    # (left by earlier torchrun work) made export() raise (submitit helpers.py, its `if not
+    # overwrite` check), and submitit would reuse a stale MASTER_PORT, maybe one in use. Dropped,
+    # the port derives from the job id (the same on every task) and the job's values overwrite.
+    for key in ("MASTER_ADDR", "MASTER_PORT"):
+        os.environ.pop(key, None)
     submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
 
 

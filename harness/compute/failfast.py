@@ -78,14 +78,9 @@ class Attempt:
             if (r == self.rank or peer["host"] != host or (self.folder / f"closed-{r}").exists()
                     or (self.folder / f"rank-{r}.json").exists()):  # closed, or failed with a reason
                 continue
-            try:
-                os.kill(peer["pid"], 0)
-            except ProcessLookupError:
-                if not (self.folder / f"closed-{r}").exists():  # it may have closed meanwhile
-                    dead.append({"rank": r, "host": host, "error": "its process died without an "
-                                 "exception (killed: SIGKILL or out of memory?)"})
-            except PermissionError:  # alive, another user's pid
-                pass
+            if not process_alive(peer["pid"]) and not (self.folder / f"closed-{r}").exists():
+                dead.append({"rank": r, "host": host, "error": "its process died without an "
+                             "exception (killed: SIGKILL or out of memory?)"})
         return dead
 
     def markers(self) -> list[dict[str, Any]]:
@@ -109,6 +104,8 @@ class Attempt:
     def _end_for(self, marker: dict[str, Any]) -> None:
         msg = f"rank {marker['rank']} failed: {marker['error']}"
         print(f"[rank {self.rank}] ending: {msg}", file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):  # an exit on purpose: no peer may take it for the cause
+            (self.folder / f"closed-{self.rank}").touch()
         if self.run_status is not None:
             self.run_status(msg, {"failed_rank": marker["rank"], "failed_host": marker.get("host"),
                                   "traceback": marker.get("traceback", "")})
@@ -146,6 +143,21 @@ class Attempt:
             (self.folder / f"closed-{self.rank}").touch()
         if self.rank == 0:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether pid runs: a zombie (dead, its parent has not reaped it yet) counts as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):  # no procfs (macOS): kill(pid, 0) said alive
+        return True
+    return state != "Z"
 
 
 def guarded(attempt: Attempt | None, body: Callable[[], Any]) -> Any:

@@ -29,7 +29,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)
+# `make venv GPU=1` (or GPU=1 on any target): also the GPU extras, vllm 0.30 (pyproject.toml [vllm]),
+# into this same .venv: the SLURM jobs run its python (submitit starts them with sys.executable).
+# vllm pins torch==2.13.0 as PyPI builds it for CUDA 13, which needs an NVIDIA driver >= 580
+# (README: GPU cluster); a CPU-only torch here is refused in one line, as the jobs would refuse it.
+GPU ?=
+GPU_STAMP := $(VENV)/.installed-gpu
+$(GPU_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install -q -e '.[dev,vllm]'
+	@$(BIN)/python -c "import sys, torch; sys.exit(0 if torch.version.cuda else 'error: .venv holds the \
+	CPU-only torch ' + torch.__version__ + ': install PyPI\'s CUDA build of torch==2.13.0 into it (pip \
+	install --force-reinstall --no-deps torch==2.13.0 where pip sees PyPI, not a local CPU wheel)')"
+	touch $(GPU_STAMP)
+
+venv: $(STAMP) $(if $(GPU),$(GPU_STAMP))
 
 # Rebuild the base model from scratch and compare it with the shipped one (ARGS="--ship" ships it).
 base: venv

@@ -132,6 +132,14 @@ def test_rotation_keeps_the_newest_complete_and_nothing_newer_is_touched(tmp_pat
     assert latest_checkpoint(tmp_path / "absent") is None
 
 
+def test_a_folder_from_before_the_marker_resumes_from_its_newest_with_the_source_state(tmp_path):
+    for step in (2, 4):
+        ckpt = saved(tmp_path, step, complete=False)
+        if step == 2:
+            (ckpt / SOURCE_STATE).write_text("x")
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoint-2"
+
+
 def test_the_trainer_arguments_leave_rotation_to_on_save_and_save_the_last_step():
     from harness.trainers.build import sdft_args
 

@@ -39,7 +39,9 @@ class SourceCheckpoint(TrainerCallback):
         if not state.is_world_process_zero:  # several processes: rank 0 completes checkpoints
             return
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        torch.save(self.source.state_dict(), ckpt / SOURCE_STATE)
+        tmp = ckpt / f".{SOURCE_STATE}.tmp{os.getpid()}"
+        torch.save(self.source.state_dict(), tmp)
+        os.replace(tmp, ckpt / SOURCE_STATE)  # whole or absent (see latest_checkpoint's older folders)
         mark_complete(ckpt)
         rotate(ckpt.parent, KEEP)
 
@@ -88,6 +90,10 @@ def rotate(folder: Path, keep: int) -> None:
 
 def latest_checkpoint(folder: Path) -> Path | None:
     """The newest complete checkpoint (COMPLETE written): a folder without the marker is one a
-    kill interrupted, and is not resumed from."""
-    complete = [p for p in checkpoints(folder) if is_complete(p)]
+    kill interrupted, and is not resumed from. A run folder from before the marker existed has
+    none marked: there the newest holding the source state (saved last then) is taken, rather
+    than the run being started afresh."""
+    ckpts = checkpoints(folder)
+    complete = [p for p in ckpts if is_complete(p)] or [
+        p for p in ckpts if (p / SOURCE_STATE).is_file() and (p / "trainer_state.json").is_file()]
     return complete[-1] if complete else None

@@ -17,7 +17,6 @@ new build the shipped model.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import random
 import shutil
@@ -33,6 +32,7 @@ from harness.models.base_identity import cache_path, resolve_base
 from harness.models.shipped import SHIPPED_DIR
 from harness.models.tiny import TinyModelSpec, build_model, build_tokenizer, save
 from harness.prompts.templates import Prompts, no_reference
+from harness.runs.runlock import exclusive
 from harness.tasks.datasets import TaskData
 from harness.tasks.synthetic import erring_solution, take
 
@@ -109,8 +109,8 @@ def build(cfg: RunConfig, fresh: bool = False) -> Path:
     """Build cfg's base model into the cache (once; fresh: again), under a file lock."""
     final = cache_path(cfg)
     final.parent.mkdir(parents=True, exist_ok=True)
-    with open(final.parent / f".{final.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    # harness/runs/runlock.py: flock, or a heartbeat lockfile where the filesystem has no flock
+    with exclusive(final.parent / f".{final.name}.lock", on_busy=lambda holder: None):
         if fresh or not (final / "config.json").is_file():
             tmp = final.parent / f".tmp-{final.name}"
             shutil.rmtree(tmp, ignore_errors=True)

@@ -72,6 +72,7 @@ def train_base(cfg: RunConfig, out_dir: Path) -> None:
 
     from harness.compute import envsafe
     from harness.compute.device import choose
+    from harness.trainers.build import one_device
 
     envsafe.install()  # accelerate would otherwise rewrite the C environment under live threads
 
@@ -84,7 +85,8 @@ def train_base(cfg: RunConfig, out_dir: Path) -> None:
     # CUDA when there is one, always fp32: the base key leaves model.dtype out (a run's
     # precision is how it computes, not which base model it starts from).
     device_flags = choose("float32").train_flags()
-    args = SFTConfig(
+    # one GPU even where more are visible: DataParallel would multiply the base recipe's batch
+    args = one_device(SFTConfig(
         output_dir=str(out_dir / "trainer"), max_steps=b.steps,
         per_device_train_batch_size=b.batch_size, learning_rate=b.lr,
         lr_scheduler_type=b.lr_schedule, warmup_steps=min(50, b.steps // 10),
@@ -94,7 +96,7 @@ def train_base(cfg: RunConfig, out_dir: Path) -> None:
         train_sampling_strategy="sequential",
         dataloader_num_workers=0, completion_only_loss=True, max_length=256,
         disable_tqdm=False,
-    )
+    ))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tok)
     result = trainer.train()

@@ -87,8 +87,9 @@ def test_cuda_parts_lora_vllm_and_the_full_loss(folder):
 
 
 def test_micro_batch_32_on_the_8b_preset_is_refused_naming_the_part_and_a_fit():
+    # one GPU takes the whole global batch of 32 (on the preset's 2 GPUs a share is 16)
     cfg = compose(["experiment=paper_qwen3_8b", "train.prompts_per_step=32", "train.micro_batch=32",
-                   "launcher.gpu_mem_gb=80"])
+                   "launcher.gpus_per_node=1", "launcher.gpu_mem_gb=80"])
     with pytest.raises(ConfigError) as err:
         mp.refuse_unfit(cfg, loss_path="chunked")
     msg = str(err.value)
@@ -112,7 +113,7 @@ def test_the_cpu_default_and_gpu_mem_0_are_never_refused():
     mp.refuse_unfit(compose([]), loss_path="full")
     mp.refuse_unfit(compose(["train.max_completion_length=100000", "train.prompts_per_step=64"]), "full")
     mp.refuse_unfit(compose(["experiment=paper_qwen3_8b", "train.prompts_per_step=32",
-                             "train.micro_batch=32", "launcher.gpu_mem_gb=0"]), "chunked")
+                             "train.micro_batch=16", "launcher.gpu_mem_gb=0"]), "chunked")
 
 
 def test_a_folder_without_vocab_size_is_one_line(tmp_path):

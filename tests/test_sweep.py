@@ -179,8 +179,8 @@ def test_paper_presets_plan_one_array_of_19_runs(model, hub_id, gpus):
     assert (cfg.model.path, cfg.model.lora.r, cfg.launcher.gpus_per_node) == (hub_id, 64, gpus)
     assert cfg.task.kind == "math" and [d.name for d in cfg.task.eval_data] == ["aime24", "aime25", "hmmt25"]
     assert (cfg.train.lr, cfg.train.temperature, cfg.eval.k) == (2e-4, 1.1, 12)
-    # The published batch, 32 prompts a step, over all of the run's processes.
-    assert cfg.train.prompts_per_step * gpus == 32
+    # The published batch, 32 prompts a step: the global batch, each process a share of it.
+    assert cfg.rows_per_step == cfg.train.prompts_per_step == 32 and cfg.rows_per_rank(gpus) == 32 // gpus
     # Trained without thinking, evaluated with it (the public evaluation's setting).
     assert (cfg.task.student_thinking, cfg.eval.thinking) == (False, True)
 

@@ -157,6 +157,12 @@ class RunConfigBase:
         return self.rows_per_step // max(1, world_size)
 
     @property
+    def rows_per_process(self) -> int:
+        """One process's share at the world size the launcher starts (launcher.gpus_per_node /
+        launcher.processes): what one GPU holds, for the memory plan."""
+        return self.rows_per_rank(ranks(self.launcher.gpus_per_node, self.launcher.processes))
+
+    @property
     def micro_batch(self) -> int:
         """Rows per forward/backward of one process (train.micro_batch, null: its whole share;
         the share is taken at this process's world size, harness/compute/distributed.py)."""

@@ -104,8 +104,9 @@ def sizes(cfg: RunConfig, shape: Shape, micro_batch: int, loss_path: str) -> Siz
     teacher_prompt = cfg.task.max_teacher_tokens or unbounded
     c = cfg.train.max_completion_length
     # Before the chunked loss lands the trainer ignores train.micro_batch: one forward a step.
-    rows = micro_batch if loss_path == "chunked" else cfg.rows_per_step
-    return Sizes(shape, dtype_bytes(cfg, cuda), cuda, rows, cfg.rows_per_step, prompt + c,
+    # One GPU holds one process's share of the global batch (train.prompts_per_step over the ranks).
+    rows = micro_batch if loss_path == "chunked" else cfg.rows_per_process
+    return Sizes(shape, dtype_bytes(cfg, cuda), cuda, rows, cfg.rows_per_process, prompt + c,
                  teacher_prompt + c, c, loss_path)
 
 

@@ -79,7 +79,7 @@ def plan(cfg: RunConfig, micro_batch: int | None = None, loss_path: str | None =
          gpu_mem_gb: float | None = None) -> Plan:
     """The plan of this point; micro_batch None: cfg's (RunConfig.micro_batch)."""
     path = loss_path or current_loss_path()
-    mb = micro_batch or cfg.micro_batch
+    mb = micro_batch or cfg.train.micro_batch or cfg.rows_per_process  # one process's rows per forward
     shape = model_shape(cfg)
     s = sizes(cfg, shape, mb, path)
     gpu_gb = cfg.launcher.gpu_mem_gb if gpu_mem_gb is None else gpu_mem_gb
@@ -103,8 +103,8 @@ def fits(cfg: RunConfig, micro_batch: int, gpu_mem_gb: float, loss_path: str | N
 
 
 def largest_fitting(cfg: RunConfig, loss_path: str | None = None) -> int | None:
-    """The largest train.micro_batch (a divisor of the step's rows) that fits, or None."""
-    rows = cfg.rows_per_step
+    """The largest train.micro_batch (a divisor of a process's rows) that fits, or None."""
+    rows = cfg.rows_per_process
     for m in sorted((d for d in range(1, rows + 1) if rows % d == 0), reverse=True):
         if fits(cfg, m, cfg.launcher.gpu_mem_gb, loss_path):
             return m
@@ -120,7 +120,7 @@ def refuse_unfit(cfg: RunConfig, loss_path: str | None = None) -> None:
     if p.total <= gpu * GB:
         return
     mb = cfg.train.micro_batch
-    asked = f"train.micro_batch={mb}" if mb else f"train.micro_batch=null (all {cfg.rows_per_step} rows)"
+    asked = f"train.micro_batch={mb}" if mb else f"train.micro_batch=null (all {cfg.rows_per_process} rows)"
     best = largest_fitting(cfg, loss_path)
     hint = (f"train.micro_batch<={best} fits" if best else
             "no train.micro_batch fits (a smaller model, shorter rollouts or a larger GPU)")

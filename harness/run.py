@@ -101,10 +101,14 @@ def evaluate_into(rd: RunDir, model, tok, cfg: RunConfig) -> dict:
 
     if not is_main():
         return {}
-    summary, samples = evaluate(model, tok, cfg)
+    # Resumable: a requeue in the middle redraws only the batch in flight (harness/evaluation/progress.py).
+    summary, samples = evaluate(model, tok, cfg, progress_path=rd.path / "eval_progress.jsonl")
     write_eval(rd.path, summary, samples)
+    (rd.path / "eval_progress.jsonl").unlink(missing_ok=True)
     if cfg.eval.validation:  # make tune's objective; after the suites, so eval.json is unchanged by it
-        write_eval(rd.path, *evaluate_validation(model, tok, cfg), stem="val")
+        val = evaluate_validation(model, tok, cfg, progress_path=rd.path / "val_progress.jsonl")
+        write_eval(rd.path, *val, stem="val")
+        (rd.path / "val_progress.jsonl").unlink(missing_ok=True)
     return summary
 
 

@@ -183,6 +183,9 @@ def test_paper_presets_plan_one_array_of_19_runs(model, hub_id, gpus):
     assert cfg.rows_per_step == cfg.train.prompts_per_step == 32 and cfg.rows_per_rank(gpus) == 32 // gpus
     # Trained without thinking, evaluated with it (the public evaluation's setting).
     assert (cfg.task.student_thinking, cfg.eval.thinking) == (False, True)
+    # The public OPSD evaluation's sampling (review A1): T 1.0, top-p 0.95, 38,912 new tokens, 40,960 context.
+    assert (cfg.eval.temperature, cfg.eval.top_p, cfg.eval.max_new_tokens, cfg.eval.max_model_len) == \
+        (1.0, 0.95, 38912, 40960)
 
 
 def test_paper_table_plans_every_method_and_composition(tmp_path):

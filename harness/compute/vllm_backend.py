@@ -22,12 +22,15 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from harness.config.schema import ConfigError, RunConfig
 from harness.config.train import TrainConfig
+
+if TYPE_CHECKING:
+    from harness.evaluation.progress import BatchLog
 
 # Student rollout prompts are a problem in the chat template: AIME / HMMT / OpenThoughts-math
 # problems are a few hundred tokens. vLLM plans its KV cache for max_model_len, so the
@@ -202,10 +205,30 @@ class VLLMEngine:
         self.llm, self.tokenizer = llm, tokenizer
 
     def sample(self, prompts: list[str], k: int, temperature: float, top_p: float,
-               max_new_tokens: int, seed: int) -> list[list[str]]:
+               max_new_tokens: int, seed: int, log: BatchLog | None = None,
+               piece: int = 0) -> list[list[str]]:
         """completions_P_K as harness.evaluation.sampling.sample_completions returns it. Prompts go in as
         the same token ids the HF path feeds (no special tokens added); each prompt has its
-        own seed (seed + its index), so the draws do not depend on how vLLM batches them."""
+        own seed (seed + its index), so the draws do not depend on how vLLM batches them (a
+        common random number across runs: the same problem draws with the same seed), nor on
+        `piece`: prompts per generate call (0: all), each piece appended to `log` once drawn
+        (harness/evaluation/progress.py), so a requeue redraws only the piece in flight."""
+        piece = piece or max(1, len(prompts))
+        out: list[list[str]] = []
+        for b, start in enumerate(range(0, len(prompts), piece)):
+            done = log.get(b) if log is not None else None
+            if done is not None:
+                out.extend(done["texts"])
+                continue
+            part = self._generate(prompts[start:start + piece], k, temperature, top_p, max_new_tokens,
+                                  seed + start)
+            if log is not None:
+                log.put(b, part, None)
+            out.extend(part)
+        return out
+
+    def _generate(self, prompts: list[str], k: int, temperature: float, top_p: float,
+                  max_new_tokens: int, seed: int) -> list[list[str]]:
         _, SamplingParams = _vllm()
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         params = [SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
@@ -216,7 +239,7 @@ class VLLMEngine:
 
 @contextmanager
 def vllm_engine(model, tokenizer, seed: int, gpu_memory: float,
-                trust_remote_code: bool = False) -> Iterator[VLLMEngine]:
+                trust_remote_code: bool = False, max_model_len: int | None = None) -> Iterator[VLLMEngine]:
     """A VLLMEngine on the model's current weights (exported to a temporary folder; TMPDIR
     picks where). GPU memory is freed before LLM() starts (training's cached blocks) and
     after it ends (training or the next evaluation goes on); the engine is dropped on exit
@@ -229,8 +252,10 @@ def vllm_engine(model, tokenizer, seed: int, gpu_memory: float,
         # defaults of the model's generation_config.json (Qwen3 ships top_k 20, top_p 0.95).
         engine = VLLMEngine(None, tokenizer)
         try:
+            # max_model_len: eval.max_model_len (the public OPSD evaluation's 40,960), None: config.json's
             engine.llm = LLM(model=folder, dtype="auto", seed=seed, gpu_memory_utilization=gpu_memory,
-                             generation_config="vllm", trust_remote_code=trust_remote_code)
+                             generation_config="vllm", trust_remote_code=trust_remote_code,
+                             **({"max_model_len": max_model_len} if max_model_len else {}))
             yield engine
         finally:
             engine.llm = None  # the last reference: the engine shuts down and frees its memory

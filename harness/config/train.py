@@ -27,7 +27,11 @@ class EvalConfig:
     temperature: float = F(1.0, "sampling temperature")
     top_p: float = F(1.0, "nucleus sampling")
     max_new_tokens: int = F(64, "generation length")
-    batch_size: int = F(512, "sequences per generate call")
+    max_model_len: int | None = F(None, "backend vllm: the engine's context (prompt + new tokens); "
+                                        "null: the model's config.json (Qwen3: 40,960, as the public "
+                                        "OPSD evaluation)")
+    batch_size: int = F(512, "sequences per generate call; also the unit a requeued evaluation resumes "
+                             "from (harness/evaluation/progress.py): every finished batch is kept")
     every: int = F(0, "also evaluate every N training steps (0: only at the end)")
     seed: int = F(1234, "sampling seed of the evaluation")
     hf_max_new_tokens: int = F(4096, "the longest eval.max_new_tokens HF generate is asked to serve: "
@@ -54,6 +58,8 @@ class EvalConfig:
         require(0 < self.top_p <= 1, "eval.top_p", self.top_p, "in (0, 1]")
         require(self.max_new_tokens >= 1, "eval.max_new_tokens", self.max_new_tokens, ">= 1")
         require(self.batch_size >= 1, "eval.batch_size", self.batch_size, ">= 1")
+        require(self.max_model_len is None or self.max_model_len > self.max_new_tokens, "eval.max_model_len",
+                self.max_model_len, f"> eval.max_new_tokens={self.max_new_tokens} (or null)")
         require(self.every >= 0, "eval.every", self.every, ">= 0")
         require(self.hf_max_new_tokens >= 1, "eval.hf_max_new_tokens", self.hf_max_new_tokens, ">= 1")
 

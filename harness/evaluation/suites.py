@@ -15,31 +15,35 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from harness.compute.vllm_backend import eval_backend, vllm_engine
 from harness.config.schema import RunConfig
 from harness.evaluation.metrics_math import average_at_k, mean_pass_at_k
+from harness.evaluation.progress import BatchLog, EvalProgress, digest, model_fingerprint
 from harness.evaluation.sampling import sample_completions
 from harness.prompts.templates import eval_prompts_for
 from harness.tasks.datasets import VAL_SUITE, TaskData
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
 
-# (prompts, progress label) -> completions_P_K: eval.k samples per prompt
-Sampler = Callable[[list[str], str], list[list[str]]]
+# (prompts, progress label, finished batches or None) -> completions_P_K: eval.k samples per prompt
+Sampler = Callable[[list[str], str, BatchLog | None], list[list[str]]]
 
 
 def eval_suite(model, tokenizer, cfg: RunConfig, name: str, problems: list[Problem],
-               exposure: float | None = None, sampler: Sampler | None = None) -> tuple[dict, list[dict]]:
+               exposure: float | None = None, sampler: Sampler | None = None,
+               progress: EvalProgress | None = None) -> tuple[dict, list[dict]]:
     """(summary, samples) for one suite; summary has average, se, pass@{1,4,k}. sampler:
-    an open eval_sampler (None: one for this suite alone)."""
+    an open eval_sampler (None: one for this suite alone); progress: the resumable log."""
     e = cfg.eval
     prompts = eval_prompts_for(problems, cfg, tokenizer, exposure)
+    log = progress.suite(name, prompts) if progress is not None else None
     if sampler is None:
         with eval_sampler(model, tokenizer, cfg) as own:
-            completions_P_K = own(prompts, f"eval {name}")
+            completions_P_K = own(prompts, f"eval {name}", log)
     else:
-        completions_P_K = sampler(prompts, f"eval {name}")
+        completions_P_K = sampler(prompts, f"eval {name}", log)
     samples, correct_P_K = [], []
     for prob, completions in zip(problems, completions_P_K):
         row = []
@@ -64,36 +68,61 @@ def eval_sampler(model, tokenizer, cfg: RunConfig) -> Iterator[Sampler]:
     so every suite draws what it drew when it was sampled alone."""
     e = cfg.eval
     if eval_backend(e.backend) == "vllm":
-        with vllm_engine(model, tokenizer, e.seed, e.vllm_gpu_memory, cfg.model.trust_remote_code) as engine:
-            yield lambda prompts, desc: engine.sample(prompts, e.k, e.temperature, e.top_p,
-                                                      e.max_new_tokens, e.seed)
+        with vllm_engine(model, tokenizer, e.seed, e.vllm_gpu_memory, cfg.model.trust_remote_code,
+                         e.max_model_len) as engine:
+            # pieces of eval.batch_size sequences: the unit a requeue resumes from
+            piece = max(1, e.batch_size // e.k)
+            yield lambda prompts, desc, log: engine.sample(prompts, e.k, e.temperature, e.top_p,
+                                                           e.max_new_tokens, e.seed, log, piece)
         return
-    yield lambda prompts, desc: sample_completions(model, tokenizer, prompts, e.k, e.temperature, e.top_p,
-                                                   e.max_new_tokens, e.batch_size, e.seed, desc=desc)
+    yield lambda prompts, desc, log: sample_completions(model, tokenizer, prompts, e.k, e.temperature,
+                                                        e.top_p, e.max_new_tokens, e.batch_size, e.seed,
+                                                        desc=desc, log=log)
 
 
 def evaluate(model, tokenizer, cfg: RunConfig, suites: list[str] | None = None,
-             exposure: float | None = None) -> tuple[dict, list[dict]]:
+             exposure: float | None = None, progress_path: Path | None = None) -> tuple[dict, list[dict]]:
+    """progress_path: the resumable log (harness/evaluation/progress.py); None: not resumable."""
     data = TaskData(cfg.task)
     names = suites or list(data.suites)
-    return evaluate_sets(model, tokenizer, cfg, {n: data.suite(n) for n in names}, exposure)
+    return evaluate_sets(model, tokenizer, cfg, {n: data.suite(n) for n in names}, exposure, progress_path)
 
 
-def evaluate_validation(model, tokenizer, cfg: RunConfig) -> tuple[dict, list[dict]]:
+def evaluate_validation(model, tokenizer, cfg: RunConfig,
+                        progress_path: Path | None = None) -> tuple[dict, list[dict]]:
     """Average@k of the student on the task's validation problems (val.json, eval.validation):
     the same sampling and grading as the suites; make tune's objective (harness/tune/study.py)."""
-    return evaluate_sets(model, tokenizer, cfg, {VAL_SUITE: TaskData(cfg.task).validation})
+    return evaluate_sets(model, tokenizer, cfg, {VAL_SUITE: TaskData(cfg.task).validation},
+                         progress_path=progress_path)
+
+
+def sampling_settings(cfg: RunConfig, exposure: float | None = None) -> dict:
+    """Every setting the samples depend on: eval.json records them (paper comparability:
+    the public OPSD evaluation is T 1.0, top-p 0.95, thinking on, 38,912 tokens, 40,960 context)."""
+    e = cfg.eval
+    thinking = cfg.task.student_thinking if e.thinking is None else e.thinking
+    return {"k": e.k, "temperature": e.temperature, "top_p": e.top_p, "top_k": 0,
+            "max_new_tokens": e.max_new_tokens, "max_model_len": e.max_model_len, "seed": e.seed,
+            "backend": eval_backend(e.backend), "thinking": thinking if cfg.task.chat_template else None,
+            "batch_size": e.batch_size, "exposure": exposure}
 
 
 def evaluate_sets(model, tokenizer, cfg: RunConfig, sets: dict[str, list[Problem]],
-                  exposure: float | None = None) -> tuple[dict, list[dict]]:
-    """(summary, samples) over named problem sets, summary as eval.json (harness/runs/schema.py)."""
+                  exposure: float | None = None,
+                  progress_path: Path | None = None) -> tuple[dict, list[dict]]:
+    """(summary, samples) over named problem sets, summary as eval.json (harness/runs/schema.py).
+    With progress_path, each finished batch is logged there and a restart skips it; the caller
+    removes the log once the files are written (EvalProgress.finish)."""
     results, samples, t0 = {}, [], time.time()
+    settings = sampling_settings(cfg, exposure)
+    progress = (EvalProgress(progress_path, digest([model_fingerprint(model), settings]))
+                if progress_path is not None else None)
     with eval_sampler(model, tokenizer, cfg) as sampler:  # one vLLM engine for every set
         for name, problems in sets.items():
-            results[name], s = eval_suite(model, tokenizer, cfg, name, problems, exposure, sampler)
+            results[name], s = eval_suite(model, tokenizer, cfg, name, problems, exposure, sampler, progress)
             samples.extend(s)
     summary = {"suites": results, "k": cfg.eval.k, "temperature": cfg.eval.temperature,
                "exposure": exposure, "seconds": round(time.time() - t0, 2),
-               "backend": eval_backend(cfg.eval.backend)}
+               "backend": settings["backend"], "sampling": settings,
+               "resumed_batches": progress.resumed if progress is not None else 0}
     return summary, samples

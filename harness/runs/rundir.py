@@ -33,7 +33,8 @@ BASE_RUN_KEYS = ("task", "model", "base", "eval", "exposure_unit", "profile")
 
 
 # What a run writes before it is done; a relaunch without a checkpoint removes them.
-PARTIAL_FILES = ("metrics.jsonl", "eval.json", "eval_samples.jsonl", "val.json", "val_samples.jsonl")
+PARTIAL_FILES = ("metrics.jsonl", "eval.json", "eval_samples.jsonl", "val.json", "val_samples.jsonl",
+                 "eval_progress.jsonl", "val_progress.jsonl")
 
 
 def atomic_write(path: Path, text: str) -> None:

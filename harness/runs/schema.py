@@ -128,12 +128,17 @@ EVAL_JSON = {
     "exposure": "null: student prompt (no reference)",
     "seconds": "wall time of the evaluation",
     "backend": "the sampler: hf (transformers generate) or vllm (eval.backend)",
+    "sampling": "every setting the samples depend on: k, temperature, top_p, top_k, max_new_tokens, "
+                "max_model_len, seed, backend, thinking, batch_size, exposure",
+    "resumed_batches": "sampling batches taken from an interrupted attempt's eval_progress.jsonl "
+                       "(0: sampled in one go; harness/evaluation/progress.py)",
 }
 VAL_JSON = {  # only with eval.validation=true (make tune's objective, harness/tune/study.py)
     "suites": "{validation: {average, se, k, num_problems, pass@...}}: the task's validation "
               "problems (task.val_size), sampled as eval.json's suites",
     "k": "samples per problem", "temperature": "sampling temperature",
     "exposure": "null: student prompt (no reference)", "seconds": "wall time of the evaluation",
+    "backend": "the sampler", "sampling": "as eval.json's", "resumed_batches": "as eval.json's",
 }
 STATUS_JSON = {
     "state": "running, done or failed (a folder left 'running' by a dead process is resumed "
@@ -142,6 +147,10 @@ STATUS_JSON = {
     "updated": "time of the last change", "host": "machine of the last start", "pid": "its process",
     "starts": "how many times training started in this folder (1 + resumes)",
     "suites": "done: Average@k per suite", "traceback": "failed: the end of the traceback",
+    "identity": "the run's identity (harness/runs/identity.py)",
+    "world_size": "processes that trained it (a resume at another world size is refused)",
+    "failed_rank": "several processes: the rank whose failure ended the run (harness/compute/failfast.py)",
+    "failed_host": "that rank's machine",
 }
 EVAL_SAMPLE = {
     "suite": "suite name", "problem_id": "stable problem id", "sample": "sample index 0..k-1",

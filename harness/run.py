@@ -88,7 +88,8 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
             rd.truncate_metrics_after(int(resume.name.split("-")[1]))
     # loss=opsd: TRL's SDFTTrainer; grpo|antisd|sdar: TRL's GRPOTrainer (harness/trainers/build.py).
     trainer = build_trainer(cfg, rd, model, tok, rows, problems, source,
-                            callbacks=[SourceCheckpoint(source), PeriodicEval(cfg, tok, rd), *observers])
+                            callbacks=[SourceCheckpoint(source, cfg.train.keep_checkpoints),
+                                       PeriodicEval(cfg, tok, rd), *observers])
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     return evaluate_into(rd, trainer.model, tok, cfg)
 

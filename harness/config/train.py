@@ -111,6 +111,8 @@ class TrainConfig:
                                "of tensorboard, wandb, mlflow (harness/trainers/trackers.py; quote a list "
                                "on the command line)")
     checkpoint_every: int = F(50, "save checkpoints/ every N steps (0: only at the end)")
+    keep_checkpoints: int = F(1, "complete checkpoints kept (0: all): keep several to evaluate each "
+                                 "later (python -m harness.evaluate --run DIR --checkpoints all)")
     generation: str = F("hf", "rollout sampler: hf (transformers generate) | vllm (TRL's vLLM "
                               "rollouts; needs CUDA and the vllm extra)")
     vllm_mode: str = F("colocate", "generation=vllm: colocate (vLLM inside each training process) "
@@ -132,6 +134,7 @@ class TrainConfig:
                 self.max_completion_length, ">= 1")
         require(self.threads >= 1, "train.threads", self.threads, ">= 1")
         require(self.checkpoint_every >= 0, "train.checkpoint_every", self.checkpoint_every, ">= 0")
+        require(self.keep_checkpoints >= 0, "train.keep_checkpoints", self.keep_checkpoints, ">= 0")
         parse_report_to(self.report_to)
         require(self.generation in GENERATIONS, "train.generation", self.generation, f"one of {GENERATIONS}")
         require(self.vllm_mode in VLLM_MODES, "train.vllm_mode", self.vllm_mode, f"one of {VLLM_MODES}")

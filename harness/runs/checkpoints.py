@@ -31,8 +31,9 @@ KEEP = 1  # complete checkpoints kept after a save (what save_total_limit=1 kept
 class SourceCheckpoint(TrainerCallback):
     """Completes each TRL checkpoint: the exposure source's state, the marker, the rotation."""
 
-    def __init__(self, source) -> None:
+    def __init__(self, source, keep: int = KEEP) -> None:
         self.source = source
+        self.keep = keep  # train.keep_checkpoints (0: all, for `python -m harness.evaluate --checkpoints all`)
 
     def on_save(self, args, state, control, **kwargs):
         wait_for_every_rank()  # each rank writes its own rng_state_<rank>.pth into the folder
@@ -43,7 +44,8 @@ class SourceCheckpoint(TrainerCallback):
         torch.save(self.source.state_dict(), tmp)
         os.replace(tmp, ckpt / SOURCE_STATE)  # whole or absent (see latest_checkpoint's older folders)
         mark_complete(ckpt)
-        rotate(ckpt.parent, KEEP)
+        if self.keep:
+            rotate(ckpt.parent, self.keep)
 
 
 def wait_for_every_rank() -> None:

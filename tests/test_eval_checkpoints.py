@@ -1,4 +1,4 @@
-"""`python -m harness.evaluate --run DIR`: every kept checkpoint evaluated alone, OPSD's best-per-suite report.
+"""`python -m harness.evaluate --run DIR`: each kept checkpoint evaluated alone; the best-per-suite report.
 
 python -m pytest -q tests/test_eval_checkpoints.py
 """

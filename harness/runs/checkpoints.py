@@ -33,7 +33,7 @@ class SourceCheckpoint(TrainerCallback):
 
     def __init__(self, source, keep: int = KEEP) -> None:
         self.source = source
-        self.keep = keep  # train.keep_checkpoints (0: all, for `python -m harness.evaluate --checkpoints all`)
+        self.keep = keep  # train.keep_checkpoints (0: all; harness.evaluate --checkpoints all)
 
     def on_save(self, args, state, control, **kwargs):
         wait_for_every_rank()  # each rank writes its own rng_state_<rank>.pth into the folder

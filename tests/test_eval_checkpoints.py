@@ -55,7 +55,8 @@ def test_every_kept_checkpoint_is_evaluated_and_the_best_report_is_labelled(run_
 def test_an_unknown_checkpoint_is_one_line(run_folder):
     proc = evaluate_cli("--run", str(run_folder), "--checkpoints", "checkpoint-9")
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: --checkpoints checkpoint-9: not a complete")
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: --checkpoints checkpoint-9: not a complete")
 
 
 def test_best_report_by_hand():

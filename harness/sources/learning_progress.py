@@ -7,7 +7,9 @@ problems, sampled with a fixed seed under a forked RNG, so measuring never moves
 training's draws. ref_nll: the student's per-token NLL of the reference solutions
 (also the shipped base model's check number, harness/models/basecheck.py). reference_logp:
 the teacher-forced log-probability of the references after any prompts, by any model
-(ref_nll's core; the paper reward's teacher term, harness/sources/paper_reward.py).
+(ref_nll's core; the paper reward's teacher term, harness/sources/paper_reward.py), one row
+at a time from final hidden states through the LM head in blocks: at Qwen3's vocabulary and
+references of 20k tokens it never builds a [rows x tokens x vocabulary] logits tensor.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import torch
 
 from harness.config.schema import RunConfig
 from harness.evaluation.sampling import sample_completions
+from harness.losses.chunked import block_tokens
+from harness.losses.hidden_states import final_hidden, lm_head
 from harness.prompts.templates import Prompts, prompts_for
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
@@ -48,6 +52,11 @@ def val_accuracy(model, tokenizer, cfg: RunConfig, problems: list[Problem]) -> f
     return sum(correct) / len(correct)
 
 
+# (ids_1_T, attn_1_T, c_len) -> h_1_C_H: a model's final hidden states at the positions
+# predicting the last c_len tokens (harness/losses/hidden_states.py final_hidden)
+HiddenFn = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+
+
 @torch.no_grad()
 def ref_nll(model, tokenizer, cfg: RunConfig, problems: list[Problem]) -> float:
     """Per-token NLL of the reference solutions (the SFT completion format) after the
@@ -56,38 +65,47 @@ def ref_nll(model, tokenizer, cfg: RunConfig, problems: list[Problem]) -> float:
     was_training = model.training
     model.eval()
     prompt_ids = tokenizer([prompts.student(p) for p in problems], add_special_tokens=False)["input_ids"]
-    total, count = reference_logp(lambda ids, attn: model(input_ids=ids, attention_mask=attn).logits,
+    total, count = reference_logp(lambda ids, attn, c: final_hidden(model, ids, attn, c), lm_head(model),
                                   next(model.parameters()).device, tokenizer, cfg, problems, prompt_ids)
     model.train(was_training)
     return -total / max(count, 1)
 
 
+def target_logp_sum(h_C_H: torch.Tensor, target_C: torch.Tensor, head: torch.nn.Module, block: int) -> float:
+    """sum_t log p(target_t) from hidden states through the LM head, `block` tokens at a time:
+    one fp32 [block x V] logits tensor at once, never [T x V] (V = 151,936 on Qwen3)."""
+    weight_V_H = head.weight
+    bias_V = getattr(head, "bias", None)
+    total = 0.0
+    for start in range(0, h_C_H.shape[0], block):
+        z_n_V = (h_C_H[start:start + block] @ weight_V_H.T).float()
+        if bias_V is not None:
+            z_n_V = z_n_V + bias_V.float()
+        ids_n = target_C[start:start + block]
+        total += (z_n_V.gather(-1, ids_n[:, None]).squeeze(-1) - torch.logsumexp(z_n_V, -1)).sum().item()
+    return total
+
+
 @torch.no_grad()
-def reference_logp(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], dev: torch.device,
-                   tokenizer, cfg: RunConfig, problems: list[Problem],
-                   prompt_ids: list[list[int]]) -> tuple[float, int]:
+def reference_logp(hidden: HiddenFn, head: torch.nn.Module, dev: torch.device, tokenizer, cfg: RunConfig,
+                   problems: list[Problem], prompt_ids: list[list[int]]) -> tuple[float, int]:
     """(sum of log p(reference token), number of tokens): each problem's reference solution
-    (the SFT completion format) teacher-forced after its prompt ids, by
-    `forward(ids_B_T, attn_B_T) -> logits_B_T_V`, controller.progress_batch_size sequences
-    a call; sequences right-padded (positions stay 0..T-1)."""
-    prompts, pad_id = Prompts(cfg, tokenizer), tokenizer.pad_token_id
+    (the SFT completion format) teacher-forced after its prompt ids. One sequence at a time
+    (no padding: a teacher prompt of 21k tokens plus a reference of 20k is one row's
+    activations, never progress_batch_size rows of them), and the log-probs of the target
+    tokens only, from the final hidden states through the LM head in blocks of loss.chunk_mb
+    (harness/losses/chunked.py block_tokens): no full-vocabulary logits of every position."""
+    prompts = Prompts(cfg, tokenizer)
+    chunk_mb = getattr(cfg.loss, "chunk_mb", None) or 64.0
+    block = block_tokens(head.weight.shape[0], chunk_mb)
+    target_ids = tokenizer([prompts.completion(p.solution) for p in problems],
+                           add_special_tokens=False)["input_ids"]
     total, count = 0.0, 0
-    step = cfg.controller.progress_batch_size
-    for start in range(0, len(problems), step):
-        chunk = problems[start:start + step]
-        chunk_prompt_ids = prompt_ids[start:start + step]
-        target_ids = tokenizer([prompts.completion(p.solution) for p in chunk],
-                               add_special_tokens=False)["input_ids"]
-        seqs = [p + t for p, t in zip(chunk_prompt_ids, target_ids)]
-        width = max(len(s) for s in seqs)
-        ids_B_T = torch.tensor([s + [pad_id] * (width - len(s)) for s in seqs], device=dev)
-        attn_B_T = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=dev)
-        target_B_T = torch.tensor([[0] * len(p) + [1] * len(t) + [0] * (width - len(p) - len(t))
-                                   for p, t in zip(chunk_prompt_ids, target_ids)], device=dev)
-        logits_B_T_V = forward(ids_B_T, attn_B_T).float()
-        logp_B_T1 = torch.log_softmax(logits_B_T_V[:, :-1], -1).gather(
-            -1, ids_B_T[:, 1:, None]).squeeze(-1)
-        mask_B_T1 = target_B_T[:, 1:].float()
-        total += (logp_B_T1 * mask_B_T1).sum().item()
-        count += int(mask_B_T1.sum().item())
+    for p_ids, t_ids in zip(prompt_ids, target_ids, strict=True):
+        if not t_ids:
+            continue
+        ids_1_T = torch.tensor([p_ids + t_ids], device=dev)
+        h_C_H = hidden(ids_1_T, torch.ones_like(ids_1_T), len(t_ids))[0]
+        total += target_logp_sum(h_C_H, ids_1_T[0, len(p_ids):], head, block)
+        count += len(t_ids)
     return total, count

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from harness.config.schema import RunConfig
+from harness.losses.hidden_states import final_hidden, lm_head
 from harness.prompts.templates import Prompts
 from harness.sources.controller_config import ControllerConfig
 from harness.sources.learning_progress import reference_logp
@@ -59,9 +60,10 @@ class TeacherView:
     def of(cls, trainer: Any) -> TeacherView:
         return cls(trainer.teacher_model, trainer.teacher_context)
 
-    def logits(self, ids_B_T: torch.Tensor, attn_B_T: torch.Tensor) -> torch.Tensor:
+    def hidden(self, ids_B_T: torch.Tensor, attn_B_T: torch.Tensor, c_len: int) -> torch.Tensor:
+        """h_B_C_H of the teacher at the positions predicting the last c_len tokens."""
         with self.context():
-            return self.model(input_ids=ids_B_T, attention_mask=attn_B_T).logits
+            return final_hidden(self.model, ids_B_T, attn_B_T, c_len)
 
 
 @torch.no_grad()
@@ -74,7 +76,8 @@ def teacher_ref_logp(teacher: TeacherView, tokenizer, cfg: RunConfig, problems: 
     was_training = teacher.model.training
     teacher.model.eval()
     dev = next(teacher.model.parameters()).device
-    total, count = reference_logp(teacher.logits, dev, tokenizer, cfg, problems, prompt_ids)
+    total, count = reference_logp(teacher.hidden, lm_head(teacher.model), dev, tokenizer, cfg, problems,
+                                  prompt_ids)
     teacher.model.train(was_training)
     return total / max(count, 1)
 

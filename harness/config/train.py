@@ -82,9 +82,12 @@ class LossConfig:
     chunk_mb: float = F(64.0, "size in MB of one fp32 [tokens x vocabulary] block: the loss and every "
                               "logged statistic are computed block by block from the final hidden "
                               "states (harness/losses/chunked.py), so no batch-wide logits tensor exists")
+    clip: float | None = F(None, "clamp each vocabulary entry's term of D at this value (null: off); "
+                                 "the public OPSD setting is 0.05 (harness/losses/divergences.py)")
 
     def __post_init__(self) -> None:
         in_unit("loss.beta", self.beta)
+        require(self.clip is None or self.clip > 0, "loss.clip", self.clip, "> 0 or null")
         require(self.chunk_mb > 0, "loss.chunk_mb", self.chunk_mb, "> 0")
         require(self.support in SUPPORTS, "loss.support", self.support, f"one of {SUPPORTS}")
         require(self.topk >= 1, "loss.topk", self.topk, ">= 1")

@@ -53,18 +53,19 @@ class DivergenceSpec:
     gate_beta: float | None = None
     block: int = 1024
     loss: bool = True  # False: statistics only (the probe), D is not computed (reads 0)
+    clip: float | None = None  # loss.clip: each vocabulary entry's term of D clamped at it
 
 
 def _loss_terms(z_t_n_V: torch.Tensor, z_s_n_V: torch.Tensor, lp_t_n_V: torch.Tensor,
                 lp_s_n_V: torch.Tensor, spec: DivergenceSpec) -> torch.Tensor:
     """D per token at the sampling temperature: z are logits / T, lp their log-softmax."""
     if spec.support == "full":
-        return _gjsd_from_logprobs(lp_t_n_V, lp_s_n_V, spec.beta)
+        return _gjsd_from_logprobs(lp_t_n_V, lp_s_n_V, spec.beta, spec.clip)
     if spec.support != "topk":
         raise ValueError(f"loss.support={spec.support!r} is not full or topk")
     idx_n_K = z_t_n_V.topk(min(spec.topk, z_t_n_V.shape[-1]), dim=-1).indices
     return _gjsd_from_logprobs(torch.log_softmax(z_t_n_V.gather(-1, idx_n_K), -1),
-                               torch.log_softmax(z_s_n_V.gather(-1, idx_n_K), -1), spec.beta)
+                               torch.log_softmax(z_s_n_V.gather(-1, idx_n_K), -1), spec.beta, spec.clip)
 
 
 def _mismatch_stats(lp_s1_n_V: torch.Tensor, lp_t1_n_V: torch.Tensor) -> list[torch.Tensor]:
@@ -177,9 +178,10 @@ def token_means(stats_N_K: torch.Tensor, names: tuple[str, ...] = STATS[:5]) -> 
 
 def spec_of(loss_cfg, vocab_size: int, temperature: float = 1.0,
             gate_beta: float | None = None) -> DivergenceSpec:
-    """The DivergenceSpec of a run's loss config (loss.beta / support / topk / chunk_mb)."""
+    """The DivergenceSpec of a run's loss config (loss.beta / support / topk / chunk_mb / clip)."""
     if not math.isfinite(temperature) or temperature <= 0:
         raise ValueError(f"temperature={temperature!r} must be > 0")
     return DivergenceSpec(beta=loss_cfg.beta, temperature=temperature, support=loss_cfg.support,
                           topk=loss_cfg.topk, gate_beta=gate_beta,
-                          block=block_tokens(vocab_size, loss_cfg.chunk_mb))
+                          block=block_tokens(vocab_size, loss_cfg.chunk_mb),
+                          clip=getattr(loss_cfg, "clip", None))

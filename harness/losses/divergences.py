@@ -25,22 +25,41 @@ def entropy(logits_B_T_V: torch.Tensor) -> torch.Tensor:
     return -(logp.exp() * logp).sum(-1)
 
 
-def _gjsd_from_logprobs(logp_t: torch.Tensor, logp_s: torch.Tensor, beta: float) -> torch.Tensor:
+def _gjsd_pointwise(logp_t: torch.Tensor, logp_s: torch.Tensor, beta: float) -> torch.Tensor:
+    """The generalized JSD's terms per vocabulary entry (they sum to D over the last dim)."""
+    if beta == 0.0:
+        return logp_t.exp() * (logp_t - logp_s)
+    if beta == 1.0:
+        return logp_s.exp() * (logp_s - logp_t)
+    logm = torch.logsumexp(torch.stack([logp_t + math.log(beta), logp_s + math.log(1 - beta)]), 0)
+    return beta * logp_t.exp() * (logp_t - logm) + (1 - beta) * logp_s.exp() * (logp_s - logm)
+
+
+def _gjsd_from_logprobs(logp_t: torch.Tensor, logp_s: torch.Tensor, beta: float,
+                        clip: float | None = None) -> torch.Tensor:
     """Generalized JSD (GKD, Agarwal et al. 2024): M = beta T + (1-beta) S,
     D = beta KL(T||M) + (1-beta) KL(S||M); the limits beta=0 / 1 are taken as the plain
-    KLs forward KL(T||S) / reverse KL(S||T), as in TRL's GKD/SDFT trainers."""
-    if beta == 0.0:
-        return (logp_t.exp() * (logp_t - logp_s)).sum(-1)
-    if beta == 1.0:
-        return (logp_s.exp() * (logp_s - logp_t)).sum(-1)
-    logm = torch.logsumexp(torch.stack([logp_t + math.log(beta), logp_s + math.log(1 - beta)]), 0)
-    kl_tm = (logp_t.exp() * (logp_t - logm)).sum(-1)
-    kl_sm = (logp_s.exp() * (logp_s - logm)).sum(-1)
-    return beta * kl_tm + (1 - beta) * kl_sm
+    KLs forward KL(T||S) / reverse KL(S||T), as in TRL's GKD/SDFT trainers.
+
+    clip (loss.clip): D = sum_v min(d_v, clip) over the per-entry terms d_v, so that a few
+    vocabulary entries of a few tokens (a "so", a "Wait") cannot dominate a step; a clipped
+    entry passes no gradient. The public OPSD implementations clip per vocabulary entry at
+    0.05-0.06 (the OPSD repo's --jsd_token_clip, verl's OPSD clip_tau, miles' opsd_kl_clip)."""
+    if clip is None:
+        if beta == 0.0:
+            return (logp_t.exp() * (logp_t - logp_s)).sum(-1)
+        if beta == 1.0:
+            return (logp_s.exp() * (logp_s - logp_t)).sum(-1)
+        logm = torch.logsumexp(torch.stack([logp_t + math.log(beta), logp_s + math.log(1 - beta)]), 0)
+        kl_tm = (logp_t.exp() * (logp_t - logm)).sum(-1)
+        kl_sm = (logp_s.exp() * (logp_s - logm)).sum(-1)
+        return beta * kl_tm + (1 - beta) * kl_sm
+    return _gjsd_pointwise(logp_t, logp_s, beta).clamp(max=clip).sum(-1)
 
 
 def generalized_jsd(teacher_logits_B_T_V: torch.Tensor, student_logits_B_T_V: torch.Tensor,
-                    beta: float, support: str = "full", topk: int = 16) -> torch.Tensor:
+                    beta: float, support: str = "full", topk: int = 16,
+                    clip: float | None = None) -> torch.Tensor:
     """Per-token D(p_T, p_S); gradient flows only into the student (teacher detached).
 
     support="topk": both distributions restricted to the teacher's top-k tokens and
@@ -55,7 +74,7 @@ def generalized_jsd(teacher_logits_B_T_V: torch.Tensor, student_logits_B_T_V: to
         s = s.gather(-1, idx_B_T_K)
     elif support != "full":
         raise ValueError(f"loss.support={support!r} is not full or topk")
-    return _gjsd_from_logprobs(torch.log_softmax(t, -1), torch.log_softmax(s, -1), beta)
+    return _gjsd_from_logprobs(torch.log_softmax(t, -1), torch.log_softmax(s, -1), beta, clip)
 
 
 def masked_mean(values_B_T: torch.Tensor, mask_B_T: torch.Tensor) -> torch.Tensor:

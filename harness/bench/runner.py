@@ -1,6 +1,7 @@
 """Run the benchmarks, write one json per ratio and the README table: `make bench`.
 
-python -m harness.bench [--only step,probe,memory,memory_real_vocab,eval,parallel] [--rounds N] [--quick]
+python -m harness.bench [--only step,probe,memory,memory_real_vocab,eval,parallel,kernel] [--rounds N]
+                        [--quick]
                         [--out results/bench] [hydra overrides, e.g. profile=smoke]
 
 --rounds sets every benchmark's timed rounds (default: each its own, see BENCHMARKS);
@@ -24,7 +25,8 @@ from harness.bench.record import BenchArgs, write, write_readme
 # name -> module with DEFAULT_ROUNDS and run(BenchArgs) -> list[Result]
 BENCHMARKS = {"step": "harness.bench.step", "probe": "harness.bench.probe",
               "memory": "harness.bench.memory", "memory_real_vocab": "harness.bench.memory_real_vocab",
-              "eval": "harness.bench.eval_speed", "parallel": "harness.bench.parallel"}
+              "eval": "harness.bench.eval_speed", "parallel": "harness.bench.parallel",
+              "kernel": "harness.bench.kernel"}
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:

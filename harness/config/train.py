@@ -84,10 +84,17 @@ class LossConfig:
                               "states (harness/losses/chunked.py), so no batch-wide logits tensor exists")
     clip: float | None = F(None, "clamp each vocabulary entry's term of D at this value (null: off); "
                                  "the public OPSD setting is 0.05 (harness/losses/divergences.py)")
+    kernel: str = F("auto", "the loss and its gradient: trl (TRL 1.16's fused chunked_divergence, Triton "
+                            "on CUDA), harness (harness/losses/chunked.py), auto (trl on CUDA where it "
+                            "computes the step's loss: full vocabulary, no clip, no SDAR gate)")
 
     def __post_init__(self) -> None:
         in_unit("loss.beta", self.beta)
         require(self.clip is None or self.clip > 0, "loss.clip", self.clip, "> 0 or null")
+        require(self.kernel in ("auto", "harness", "trl"), "loss.kernel", self.kernel, "auto, harness or trl")
+        require(self.kernel != "trl" or (self.support == "full" and self.clip is None), "loss.kernel",
+                self.kernel, "TRL's kernel computes the full-vocabulary divergence without loss.clip "
+                "(loss.kernel=auto or harness)")
         require(self.chunk_mb > 0, "loss.chunk_mb", self.chunk_mb, "> 0")
         require(self.support in SUPPORTS, "loss.support", self.support, f"one of {SUPPORTS}")
         require(self.topk >= 1, "loss.topk", self.topk, ">= 1")

@@ -54,6 +54,7 @@ class DivergenceSpec:
     block: int = 1024
     loss: bool = True  # False: statistics only (the probe), D is not computed (reads 0)
     clip: float | None = None  # loss.clip: each vocabulary entry's term of D clamped at it
+    kernel: str = "harness"  # the loss and its gradient: harness (forward_blocks) or trl (TRL's kernel)
 
 
 def _loss_terms(z_t_n_V: torch.Tensor, z_s_n_V: torch.Tensor, lp_t_n_V: torch.Tensor,
@@ -168,7 +169,29 @@ def chunked_divergence(h_s_N_H: torch.Tensor, h_t_N_H: torch.Tensor, ids_N: torc
         total, stats, _, _ = forward_blocks(h_s_N_H.detach(), h_t_N_H.detach(), ids_N, *s_pair, t_pair, spec,
                                             False, False)
         return total, stats
+    if spec.kernel == "trl":
+        return trl_divergence(h_s_N_H, h_t_N_H, ids_N, head, t_pair, spec)
     return _ChunkedDivergence.apply(h_s_N_H, h_t_N_H.detach(), ids_N, head.weight, bias, t_pair, spec)
+
+
+def trl_divergence(h_s_N_H: torch.Tensor, h_t_N_H: torch.Tensor, ids_N: torch.Tensor, head: torch.nn.Module,
+                   t_pair: Head, spec: DivergenceSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum_i D_i, stats_N_K) with the loss and its gradient from TRL 1.16's fused kernel
+    (trl/kernels/chunked_divergence.py: Triton on CUDA, torch tiles elsewhere; the same generalized
+    JSD, M = beta T + (1 - beta) S, both sides at the sampling temperature), and the statistics
+    TRL's kernel does not give (KL both ways, entropies, sampled-token log-probs) from a
+    gradient-free pass of forward_blocks. Full vocabulary, no clip, no SDAR gate: loss.kernel=trl
+    is refused with those (harness/config/train.py), loss.kernel=auto leaves them to ours."""
+    from trl.kernels.chunked_divergence import ChunkedDivergenceFunction
+
+    bias = getattr(head, "bias", None)
+    d_N, _ = ChunkedDivergenceFunction.apply(h_s_N_H, head.weight, bias, h_t_N_H.detach(), *t_pair,
+                                             spec.beta, spec.temperature)
+    with torch.no_grad():
+        s_pair = (head.weight.detach(), None if bias is None else bias.detach())
+        _, stats, _, _ = forward_blocks(h_s_N_H.detach(), h_t_N_H.detach(), ids_N, *s_pair, t_pair, spec,
+                                        False, False)
+    return d_N.sum(), stats
 
 
 def token_means(stats_N_K: torch.Tensor, names: tuple[str, ...] = STATS[:5]) -> dict[str, torch.Tensor]:
@@ -176,12 +199,23 @@ def token_means(stats_N_K: torch.Tensor, names: tuple[str, ...] = STATS[:5]) -> 
     return {name: stats_N_K[:, COL[name]].sum() for name in names}
 
 
+def kernel_of(choice: str, support: str, clip: float | None, gate_beta: float | None) -> str:
+    """loss.kernel resolved: auto takes TRL's kernel on CUDA where it computes the step's loss
+    (full vocabulary, no clip, no SDAR gate), ours otherwise (on a CPU both are torch tiles and
+    ours needs one pass less: tests/test_trl_kernel.py, make bench ARGS="--only kernel")."""
+    trl_can = support == "full" and clip is None and gate_beta is None
+    if choice != "auto":  # trl is refused with support/clip at config time; SDAR's gate is ours
+        return choice if trl_can else "harness"
+    return "trl" if trl_can and torch.cuda.is_available() else "harness"
+
+
 def spec_of(loss_cfg, vocab_size: int, temperature: float = 1.0,
             gate_beta: float | None = None) -> DivergenceSpec:
-    """The DivergenceSpec of a run's loss config (loss.beta / support / topk / chunk_mb / clip)."""
+    """The DivergenceSpec of a run's loss config (loss.beta / support / topk / chunk_mb / clip / kernel)."""
     if not math.isfinite(temperature) or temperature <= 0:
         raise ValueError(f"temperature={temperature!r} must be > 0")
+    clip = getattr(loss_cfg, "clip", None)
+    kernel = kernel_of(getattr(loss_cfg, "kernel", "harness"), loss_cfg.support, clip, gate_beta)
     return DivergenceSpec(beta=loss_cfg.beta, temperature=temperature, support=loss_cfg.support,
                           topk=loss_cfg.topk, gate_beta=gate_beta,
-                          block=block_tokens(vocab_size, loss_cfg.chunk_mb),
-                          clip=getattr(loss_cfg, "clip", None))
+                          block=block_tokens(vocab_size, loss_cfg.chunk_mb), clip=clip, kernel=kernel)

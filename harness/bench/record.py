@@ -25,7 +25,8 @@ from harness.compute.device import cpu_name
 
 # Table order: the order of harness/DESIGN.md's targets.
 ORDER = ("opsd_vs_sdft", "opsd_vs_parts", "probe_share", "probe_batching", "memory_opsd_base",
-         "memory_opsd_live", "memory_opsd_lora", "memory_real_vocab", "eval_batched", "parallel_jobs", "kernel")
+         "memory_opsd_live", "memory_opsd_lora", "memory_real_vocab", "eval_batched", "parallel_jobs",
+         "kernel")
 
 
 @dataclass

@@ -48,7 +48,7 @@ def test_shape_params_and_the_qwen3_table():
 
 
 def test_each_part_by_hand_on_the_cpu(folder):
-    cfg = cfg_of(folder, "train.micro_batch=2")
+    cfg = cfg_of(folder, "train.micro_batch=2", "train.gradient_checkpointing=false")  # every layer kept
     p = mp.plan(cfg, loss_path="chunked")
     params = V * H + L * (H * NH * D + 2 * H * KV * D + NH * D * H + 3 * H * IM + 2 * H + 2 * D) + H
     assert part(p, "weights") == params * 4  # fp32 on the CPU
@@ -59,9 +59,13 @@ def test_each_part_by_hand_on_the_cpu(folder):
     assert part(p, "activations") == rows * student * L * act * 4
     block = min(rows * c, int(64 * 2**20 // (4 * V)))
     assert part(p, "logits") == 12 * block * V * 4 + 2 * rows * c * H * 4
-    assert part(p, "teacher forward") == rows * teacher * (4 * H + 3 * IM) * 4
-    teacher_fwd = rows * teacher * (4 * H + 3 * IM) * 4
-    assert part(p, "probe") == 6 * rows * c * H * 4 + max(12 * block * V * 4, teacher_fwd)
+    # SDPA with padding: a bool [rows, 1, L, L] mask and an additive 2-byte one padded to 16 (review D)
+    padded = -(-teacher // 16) * 16
+    mask = rows * (teacher * teacher + 2 * padded * padded * 2)
+    assert part(p, "teacher forward") == rows * teacher * (4 * H + 3 * IM) * 4 + mask
+    # the probe's teacher forward holds all 5 exposures x 2 rows at once (probe.max_rows=0), masks too
+    probe_fwd = 5 * rows * teacher * (4 * H + 3 * IM) * 4 + 5 * mask
+    assert part(p, "probe") == 6 * rows * c * H * 4 + max(12 * block * V * 4, probe_fwd)
     assert part(p, "generation") == 4 * student * 2 * L * KV * D * 4 + 4 * 4 * V * 4
     eval_len = 32 + 64  # eval.max_new_tokens 64
     assert part(p, "eval") == 512 * eval_len * 2 * L * KV * D * 4 + 4 * 512 * V * 4  # eval.batch_size
@@ -94,7 +98,7 @@ def test_micro_batch_32_on_the_8b_preset_is_refused_naming_the_part_and_a_fit():
         mp.refuse_unfit(cfg, loss_path="chunked")
     msg = str(err.value)
     assert "\n" not in msg and msg.startswith("train.micro_batch=32 does not fit launcher.gpu_mem_gb=80")
-    assert "largest part activations" in msg
+    assert "largest part probe" in msg  # 5 exposures x 32 rows of 23k-token teacher contexts, masks
     best = mp.largest_fitting(cfg, loss_path="chunked")
     assert best is not None and f"train.micro_batch<={best} fits" in msg
     assert mp.fits(cfg, best, 80, "chunked") and not mp.fits(cfg, best * 2, 80, "chunked")
@@ -132,3 +136,36 @@ def test_the_command_prints_every_part(capsys):
     for name in ("weights", "LoRA + optimiser", "activations", "logits", "probe", "generation", "eval",
                  "total", "gradient checkpointing"):
         assert name in out, name
+
+
+def test_gpu_only_terms_by_hand_on_the_1p7b_preset():
+    """peft's bf16 input casts, the SDPA mask and the probe's exposures x rows (review D), by hand
+    from Qwen3-1.7B's config (h 2048, 16 heads x 128, i 6144, 28 layers)."""
+    cfg = compose(["experiment=paper_qwen3_1p7b", "launcher.gpu_mem_gb=80"])
+    p = mp.plan(cfg, loss_path="chunked")
+    rows, student, teacher = 2, 512 + 2048, 21000 + 2048
+    # train.gradient_checkpointing (TRL's default): one layer's copies at a time
+    assert part(p, "peft input casts") == rows * student * 1 * (5 * 2048 + 16 * 128 + 6144) * 2
+    padded = -(-teacher // 16) * 16
+    assert 2.6e9 < teacher * teacher + 4 * padded * padded < 2.7e9  # ~2.6 GB a row (review D)
+    assert "10 teacher rows a forward" in next(x.note for x in p.parts if x.name == "probe")
+    no_ckpt = mp.plan(compose(["experiment=paper_qwen3_1p7b", "train.gradient_checkpointing=false"]),
+                      loss_path="chunked")
+    assert part(p, "activations") < part(no_ckpt, "activations") / 10
+    assert part(no_ckpt, "peft input casts") == rows * student * 28 * (5 * 2048 + 16 * 128 + 6144) * 2
+
+
+def test_the_atesd_progress_cache_is_counted():
+    cfg = compose(["experiment=paper_qwen3_1p7b", "method=atesd"])
+    p = mp.plan(cfg, loss_path="chunked")
+    length = 512 + 2048  # student prompt + controller.progress_max_new_tokens
+    kv = 2 * 28 * 8 * 128  # Qwen3-1.7B: 8 KV heads of 128
+    assert part(p, "progress") == 64 * length * kv * 2 + 4 * 64 * 151936 * 4
+    assert "progress" not in {x.phase for x in mp.plan(compose(["experiment=paper_qwen3_1p7b"])).parts}
+
+
+@pytest.mark.parametrize("preset", ["paper_qwen3_1p7b", "paper_qwen3_4b", "paper_qwen3_8b"])
+def test_presets_fit_80gb_with_every_gpu_term_and_atesd(preset):
+    for method in ("opsd", "atesd"):
+        cfg = compose([f"experiment={preset}", f"method={method}", "launcher.gpu_mem_gb=80"])
+        assert mp.plan(cfg, loss_path="chunked").total < 80e9

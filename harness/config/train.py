@@ -121,6 +121,10 @@ class TrainConfig:
                                "of tensorboard, wandb, mlflow (harness/trainers/trackers.py; quote a list "
                                "on the command line)")
     checkpoint_every: int = F(50, "save checkpoints/ every N steps (0: only at the end)")
+    gradient_checkpointing: bool = F(True, "recompute each layer's activations in the backward "
+                                          "(transformers' activation_checkpointing; TRL's configs default "
+                                          "to it, so every run so far trained with it): the memory plan's "
+                                          "activations are one layer's; false keeps them all (~30% faster)")
     keep_checkpoints: int = F(1, "complete checkpoints kept (0: all): keep several to evaluate each "
                                  "later (python -m harness.evaluate --run DIR --checkpoints all)")
     generation: str = F("hf", "rollout sampler: hf (transformers generate) | vllm (TRL's vLLM "

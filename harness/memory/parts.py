@@ -143,11 +143,45 @@ def optimiser_part(cfg: RunConfig, s: Sizes) -> Part:
     return Part("LoRA + optimiser", n * per + extra + ddp, "persistent", note)
 
 
-def activation_part(s: Sizes) -> Part:
+def activation_part(s: Sizes, checkpointing: bool = False) -> Part:
+    """Saved activations of the student's forward (train.gradient_checkpointing: each layer's
+    input only, plus one layer's activations recomputed at a time)."""
     tokens = s.rows * s.student_len
+    if checkpointing:
+        return Part("activations", checkpointed_activations(s), "train step",
+                    f"{s.rows} rows x {s.student_len} tokens, gradient checkpointing")
     full = tokens * s.shape.layers * s.shape.act_values() * s.b
     return Part("activations", full, "train step",
                 f"{s.rows} rows x {s.student_len} tokens, no gradient checkpointing")
+
+
+def peft_cast_part(cfg: RunConfig, s: Sizes, checkpointing: bool) -> Part | None:
+    """peft casts each LoRA-adapted linear's input to the adapter's fp32 (peft lora/layer.py,
+    `_cast_input_dtype`), and autocast saves one more half-precision copy of it for the backward:
+    per token and layer the inputs of q, k, v, gate, up (5h), o (heads x head_dim) and down (i).
+    Only on a half-precision run with LoRA (on a CPU in fp32 neither cast happens)."""
+    if cfg.model.lora.r == 0 or s.b >= 4:
+        return None
+    sh = s.shape
+    values = 5 * sh.hidden + sh.heads * sh.head_dim + sh.intermediate
+    layers = 1 if checkpointing else sh.layers  # recomputed one layer at a time when checkpointing
+    return Part("peft input casts", s.rows * s.student_len * layers * values * s.b, "train step",
+                f"LoRA under bf16: one more saved copy of each adapted linear's input ({values} values "
+                "per token and layer)")
+
+
+def attention_mask_bytes(rows: int, length: int, cfg: RunConfig) -> float:
+    """A padded batch on SDPA: transformers materialises a [rows, 1, L, L] bool mask, which the
+    kernel turns into an additive half-precision mask padded to a multiple of 16 (transformers
+    sdpa_attention.py; review D): ~5 bytes per L^2 entry. None with padding-free flash attention."""
+    if padding_free(cfg):
+        return 0.0
+    padded = -(-length // 16) * 16
+    return rows * (length * length * 1 + 2 * padded * padded * 2)
+
+
+def padding_free(cfg: RunConfig) -> bool:
+    return getattr(cfg.model, "attn_implementation", "sdpa") in ("flash_attention_2", "flash_attention_3")
 
 
 def checkpointed_activations(s: Sizes) -> float:
@@ -180,8 +214,10 @@ def teacher_part(cfg: RunConfig, s: Sizes) -> Part | None:
     (counted with the loss's blocks, though they never coexist: a small overestimate)."""
     if not teacher_of(cfg):
         return None
-    return Part("teacher forward", teacher_forward(s.rows, s), "train step",
-                f"no grad, {s.rows} rows x {s.teacher_len} tokens, one layer at a time")
+    mask = attention_mask_bytes(s.rows, s.teacher_len, cfg)
+    return Part("teacher forward", teacher_forward(s.rows, s) + mask, "train step",
+                f"no grad, {s.rows} rows x {s.teacher_len} tokens, one layer at a time"
+                + (f"; SDPA mask {mask / GB:.2f} GB" if mask else ""))
 
 
 def probe_part(cfg: RunConfig, s: Sizes) -> Part | None:
@@ -197,8 +233,37 @@ def probe_part(cfg: RunConfig, s: Sizes) -> Part | None:
                     f"full logits of the student and {per} exposure(s) x {s.step_rows} rows")
     hidden = (e + 1) * s.rows * c * s.shape.hidden * 4
     chunks = CHUNK_LIVE * chunk_tokens(cfg.loss.chunk_mb, v, s.rows * c) * v * 4
-    return Part("probe", hidden + max(chunks, teacher_forward(s.rows, s)), "probe",
-                f"teacher hidden states of {e} exposures x {s.rows} rows, chunked")
+    # one teacher forward holds `per` exposures x rows rows at once (harness/trainers/probe.py
+    # exposures_per_forward; probe.max_rows=0: every exposure in one), each padded to the longest
+    per = max(1, p.max_rows // max(s.rows, 1)) if p.max_rows else e
+    t_rows = min(per, e) * s.rows
+    forward = teacher_forward(t_rows, s) + attention_mask_bytes(t_rows, s.teacher_len, cfg)
+    return Part("probe", hidden + max(chunks, forward), "probe",
+                f"teacher hidden states of {e} exposures x {s.rows} rows, chunked; {t_rows} teacher rows "
+                "a forward (probe.max_rows)")
+
+
+def progress_part(cfg: RunConfig, s: Sizes) -> Part | None:
+    """ATESD's val_accuracy samples its progress set with HF generate at each window's end
+    (harness/sources/learning_progress.py): controller.progress_batch_size sequences of the student
+    prompt + controller.progress_max_new_tokens, their KV cache and sampling temporaries."""
+    c = getattr(cfg, "controller", None)
+    if c is None or getattr(c, "progress", None) != "val_accuracy":
+        return None
+    length = s.student_len - s.completion + c.progress_max_new_tokens
+    return Part("progress sampling (HF KV cache)", hf_generation_bytes(s, c.progress_batch_size, length),
+                "progress", f"{c.progress_batch_size} rows x {length} tokens (controller.progress_*)")
+
+
+def physical_gpu_gb() -> float | None:
+    """The memory of this machine's GPU 0 in GB, None without one (or without torch's CUDA). vLLM's
+    gpu_memory_utilization is a share of the physical device, not of launcher.gpu_mem_gb."""
+    import sys
+
+    torch = sys.modules.get("torch")  # planning does not import torch; a run already has it
+    if torch is None or not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_properties(0).total_memory / GB
 
 
 def uses_vllm(choice: str, cuda: bool) -> bool:
@@ -211,11 +276,21 @@ def generation_part(cfg: RunConfig, s: Sizes, gpu_gb: float) -> Part:
         if t.vllm_mode == "server":
             return Part("generation (vLLM server)", 0.0, "generation", "on its own GPU")
         phase = "generation" if t.vllm_sleep else "persistent"
-        return Part("generation (vLLM share)", t.vllm_gpu_memory * gpu_gb * GB, phase,
-                    f"train.vllm_gpu_memory={t.vllm_gpu_memory} x {gpu_gb:g} GB"
+        device_gb, basis = vllm_basis(gpu_gb)
+        return Part("generation (vLLM share)", t.vllm_gpu_memory * device_gb * GB, phase,
+                    f"train.vllm_gpu_memory={t.vllm_gpu_memory} x {device_gb:g} GB ({basis})"
                     + ("; sleep mode frees it while training" if t.vllm_sleep else ""))
     return Part("generation (HF KV cache)", hf_generation_bytes(s, s.step_rows, s.student_len), "generation",
                 f"{s.step_rows} rows x {s.student_len} tokens")
+
+
+def vllm_basis(gpu_gb: float) -> tuple[float, str]:
+    """(GB vLLM's share is taken of, which): the physical GPU read here when there is one, else
+    launcher.gpu_mem_gb (planning on a login node: the run itself reads its device)."""
+    physical = physical_gpu_gb()
+    if physical is not None:
+        return round(physical, 1), "this machine's GPU"
+    return gpu_gb, "launcher.gpu_mem_gb: no GPU here; at run time, the physical device"
 
 
 def hf_generation_bytes(s: Sizes, rows: int, length: int) -> float:
@@ -225,8 +300,9 @@ def hf_generation_bytes(s: Sizes, rows: int, length: int) -> float:
 def eval_part(cfg: RunConfig, s: Sizes, gpu_gb: float) -> Part:
     e = cfg.eval
     if uses_vllm(e.backend, s.cuda):
-        return Part("eval (vLLM share)", e.vllm_gpu_memory * gpu_gb * GB, "eval",
-                    f"eval.vllm_gpu_memory={e.vllm_gpu_memory} x {gpu_gb:g} GB")
+        device_gb, basis = vllm_basis(gpu_gb)
+        return Part("eval (vLLM share)", e.vllm_gpu_memory * device_gb * GB, "eval",
+                    f"eval.vllm_gpu_memory={e.vllm_gpu_memory} x {device_gb:g} GB ({basis})")
     rows = e.batch_size  # one generate call holds at most eval.batch_size sequences
     length = s.student_len - s.completion + e.max_new_tokens
     return Part("eval (HF KV cache)", hf_generation_bytes(s, rows, length), "eval",

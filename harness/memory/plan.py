@@ -64,7 +64,9 @@ from harness.memory.parts import (
     generation_part,
     logits_part,
     optimiser_part,
+    peft_cast_part,
     probe_part,
+    progress_part,
     sizes,
     teacher_part,
     weight_parts,
@@ -86,12 +88,15 @@ def plan(cfg: RunConfig, micro_batch: int | None = None, loss_path: str | None =
     if cfg.method.name == "base":  # the base run only evaluates: weights and the sampler
         parts = [Part("weights", shape.params() * s.b, "persistent"), eval_part(cfg, s, gpu_gb)]
         return Plan("cuda" if s.cuda else "cpu", path, s.rows, parts)
-    parts = [*weight_parts(cfg, s), optimiser_part(cfg, s), activation_part(s), logits_part(cfg, s)]
-    parts += [p for p in (teacher_part(cfg, s), probe_part(cfg, s)) if p]
+    ckpt = cfg.train.gradient_checkpointing
+    parts = [*weight_parts(cfg, s), optimiser_part(cfg, s), activation_part(s, ckpt), logits_part(cfg, s)]
+    parts += [p for p in (peft_cast_part(cfg, s, ckpt), teacher_part(cfg, s), probe_part(cfg, s),
+                          progress_part(cfg, s)) if p]
     parts += [generation_part(cfg, s, gpu_gb), eval_part(cfg, s, gpu_gb)]
     out = Plan("cuda" if s.cuda else "cpu", path, s.rows, parts)
-    out.notes.append(f"with gradient checkpointing the activations would be "
-                     f"{checkpointed_activations(s) / GB:.2f} GB")
+    if not ckpt:
+        out.notes.append(f"with train.gradient_checkpointing=true the activations would be "
+                         f"{checkpointed_activations(s) / GB:.2f} GB")
     if path == "full":
         out.notes.append("harness/losses/chunked.py is not in the tree: the full-vocabulary loss, one "
                          "forward per step (train.micro_batch not yet honoured)")

@@ -49,6 +49,8 @@ def common_trl_args(cfg: RunConfig, output_dir: str) -> dict[str, Any]:
         gradient_accumulation_steps=cfg.rows_per_rank(world()[1]) // cfg.micro_batch,
         learning_rate=t.lr, lr_scheduler_type="constant_with_warmup", warmup_steps=t.warmup_steps,
         max_grad_norm=t.max_grad_norm, temperature=t.temperature, top_p=t.top_p,
+        # transformers 5.23's name (gradient_checkpointing is its deprecated alias)
+        activation_checkpointing=t.gradient_checkpointing,
         max_completion_length=t.max_completion_length,
         logging_steps=1, report_to=trl_report_to(t.report_to), seed=cfg.seed, data_seed=cfg.seed,
         **precision.train_flags(), trust_remote_code=cfg.model.trust_remote_code,

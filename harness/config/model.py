@@ -53,6 +53,9 @@ class ModelConfig:
     dtype: str = F("auto", f"weights/compute precision, one of {DTYPES}; auto: bfloat16 on CUDA, "
                            "float32 on the CPU")
     trust_remote_code: bool = F(False, "let from_pretrained run the checkpoint's own code")
+    attn_implementation: str = F("auto", "attention kernel: auto (flash_attention_2 where the flash_attn "
+                                         "package is importable on CUDA, else sdpa) | sdpa | eager | "
+                                         "flash_attention_2 (harness/models/tiny.py attention_of)")
     lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self) -> None:
@@ -61,6 +64,9 @@ class ModelConfig:
         require(self.hidden_size % self.num_heads == 0, "model.hidden_size", self.hidden_size,
                 "must be divisible by model.num_heads")
         require(self.dtype in DTYPES, "model.dtype", self.dtype, f"one of {DTYPES}")
+        attn = ("auto", "sdpa", "eager", "flash_attention_2")
+        require(self.attn_implementation in attn, "model.attn_implementation", self.attn_implementation,
+                f"one of {attn}")
         if self.path is not None and not is_hub_id(self.path):
             from pathlib import Path
 

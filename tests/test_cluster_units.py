@@ -42,9 +42,15 @@ def test_a_stale_master_port_does_not_stop_a_submitit_task(monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    export_submitit_env()
-    assert os.environ["RANK"] == "1" and os.environ["WORLD_SIZE"] == "2" and os.environ["LOCAL_RANK"] == "1"
-    assert os.environ["MASTER_PORT"] != "1" and os.environ["MASTER_ADDR"] != "stale-host"
+    saved = dict(os.environ)  # export() writes os.environ itself: restored whole, or later tests see 2 ranks
+    try:
+        export_submitit_env()
+        got = {k: os.environ.get(k) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT", "MASTER_ADDR")}
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert (got["RANK"], got["WORLD_SIZE"], got["LOCAL_RANK"]) == ("1", "2", "1")
+    assert got["MASTER_PORT"] != "1" and got["MASTER_ADDR"] != "stale-host"
 
 
 def test_processes_default_to_one_per_gpu():

@@ -45,7 +45,8 @@ def test_a_stale_master_port_does_not_stop_a_submitit_task(monkeypatch):
     saved = dict(os.environ)  # export() writes os.environ itself: restored whole, or later tests see 2 ranks
     try:
         export_submitit_env()
-        got = {k: os.environ.get(k) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT", "MASTER_ADDR")}
+        keys = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT", "MASTER_ADDR")
+        got = {k: os.environ.get(k) for k in keys}
     finally:
         os.environ.clear()
         os.environ.update(saved)

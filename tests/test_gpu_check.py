@@ -32,6 +32,10 @@ def test_the_cpu_variant_runs_the_real_path_and_reports(tmp_path, capsys):
     run_dir = tmp_path / "work" / "runs" / "gpu_check"
     assert len((run_dir / "eval_samples.jsonl").read_text().splitlines()) == 8 * 2
     assert r["plan_total_gb"] > 0 and r["plan_note"].startswith("plan: ")
+    # long references (the CPU budget's 512 teacher tokens; 20k on CUDA), the plan per part, vLLM's stage
+    assert r["reference_tokens"] >= 400 and gpu_check.REF_TOKENS[True] == 20_000
+    assert {"probe", "teacher forward", "activations"} <= set(r["plan_parts_gb"])
+    assert r["vllm"] == "skipped: no CUDA"
     out = capsys.readouterr().out
     assert "| step | seconds | rollout tokens | tokens/s | probe | peak GB |" in out
     assert (tmp_path / "out" / "gpu_check.md").read_text().strip() in out

@@ -86,6 +86,11 @@ CPU_OVERRIDES = ("train.steps=3", "probe.every=3", "train.checkpoint_every=0", "
                  "train.threads=2", "launcher.gpus_per_node=0")
 
 
+# The teacher contexts of a real run: references of ~20k tokens (OPSD's budget, task.max_teacher_tokens
+# 21,000 with the problem and template) on CUDA; on the CPU the budget above is 512 tokens.
+REF_TOKENS = {True: 20_000, False: 480}
+
+
 def settings(cuda: bool) -> Settings:
     if cuda:
         return Settings(QWEN3_1P7B, True, CUDA_OVERRIDES)
@@ -124,9 +129,32 @@ def write_eval_problems(path: Path, n: int = 8) -> Path:
     return path
 
 
-def overrides(s: Settings, model: Path, eval_file: Path, results: Path, extra: list[str]) -> list[str]:
+def write_long_references(path: Path, model: Path, n_tokens: int) -> tuple[Path, int]:
+    """The fixture's training rows with worked lines before each reference's last paragraph (its
+    boxed answer stays last) until it has about n_tokens tokens: the teacher context of a real
+    OPSD run (review F1: 64-150-character references measured the wrong operating point).
+    Returns (file, the longest reference in tokens)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model))
+    line = "We check the previous step again carefully, and the value stays the same."
+    per_line = max(1, len(tok(line + "\n\n")["input_ids"]))
+    rows, longest = [], 0
+    for raw in TRAIN_FILE.read_text().splitlines():
+        row = json.loads(raw)
+        head, _, last = row["solution"].rpartition("\n\n")
+        filler = "\n\n".join([line] * max(1, (n_tokens - len(tok(row["solution"])["input_ids"])) // per_line))
+        row["solution"] = f"{head}\n\n{filler}\n\n{last}"
+        longest = max(longest, len(tok(row["solution"])["input_ids"]))
+        rows.append(row)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path, longest
+
+
+def overrides(s: Settings, model: Path, eval_file: Path, results: Path, extra: list[str],
+              train_file: Path = TRAIN_FILE) -> list[str]:
     suite = f"[{{name:check8,path:'{eval_file}',problem:problem,solution:null,answer:answer,id:id}}]"
-    return [f"experiment={PRESET}", f"model.path={model}", f"task.train_data.path={TRAIN_FILE}",
+    return [f"experiment={PRESET}", f"model.path={model}", f"task.train_data.path={train_file}",
             f"task.eval_data={suite}", "task.val_size=2", "method=opsd", "exposure=0.5", "seed=0",
             f"results={results}", "name=gpu_check", "force=true", *s.overrides, *extra]
 
@@ -143,13 +171,16 @@ def check(work: Path, cuda: bool, extra: list[str]) -> Report:
     t0 = time.perf_counter()
     model = build_model(work / "model", s.shape, cuda)
     build_s = time.perf_counter() - t0
-    cfg, resolved = compose_resolved(overrides(s, model, write_eval_problems(work / "check8.jsonl"),
-                                               work / "runs", extra))
+    train_file, ref_tokens = write_long_references(work / "train_long_refs.jsonl", model, REF_TOKENS[cuda])
+    args = overrides(s, model, write_eval_problems(work / "check8.jsonl"), work / "runs", extra, train_file)
+    cfg, resolved = compose_resolved(args)
     report = Report("cuda: " + torch.cuda.get_device_name() if cuda else "cpu", asdict(s.shape),
-                    overrides(s, model, work / "check8.jsonl", work / "runs", extra), cfg.micro_batch,
+                    args, cfg.micro_batch,
                     cfg.train.prompts_per_step, cfg.train.max_completion_length, build_s=round(build_s, 1),
                     versions=versions())
     report.plan_total_gb, report.plan_note = plan_total(cfg)
+    report.reference_tokens = ref_tokens
+    report.plan_parts_gb = plan_parts(cfg)
     if cuda:  # the build's GPU tensors are gone: measure the run alone
         torch.cuda.reset_peak_memory_stats()
     timer = step_timer(cuda)
@@ -168,7 +199,43 @@ def check(work: Path, cuda: bool, extra: list[str]) -> Report:
     report.probe_rows = sum(r.get("kind") == "probe" for r in rows)
     report.eval = {k: {"average": v["average"], "k": v["k"], "num_problems": v.get("num_problems")}
                    for k, v in summary.get("suites", {}).items()}
+    report.vllm = vllm_stage(cuda, args, work)
     return report
+
+
+def plan_parts(cfg) -> dict[str, float]:
+    """The plan's GB per part (harness/memory/plan.py), to read beside the measured peaks."""
+    from harness.memory.plan import plan
+
+    return {p.name: round(p.bytes / GB, 3) for p in plan(cfg).parts}
+
+
+def vllm_stage(cuda: bool, args: list[str], work: Path) -> str:
+    """One more step with colocated vLLM rollouts (sleep mode, the LoRA weight sync) and a vLLM
+    evaluation, where vllm imports on CUDA: its wall time and peak; else why it was skipped (the
+    carried wheels cannot hold vLLM: a GPU image with the vllm extra runs it, make venv GPU=1)."""
+    import importlib.util
+
+    if not cuda:
+        return "skipped: no CUDA"
+    if importlib.util.find_spec("vllm") is None:
+        return "skipped: vllm not installed (make venv GPU=1 on a CUDA 13 machine)"
+    import torch
+
+    from harness.config.settings import compose_resolved
+    from harness.run import run
+
+    more = ["train.generation=vllm", "eval.backend=vllm", "train.steps=1", "probe.every=1",
+            "name=gpu_check_vllm", f"results={work / 'runs_vllm'}"]
+    cfg, resolved = compose_resolved([*args, *more])
+    torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    try:
+        run(cfg, resolved)
+    except Exception as err:  # the check reports what failed instead of losing the other figures
+        return f"failed: {type(err).__name__}: {str(err).splitlines()[0][:300]}"
+    return (f"ran: 1 step with vLLM rollouts + a vLLM evaluation in {time.perf_counter() - t0:.0f} s, "
+            f"peak {peak_bytes(True) / GB:.2f} GB (torch allocations; vLLM's own pool is its share)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -77,6 +77,9 @@ class Report:
     probe_rows: int = 0
     eval: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
+    reference_tokens: int = 0  # the longest training reference (the teacher context's length)
+    plan_parts_gb: dict = field(default_factory=dict)  # the plan's figure per part, beside the peaks
+    vllm: str = "not run"  # the vLLM stage: its figures, or why it was skipped
 
 
 def plan_total(cfg) -> tuple[float | None, str]:

@@ -96,6 +96,7 @@ PEAK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # ~20 s (4 x 5,000 tokens at 151,936): make test-slow
 def test_reference_logp_never_holds_a_logits_tensor_of_the_references(real_vocab, tmp_path):
     """4 references of ~5,000 tokens at 151,936: full fp32 logits of them would be 12 GB; the
     chunked path's peak growth stays under a quarter of one row's logits (3 GB)."""

@@ -59,7 +59,7 @@ def status(runs: Path) -> dict:
     return json.loads((runs / "opsd-r1-s0" / "status.json").read_text())
 
 
-@pytest.mark.parametrize("kind", ["raise", "kill"])
+@pytest.mark.parametrize("kind", ["raise", pytest.param("kill", marks=pytest.mark.slow)])
 def test_a_failing_rank_1_ends_both_ranks_with_its_reason(tmp_path, smoke_base, kind):
     runs = tmp_path / "runs"
     codes, wall = two_ranks(runs, f"opsd-r1-s0:{kind}@1/1")
@@ -71,6 +71,7 @@ def test_a_failing_rank_1_ends_both_ranks_with_its_reason(tmp_path, smoke_base, 
     print(f"{kind} on rank 1: both ranks ended in {wall:.0f} s")
 
 
+@pytest.mark.slow  # ~15 s: make test-slow
 def test_a_failing_rank_0_ends_rank_1(tmp_path, smoke_base):
     runs = tmp_path / "runs"
     codes, _ = two_ranks(runs, "opsd-r1-s0:raise@2/0")

@@ -21,7 +21,8 @@ from harness.losses.chunked import DivergenceSpec, chunked_divergence, kernel_of
 V = 151936
 
 
-@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("beta", [pytest.param(0.0, marks=pytest.mark.slow), 0.5,
+                                  pytest.param(1.0, marks=pytest.mark.slow)])
 def test_trl_kernel_equals_ours_at_real_vocab(beta):
     g = torch.Generator().manual_seed(0)
     head = torch.nn.Linear(16, V, bias=False)

@@ -26,7 +26,8 @@ BASE_VERSION = 2  # bump when the recipe in harness/models/base.py changes meani
 NOT_SHAPING = ("cache_dir", "build_missing")
 # model.* keys that say how a run loads or adapts the weights, not what the base model is
 # (LoRA is applied at run time; the base is built in fp32 whatever the run's dtype).
-MODEL_NOT_SHAPING = ("dtype", "trust_remote_code", "lora")
+# attn_implementation: the attention kernel a run computes with, not the weights it starts from.
+MODEL_NOT_SHAPING = ("dtype", "trust_remote_code", "lora", "attn_implementation")
 
 
 # task.* keys added with the math task: at their defaults they leave the synthetic base

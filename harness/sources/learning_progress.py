@@ -9,7 +9,9 @@ training's draws. ref_nll: the student's per-token NLL of the reference solution
 the teacher-forced log-probability of the references after any prompts, by any model
 (ref_nll's core; the paper reward's teacher term, harness/sources/paper_reward.py), one row
 at a time from final hidden states through the LM head in blocks: at Qwen3's vocabulary and
-references of 20k tokens it never builds a [rows x tokens x vocabulary] logits tensor.
+references of 20k tokens it never builds a [rows x tokens x vocabulary] logits tensor. A row
+is capped at the model's context (config.max_position_embeddings, 40,960 on Qwen3): reference
+tokens past it are not scored (a 21k-token teacher prompt plus a 20k-token reference can pass it).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 from harness.config.schema import RunConfig
 from harness.evaluation.sampling import sample_completions
 from harness.losses.chunked import block_tokens
-from harness.losses.hidden_states import final_hidden, lm_head
+from harness.losses.hidden_states import final_hidden, lm_head, unwrap
 from harness.prompts.templates import Prompts, prompts_for
 from harness.tasks.grading import grade
 from harness.tasks.problem import Problem
@@ -66,9 +68,15 @@ def ref_nll(model, tokenizer, cfg: RunConfig, problems: list[Problem]) -> float:
     model.eval()
     prompt_ids = tokenizer([prompts.student(p) for p in problems], add_special_tokens=False)["input_ids"]
     total, count = reference_logp(lambda ids, attn, c: final_hidden(model, ids, attn, c), lm_head(model),
-                                  next(model.parameters()).device, tokenizer, cfg, problems, prompt_ids)
+                                  next(model.parameters()).device, tokenizer, cfg, problems, prompt_ids,
+                                  context_of(model))
     model.train(was_training)
     return -total / max(count, 1)
+
+
+def context_of(model) -> int | None:
+    """The model's trained context in tokens (max_position_embeddings), None if it states none."""
+    return getattr(getattr(unwrap(model), "config", None), "max_position_embeddings", None)
 
 
 def target_logp_sum(h_C_H: torch.Tensor, target_C: torch.Tensor, head: torch.nn.Module, block: int) -> float:
@@ -76,25 +84,29 @@ def target_logp_sum(h_C_H: torch.Tensor, target_C: torch.Tensor, head: torch.nn.
     one fp32 [block x V] logits tensor at once, never [T x V] (V = 151,936 on Qwen3)."""
     weight_V_H = head.weight
     bias_V = getattr(head, "bias", None)
-    total = 0.0
+    # summed on the device, read once: a .item() per block would wait on the GPU ~370 times a row
+    total = torch.zeros((), dtype=torch.float64, device=h_C_H.device)
     for start in range(0, h_C_H.shape[0], block):
         z_n_V = (h_C_H[start:start + block] @ weight_V_H.T).float()
         if bias_V is not None:
             z_n_V = z_n_V + bias_V.float()
         ids_n = target_C[start:start + block]
-        total += (z_n_V.gather(-1, ids_n[:, None]).squeeze(-1) - torch.logsumexp(z_n_V, -1)).sum().item()
-    return total
+        total += (z_n_V.gather(-1, ids_n[:, None]).squeeze(-1) - torch.logsumexp(z_n_V, -1)).sum()
+    return total.item()
 
 
 @torch.no_grad()
 def reference_logp(hidden: HiddenFn, head: torch.nn.Module, dev: torch.device, tokenizer, cfg: RunConfig,
-                   problems: list[Problem], prompt_ids: list[list[int]]) -> tuple[float, int]:
-    """(sum of log p(reference token), number of tokens): each problem's reference solution
+                   problems: list[Problem], prompt_ids: list[list[int]],
+                   max_positions: int | None = None) -> tuple[float, int]:
+    """(sum of log p(reference token), number of tokens scored): each problem's reference solution
     (the SFT completion format) teacher-forced after its prompt ids. One sequence at a time
     (no padding: a teacher prompt of 21k tokens plus a reference of 20k is one row's
     activations, never progress_batch_size rows of them), and the log-probs of the target
     tokens only, from the final hidden states through the LM head in blocks of loss.chunk_mb
-    (harness/losses/chunked.py block_tokens): no full-vocabulary logits of every position."""
+    (harness/losses/chunked.py block_tokens): no full-vocabulary logits of every position.
+    max_positions (the model's context, context_of): a row is cut there, its reference tokens
+    past it are not scored; a prompt that fills it scores nothing."""
     prompts = Prompts(cfg, tokenizer)
     chunk_mb = getattr(cfg.loss, "chunk_mb", None) or 64.0
     block = block_tokens(head.weight.shape[0], chunk_mb)
@@ -102,6 +114,8 @@ def reference_logp(hidden: HiddenFn, head: torch.nn.Module, dev: torch.device, t
                            add_special_tokens=False)["input_ids"]
     total, count = 0.0, 0
     for p_ids, t_ids in zip(prompt_ids, target_ids, strict=True):
+        if max_positions:
+            t_ids = t_ids[:max(0, max_positions - len(p_ids))]
         if not t_ids:
             continue
         ids_1_T = torch.tensor([p_ids + t_ids], device=dev)

@@ -35,7 +35,7 @@ from harness.config.schema import RunConfig
 from harness.losses.hidden_states import final_hidden, lm_head
 from harness.prompts.templates import Prompts
 from harness.sources.controller_config import ControllerConfig
-from harness.sources.learning_progress import reference_logp
+from harness.sources.learning_progress import context_of, reference_logp
 from harness.sources.reinforce import Decision
 from harness.tasks.problem import Problem
 
@@ -77,7 +77,7 @@ def teacher_ref_logp(teacher: TeacherView, tokenizer, cfg: RunConfig, problems: 
     teacher.model.eval()
     dev = next(teacher.model.parameters()).device
     total, count = reference_logp(teacher.hidden, lm_head(teacher.model), dev, tokenizer, cfg, problems,
-                                  prompt_ids)
+                                  prompt_ids, context_of(teacher.model))
     teacher.model.train(was_training)
     return total / max(count, 1)
 

@@ -44,7 +44,12 @@ def _gjsd_from_logprobs(logp_t: torch.Tensor, logp_s: torch.Tensor, beta: float,
     clip (loss.clip): D = sum_v min(d_v, clip) over the per-entry terms d_v, so that a few
     vocabulary entries of a few tokens (a "so", a "Wait") cannot dominate a step; a clipped
     entry passes no gradient. The public OPSD implementations clip per vocabulary entry at
-    0.05-0.06 (the OPSD repo's --jsd_token_clip, verl's OPSD clip_tau, miles' opsd_kl_clip)."""
+    0.05-0.06 (the OPSD repo's --jsd_token_clip, verl's OPSD clip_tau, miles' opsd_kl_clip).
+    Formula read in siyan-zhao/OPSD opsd_trainer.py, generalized_jsd_loss: the pointwise
+    F.kl_div(..., reduction="none") terms [B, T, V] (beta 0 / 1 / mixture as here) are clamped
+    with max=token_clip before the reduction, i.e. per entry, not per token's sum; only the
+    upper side is clamped (a negative entry, p_T < p_S in forward KL, stays). miles' OPSD
+    example does the same on its forward-KL terms (terms.clamp(max=opsd_kl_clip).sum(-1))."""
     if clip is None:
         if beta == 0.0:
             return (logp_t.exp() * (logp_t - logp_s)).sum(-1)

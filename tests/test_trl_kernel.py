@@ -61,3 +61,14 @@ def test_trl_kernel_with_a_clip_or_topk_is_one_line():
     for extra in ("loss.clip=0.05", "loss.support=topk"):
         with pytest.raises(ConfigError, match="loss.kernel"):
             compose(["loss.kernel=trl", extra])
+
+
+def test_the_gpu_checks_side_by_side_row_runs_here():
+    """make gpu-check's kernel row (harness/bench/kernel.py on_device): on the CPU its tiny point,
+    the same code that times both kernels at the 1.7B hidden size in bf16 on CUDA."""
+    from harness.bench.kernel import on_device
+
+    row = on_device(cuda=False, rounds=1)
+    assert row["vocab"] == V and set(row["seconds"]) == {"harness", "trl"}
+    assert row["ratio_trl_over_harness"] > 0
+    assert row["loss"]["trl"] == pytest.approx(row["loss"]["harness"], rel=5e-4)

@@ -43,6 +43,7 @@ from harness.bench.gpu_measure import (
     write,
 )
 from harness.bench.gpu_wheels import download_wheels
+from harness.bench.kernel import on_device as kernel_on_device
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_FILE = ROOT / "tests" / "fixtures" / "math" / "openthoughts_math_30k_opsd.jsonl"
@@ -200,6 +201,7 @@ def check(work: Path, cuda: bool, extra: list[str]) -> Report:
     report.eval = {k: {"average": v["average"], "k": v["k"], "num_problems": v.get("num_problems")}
                    for k, v in summary.get("suites", {}).items()}
     report.vllm = vllm_stage(cuda, args, work)
+    report.kernel = kernel_on_device(cuda)  # after the run's peaks were read: its tensors are its own
     return report
 
 

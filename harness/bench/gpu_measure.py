@@ -80,6 +80,7 @@ class Report:
     reference_tokens: int = 0  # the longest training reference (the teacher context's length)
     plan_parts_gb: dict = field(default_factory=dict)  # the plan's figure per part, beside the peaks
     vllm: str = "not run"  # the vLLM stage: its figures, or why it was skipped
+    kernel: dict = field(default_factory=dict)  # loss.kernel harness vs trl (bench/kernel.py on_device)
 
 
 def plan_total(cfg) -> tuple[float | None, str]:
@@ -140,6 +141,7 @@ def table(r: Report) -> str:
     lines += [f"train {r.train_s:.1f} s, eval {r.eval_s:.1f} s ({r.eval}), total {r.total_s:.1f} s",
               f"peak ({r.peak_kind}): training {r.train_peak_gb:.2f} GB, whole run {r.run_peak_gb:.2f} GB",
               f"{r.plan_note}" + (f"; {ratio}" if ratio else ""),
+              f"loss kernel, loss + backward (harness vs trl): {r.kernel}",
               f"versions: {r.versions}"]
     return "\n".join(lines)
 

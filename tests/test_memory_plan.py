@@ -18,6 +18,7 @@ import pytest
 
 from harness.config.schema import ConfigError
 from harness.config.settings import compose
+from harness.memory import parts
 from harness.memory import plan as mp
 
 SHAPE = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
@@ -138,30 +139,120 @@ def test_the_command_prints_every_part(capsys):
         assert name in out, name
 
 
-def test_gpu_only_terms_by_hand_on_the_1p7b_preset():
-    """peft's bf16 input casts, the SDPA mask and the probe's exposures x rows (review D), by hand
-    from Qwen3-1.7B's config (h 2048, 16 heads x 128, i 6144, 28 layers)."""
-    cfg = compose(["experiment=paper_qwen3_1p7b", "launcher.gpu_mem_gb=80"])
-    p = mp.plan(cfg, loss_path="chunked")
-    rows, student, teacher = 2, 512 + 2048, 21000 + 2048
-    # train.gradient_checkpointing (TRL's default): one layer's copies at a time
-    assert part(p, "peft input casts") == rows * student * 1 * (5 * 2048 + 16 * 128 + 6144) * 2
-    padded = -(-teacher // 16) * 16
-    assert 2.6e9 < teacher * teacher + 4 * padded * padded < 2.7e9  # ~2.6 GB a row (review D)
-    assert "10 teacher rows a forward" in next(x.note for x in p.parts if x.name == "probe")
+# Qwen3-1.7B's config: h 2048, 16 heads x 128, 8 KV heads, i 6144, 28 layers; the preset's lengths
+Q_H, Q_NH, Q_KV, Q_D, Q_I, Q_L, Q_V = 2048, 16, 8, 128, 6144, 28, 151936
+ROWS, STUDENT, TEACHER, C = 2, 512 + 2048, 21000 + 2048, 2048
+
+
+def sdpa_mask(rows: int, length: int) -> int:
+    """bool [rows, 1, L, L] + an additive bf16 copy + its copy padded to 16 (transformers sdpa_mask)."""
+    padded = -(-length // 16) * 16
+    return rows * (length * length + 2 * padded * padded * 2)
+
+
+def layer_transient(rows: int, length: int) -> int:
+    return rows * length * (4 * Q_H + 3 * Q_I) * 2  # one layer of a no-grad bf16 forward
+
+
+def test_peft_casts_and_gradient_checkpointing_by_hand():
+    """peft's bf16 input casts (peft lora/layer.py:1100, one saved copy of each adapted linear's
+    input: 5h + H d + i values per token and layer) and the checkpointed activations (each layer's
+    input + one layer's full activations)."""
+    p = mp.plan(compose(["experiment=paper_qwen3_1p7b"]), loss_path="chunked")
+    cast = 5 * Q_H + Q_NH * Q_D + Q_I
+    assert part(p, "peft input casts") == ROWS * STUDENT * 1 * cast * 2  # checkpointing: one layer at a time
+    act = 10 * Q_H + 4 * Q_I + 3 * Q_NH * Q_D + 5 * Q_KV * Q_D
+    assert part(p, "activations") == ROWS * STUDENT * 2 * (Q_L * Q_H + act)
     no_ckpt = mp.plan(compose(["experiment=paper_qwen3_1p7b", "train.gradient_checkpointing=false"]),
                       loss_path="chunked")
-    assert part(p, "activations") < part(no_ckpt, "activations") / 10
-    assert part(no_ckpt, "peft input casts") == rows * student * 28 * (5 * 2048 + 16 * 128 + 6144) * 2
+    assert part(no_ckpt, "peft input casts") == ROWS * STUDENT * Q_L * cast * 2
+    assert part(no_ckpt, "activations") == ROWS * STUDENT * Q_L * act * 2
+    assert part(no_ckpt, "peft input casts") / part(no_ckpt, "activations") > 0.3  # the review's +33%
+    cpu = mp.plan(compose(["experiment=paper_qwen3_1p7b", "launcher.gpus_per_node=0"]), loss_path="chunked")
+    assert not any(x.name == "peft input casts" for x in cpu.parts)  # fp32 on a CPU: no cast
 
 
-def test_the_atesd_progress_cache_is_counted():
-    cfg = compose(["experiment=paper_qwen3_1p7b", "method=atesd"])
-    p = mp.plan(cfg, loss_path="chunked")
+def test_the_sdpa_mask_and_the_probes_rows_by_hand():
+    """The teacher forward carries an L x L mask per padded row on SDPA (~2.6 GB at 23k tokens), none
+    on flash attention; the probe's forward holds len(exposures) x rows rows at probe.max_rows=0 and
+    max_rows // rows exposures of rows otherwise (the presets: one exposure, micro_batch rows)."""
+    assert 2.6e9 < sdpa_mask(1, TEACHER) < 2.7e9
+    preset = mp.plan(compose(["experiment=paper_qwen3_1p7b"]), loss_path="chunked")
+    assert part(preset, "teacher forward") == layer_transient(ROWS, TEACHER) + sdpa_mask(ROWS, TEACHER)
+    hidden = 6 * ROWS * C * Q_H * 4  # student + 5 exposures' final hidden states, fp32
+    assert part(preset, "probe") == hidden + layer_transient(ROWS, TEACHER) + sdpa_mask(ROWS, TEACHER)
+    all_five = mp.plan(compose(["experiment=paper_qwen3_1p7b", "probe.max_rows=0"]), loss_path="chunked")
+    assert part(all_five, "probe") == hidden + layer_transient(10, TEACHER) + sdpa_mask(10, TEACHER)
+    assert "10 teacher rows a forward" in next(x.note for x in all_five.parts if x.name == "probe")
+    flash = mp.plan(compose(["experiment=paper_qwen3_1p7b", "probe.max_rows=0",
+                             "model.attn_implementation=flash_attention_2"]), loss_path="chunked")
+    assert part(flash, "teacher forward") == layer_transient(ROWS, TEACHER)
+    assert part(flash, "probe") == hidden + layer_transient(10, TEACHER)
+
+
+def test_the_atesd_progress_cache_by_hand():
+    """val_accuracy's HF generate holds one batch: min(progress_batch_size, val_size x samples) rows."""
+    kv = 2 * Q_L * Q_KV * Q_D  # keys and values of every layer, per token
     length = 512 + 2048  # student prompt + controller.progress_max_new_tokens
-    kv = 2 * 28 * 8 * 128  # Qwen3-1.7B: 8 KV heads of 128
-    assert part(p, "progress") == 64 * length * kv * 2 + 4 * 64 * 151936 * 4
+    p = mp.plan(compose(["experiment=paper_qwen3_1p7b", "method=atesd"]), loss_path="chunked")
+    assert part(p, "progress") == 64 * length * kv * 2 + 4 * 64 * Q_V * 4  # 64 of 64 x 4 sequences
+    small = mp.plan(compose(["experiment=paper_qwen3_1p7b", "method=atesd", "task.val_size=6",
+                             "controller.progress_samples=2"]), loss_path="chunked")
+    assert part(small, "progress") == 12 * length * kv * 2 + 4 * 12 * Q_V * 4
     assert "progress" not in {x.phase for x in mp.plan(compose(["experiment=paper_qwen3_1p7b"])).parts}
+
+
+def test_vllm_shares_and_the_budget_are_the_physical_gpu_when_there_is_one(monkeypatch):
+    cfg = compose(["experiment=paper_qwen3_8b", "launcher.gpu_mem_gb=80"])
+    login = mp.plan(cfg, loss_path="chunked")
+    assert part(login, "eval") == 0.5 * 80e9 and login.budget_gb == 80
+    assert "launcher.gpu_mem_gb: no GPU here" in mp.render(login, cfg)
+    monkeypatch.setattr(parts, "physical_gpu_gb", lambda: 141.0)  # an H200, read with torch.cuda
+    h200 = mp.plan(cfg, loss_path="chunked")
+    assert part(h200, "eval") == 0.5 * 141e9 and part(h200, "generation") == 0.3 * 141e9
+    assert h200.budget_gb == 141 and h200.total > 80e9  # 8B weights + 70.5 GB: fits the H200, not 80
+    mp.refuse_unfit(cfg, loss_path="chunked")  # held against the GPU it runs on
+    assert "per GPU of 141 GB: this machine's GPU" in mp.render(h200, cfg)
+    monkeypatch.setattr(parts, "physical_gpu_gb", lambda: 32.0)  # a 32 GB card under an 80 GB budget
+    with pytest.raises(ConfigError, match="does not fit this machine.s GPU of 32 GB"):
+        mp.refuse_unfit(cfg, loss_path="chunked")
+
+
+def test_full_fine_tuning_on_cuda_counts_fp32_masters_and_teacher_copy(folder):
+    """TRL builds the base teacher in the student's dtype (sdft_trainer.py:526): the fp32 master."""
+    p = mp.plan(cfg_of(folder, "launcher.gpus_per_node=1", "model.lora.r=0"), loss_path="chunked")
+    params = mp.model_shape(cfg_of(folder)).params()
+    assert part(p, "weights") == params * 4 and part(p, "teacher copy") == params * 4
+    assert part(p, "LoRA + optimiser") == params * 12  # fp32 grad + Adam m, v
+
+
+def test_the_lora_export_before_a_vllm_evaluation_by_hand(folder):
+    p = mp.plan(cfg_of(folder, "launcher.gpus_per_node=1", "model.lora.r=8", "eval.backend=auto"),
+                loss_path="chunked")
+    linears = H * NH * D + 2 * H * KV * D + NH * D * H + 3 * H * IM  # q, k, v, o, gate, up, down
+    export = next(x for x in p.parts if x.name.startswith("export"))
+    assert export.bytes == L * linears * 2 + 2 * 4 * H * IM and export.phase == "export"
+    hf = mp.plan(cfg_of(folder, "launcher.gpus_per_node=1", "model.lora.r=8", "eval.backend=hf"),
+                 loss_path="chunked")
+    assert not any(x.name.startswith("export") for x in hf.parts)
+
+
+def test_a_point_that_does_not_fit_names_the_settings_that_make_it_fit():
+    cfg = compose(["experiment=paper_qwen3_8b", "launcher.gpus_per_node=1", "train.prompts_per_step=32",
+                   "train.micro_batch=4", "probe.max_rows=0"])
+    assert mp.fixes(cfg, "chunked") == ["probe.max_rows=4", "model.attn_implementation=flash_attention_2"]
+    with pytest.raises(ConfigError) as err:
+        mp.refuse_unfit(cfg, loss_path="chunked")
+    assert "probe.max_rows=4 fits or model.attn_implementation=flash_attention_2 fits" in str(err.value)
+    for fix in mp.fixes(cfg, "chunked"):
+        mp.refuse_unfit(compose([*cfg_overrides_of(cfg), fix]), loss_path="chunked")
+    out = mp.render(mp.plan(cfg, loss_path="chunked"), cfg)
+    assert "does NOT fit 80 GB" in out and "fits with: probe.max_rows=4 | model.attn" in out
+
+
+def cfg_overrides_of(cfg) -> list[str]:
+    return ["experiment=paper_qwen3_8b", "launcher.gpus_per_node=1", "train.prompts_per_step=32",
+            f"train.micro_batch={cfg.train.micro_batch}", f"probe.max_rows={cfg.probe.max_rows}"]
 
 
 @pytest.mark.parametrize("preset", ["paper_qwen3_1p7b", "paper_qwen3_4b", "paper_qwen3_8b"])

@@ -12,6 +12,7 @@ from harness.config.fields import LR_SCHEDULES, F, in_unit, require
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # org/name on the Hugging Face hub
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # harness/compute/device.py decides what auto is
+ATTENTION = ("auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3")  # harness/models/attention.py
 # Qwen3's linear layers (attention and MLP): the public OPSD runs adapt all of them.
 QWEN3_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -53,9 +54,11 @@ class ModelConfig:
     dtype: str = F("auto", f"weights/compute precision, one of {DTYPES}; auto: bfloat16 on CUDA, "
                            "float32 on the CPU")
     trust_remote_code: bool = F(False, "let from_pretrained run the checkpoint's own code")
-    attn_implementation: str = F("auto", "attention kernel: auto (flash_attention_2 where the flash_attn "
-                                         "package is importable on CUDA, else sdpa) | sdpa | eager | "
-                                         "flash_attention_2 (harness/models/tiny.py attention_of)")
+    attn_implementation: str = F("auto", "attention kernel: auto (flash_attention_2 on CUDA where flash_attn "
+                                         "or kernels is importable, else sdpa) | sdpa | eager | "
+                                         "flash_attention_2 | flash_attention_3 | a hub kernel org/name "
+                                         "(kernels-community/flash-attn2); flash kernels build no L x L "
+                                         "mask (harness/models/attention.py)")
     lora: LoraConfig = field(default_factory=LoraConfig)
 
     def __post_init__(self) -> None:
@@ -64,9 +67,9 @@ class ModelConfig:
         require(self.hidden_size % self.num_heads == 0, "model.hidden_size", self.hidden_size,
                 "must be divisible by model.num_heads")
         require(self.dtype in DTYPES, "model.dtype", self.dtype, f"one of {DTYPES}")
-        attn = ("auto", "sdpa", "eager", "flash_attention_2")
-        require(self.attn_implementation in attn, "model.attn_implementation", self.attn_implementation,
-                f"one of {attn}")
+        attn = self.attn_implementation
+        require(attn in ATTENTION or HUB_ID.fullmatch(attn) is not None, "model.attn_implementation", attn,
+                f"one of {ATTENTION} or a hub kernel org/name")
         if self.path is not None and not is_hub_id(self.path):
             from pathlib import Path
 

@@ -42,6 +42,8 @@ class Plan:
     micro_batch: int
     parts: list[Part] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    budget_gb: float = 0.0  # the GPU the plan is held against (device_budget); 0: none
+    budget_basis: str = ""
 
     def phase_bytes(self, phase: str) -> float:
         return sum(p.bytes for p in self.parts if p.phase == phase)
@@ -120,12 +122,24 @@ def teacher_of(cfg: RunConfig) -> bool:
     return get("loss", cfg.method.loss).has_teacher
 
 
+def weight_bytes(cfg: RunConfig, s: Sizes) -> int:
+    """Bytes a weight is loaded in (harness/compute/device.py Precision.weights_dtype): full
+    fine-tuning under half precision on CUDA keeps fp32 master weights and autocasts the forward;
+    with LoRA (or in fp32) the compute dtype's size."""
+    full_ft_half = cfg.model.lora.r == 0 and s.b < 4 and s.cuda
+    return 4 if full_ft_half else s.b
+
+
 def weight_parts(cfg: RunConfig, s: Sizes) -> list[Part]:
-    n, lora = s.shape.params(), cfg.model.lora
-    parts = [Part("weights", n * s.b, "persistent", f"{n / 1e9:.2f}B params x {s.b} B")]
+    n, lora, wb = s.shape.params(), cfg.model.lora, weight_bytes(cfg, s)
+    parts = [Part("weights", n * wb, "persistent", f"{n / 1e9:.2f}B params x {wb} B"
+                  + (" (fp32 masters under bf16 autocast)" if wb != s.b else ""))]
     copy = teacher_of(cfg) and cfg.teacher.mode in ("base", "ema") and lora.r == 0
     if copy:
-        parts.append(Part("teacher copy", n * s.b, "persistent", f"teacher.mode={cfg.teacher.mode}, no LoRA"))
+        # TRL builds the base teacher with dtype=self.model.dtype (trl/experimental/sdft/sdft_trainer.py:526),
+        # the fp32 master on a full fine-tuning CUDA run; RLTrainer.frozen_copy deep-copies it (review D)
+        parts.append(Part("teacher copy", n * wb, "persistent",
+                          f"teacher.mode={cfg.teacher.mode}, no LoRA: a second copy in the student's dtype"))
     return parts
 
 
@@ -137,8 +151,10 @@ def optimiser_part(cfg: RunConfig, s: Sizes) -> Part:
         per, note = 16, f"LoRA r={lora.r}: {n / 1e6:.1f}M params x (4 fp32 + 4 grad + 8 Adam)"
     else:
         n, extra = s.shape.params(), 0
-        per = 12 + (4 if s.b < 4 else 0)  # grad + Adam (+ fp32 master beside bf16 weights)
-        note = f"full fine-tuning: {n / 1e9:.2f}B params x {per} B"
+        # grad + Adam's m and v, each in the weights' dtype: the fp32 master is the weights part itself
+        # (weight_bytes) on CUDA; pure bf16 on a CPU (model.dtype=bfloat16) keeps no master
+        per = 3 * weight_bytes(cfg, s)
+        note = f"full fine-tuning: {n / 1e9:.2f}B params x {per} B (grad + Adam m, v in the weights' dtype)"
     ddp = n * 4 if cfg.launcher.gpus_per_node > 1 else 0  # DDP's gradient buckets
     return Part("LoRA + optimiser", n * per + extra + ddp, "persistent", note)
 
@@ -170,18 +186,26 @@ def peft_cast_part(cfg: RunConfig, s: Sizes, checkpointing: bool) -> Part | None
                 "per token and layer)")
 
 
-def attention_mask_bytes(rows: int, length: int, cfg: RunConfig) -> float:
-    """A padded batch on SDPA: transformers materialises a [rows, 1, L, L] bool mask, which the
-    kernel turns into an additive half-precision mask padded to a multiple of 16 (transformers
-    sdpa_attention.py; review D): ~5 bytes per L^2 entry. None with padding-free flash attention."""
-    if padding_free(cfg):
+def attention_mask_bytes(rows: int, length: int, cfg: RunConfig, cuda: bool) -> float:
+    """A padded batch on SDPA or eager: transformers materialises a [rows, 1, L, L] bool mask
+    (masking_utils.py sdpa_mask; the is_causal skip needs a batch without padding, masking_utils.py
+    _ignore_causal_mask_sdpa), which torch's SDPA turns into an additive mask in the query's
+    half dtype and pads to a multiple of 16 for the mem-efficient kernel: ~5 bytes per L^2 entry,
+    ~2.6 GB a row at 23k tokens (review D). With the mask, GQA also takes repeat_kv's expanded
+    keys and values (transformers integrations/sdpa_attention.py:137-138), inside one layer's
+    transient (teacher_forward). None on a flash kernel (harness/models/attention.py)."""
+    if padding_free(cfg, cuda):
         return 0.0
     padded = -(-length // 16) * 16
     return rows * (length * length * 1 + 2 * padded * padded * 2)
 
 
-def padding_free(cfg: RunConfig) -> bool:
-    return getattr(cfg.model, "attn_implementation", "sdpa") in ("flash_attention_2", "flash_attention_3")
+def padding_free(cfg: RunConfig, cuda: bool) -> bool:
+    """The run's attention is a flash kernel: model.attn_implementation, auto resolved on this
+    machine (a login node without flash_attn plans SDPA's masks: the conservative side)."""
+    from harness.models.attention import is_flash, resolve
+
+    return is_flash(resolve(cfg.model.attn_implementation, "cuda" if cuda else "cpu"))
 
 
 def checkpointed_activations(s: Sizes) -> float:
@@ -190,7 +214,9 @@ def checkpointed_activations(s: Sizes) -> float:
 
 
 def teacher_forward(rows: int, s: Sizes) -> float:
-    """One layer's transient values of a no-grad forward (the largest: MLP and attention)."""
+    """One layer's transient values of a no-grad forward, the MLP's being the largest: its input
+    and residual (2h), gate, up, their product (3i) and the output (2h); the attention's q, k, v,
+    repeat_kv's copies and output stay below it (h + 4 H d + 2 K d)."""
     return rows * s.teacher_len * (4 * s.shape.hidden + 3 * s.shape.intermediate) * s.b
 
 
@@ -214,13 +240,19 @@ def teacher_part(cfg: RunConfig, s: Sizes) -> Part | None:
     (counted with the loss's blocks, though they never coexist: a small overestimate)."""
     if not teacher_of(cfg):
         return None
-    mask = attention_mask_bytes(s.rows, s.teacher_len, cfg)
+    mask = attention_mask_bytes(s.rows, s.teacher_len, cfg, s.cuda)
     return Part("teacher forward", teacher_forward(s.rows, s) + mask, "train step",
                 f"no grad, {s.rows} rows x {s.teacher_len} tokens, one layer at a time"
                 + (f"; SDPA mask {mask / GB:.2f} GB" if mask else ""))
 
 
 def probe_part(cfg: RunConfig, s: Sizes) -> Part | None:
+    """The probe's teacher forwards over every probed exposure of a micro-batch's rollouts. One
+    forward holds `per` exposures x rows teacher rows (harness/trainers/probe.py:30-32
+    exposures_per_forward, called with probe.max_rows and train.micro_batch from
+    harness/trainers/hooks.py:145), each padded to the longest (r = 1) context: probe.max_rows=0
+    puts every exposure in one forward, len(probe.exposures) x rows rows (review D); the presets
+    set probe.max_rows to their micro-batch, one exposure a forward."""
     p = cfg.probe
     if not p.every or not teacher_of(cfg):
         return None
@@ -233,37 +265,67 @@ def probe_part(cfg: RunConfig, s: Sizes) -> Part | None:
                     f"full logits of the student and {per} exposure(s) x {s.step_rows} rows")
     hidden = (e + 1) * s.rows * c * s.shape.hidden * 4
     chunks = CHUNK_LIVE * chunk_tokens(cfg.loss.chunk_mb, v, s.rows * c) * v * 4
-    # one teacher forward holds `per` exposures x rows rows at once (harness/trainers/probe.py
-    # exposures_per_forward; probe.max_rows=0: every exposure in one), each padded to the longest
-    per = max(1, p.max_rows // max(s.rows, 1)) if p.max_rows else e
-    t_rows = min(per, e) * s.rows
-    forward = teacher_forward(t_rows, s) + attention_mask_bytes(t_rows, s.teacher_len, cfg)
+    t_rows = probe_teacher_rows(cfg, s.rows)
+    mask = attention_mask_bytes(t_rows, s.teacher_len, cfg, s.cuda)
+    forward = teacher_forward(t_rows, s) + mask
+    note = (f"teacher hidden states of {e} exposures x {s.rows} rows, chunked; {t_rows} teacher rows "
+            f"a forward (probe.max_rows={p.max_rows})")
     return Part("probe", hidden + max(chunks, forward), "probe",
-                f"teacher hidden states of {e} exposures x {s.rows} rows, chunked; {t_rows} teacher rows "
-                "a forward (probe.max_rows)")
+                note + (f"; SDPA mask {mask / GB:.2f} GB" if mask else ""))
+
+
+def probe_teacher_rows(cfg: RunConfig, rows: int) -> int:
+    """Teacher rows of one probe forward: exposures_per_forward(E, rows, probe.max_rows) x rows."""
+    e, max_rows = len(cfg.probe.exposures), cfg.probe.max_rows
+    per = max(1, max_rows // max(rows, 1)) if max_rows else e
+    return min(per, e) * rows
 
 
 def progress_part(cfg: RunConfig, s: Sizes) -> Part | None:
-    """ATESD's val_accuracy samples its progress set with HF generate at each window's end
-    (harness/sources/learning_progress.py): controller.progress_batch_size sequences of the student
-    prompt + controller.progress_max_new_tokens, their KV cache and sampling temporaries."""
+    """ATESD's val_accuracy samples task.val_size x controller.progress_samples sequences at each
+    window's end with HF generate, controller.progress_batch_size at a time (harness/sources/
+    learning_progress.py:42-50 -> harness/evaluation/sampling.py:28-32): the KV cache of one
+    batch of student prompt + controller.progress_max_new_tokens tokens and its sampling
+    temporaries. Its own phase: the rollout engine sleeps, no train step runs."""
     c = getattr(cfg, "controller", None)
     if c is None or getattr(c, "progress", None) != "val_accuracy":
         return None
+    rows = min(c.progress_batch_size, cfg.task.val_size * c.progress_samples)
     length = s.student_len - s.completion + c.progress_max_new_tokens
-    return Part("progress sampling (HF KV cache)", hf_generation_bytes(s, c.progress_batch_size, length),
-                "progress", f"{c.progress_batch_size} rows x {length} tokens (controller.progress_*)")
+    return Part("progress sampling (HF KV cache)", hf_generation_bytes(s, rows, length), "progress",
+                f"{rows} rows (of task.val_size x controller.progress_samples = "
+                f"{cfg.task.val_size * c.progress_samples}) x {length} tokens")
+
+
+def export_part(cfg: RunConfig, s: Sizes) -> Part | None:
+    """Before a vLLM evaluation of a LoRA run, export_weights builds merged copies of every adapted
+    weight on the device (harness/compute/vllm_backend.py merged_lora_state: one new tensor a
+    LoRA layer, each merge summed in fp32): the adapted linears in the weights' dtype plus the
+    fp32 weight and delta of the largest one. Its own phase, before the eval engine starts."""
+    lora = cfg.model.lora
+    if lora.r == 0 or not uses_vllm(cfg.eval.backend, s.cuda):
+        return None
+    dims = s.shape.module_dims()
+    adapted = [dims[t] for t in lora.target_modules if t in dims]
+    merged = s.shape.layers * sum(i * o for i, o in adapted) * s.b
+    largest = 2 * 4 * max((i * o for i, o in adapted), default=0)
+    return Part("export (LoRA merged copies)", merged + largest, "export",
+                "merged copies of the adapted weights, saved for the vLLM eval engine")
 
 
 def physical_gpu_gb() -> float | None:
-    """The memory of this machine's GPU 0 in GB, None without one (or without torch's CUDA). vLLM's
-    gpu_memory_utilization is a share of the physical device, not of launcher.gpu_mem_gb."""
+    """The memory of this process's GPU in GB (torch.cuda.get_device_properties().total_memory),
+    None without one. vLLM's gpu_memory_utilization is a share of the physical device, not of
+    launcher.gpu_mem_gb (review D). torch is imported only where an NVIDIA driver is loaded: a
+    login node plans without it."""
     import sys
 
-    torch = sys.modules.get("torch")  # planning does not import torch; a run already has it
+    torch = sys.modules.get("torch")
+    if torch is None and Path("/proc/driver/nvidia/version").exists():
+        import torch
     if torch is None or not torch.cuda.is_available():
         return None
-    return torch.cuda.get_device_properties(0).total_memory / GB
+    return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GB
 
 
 def uses_vllm(choice: str, cuda: bool) -> bool:
@@ -276,7 +338,7 @@ def generation_part(cfg: RunConfig, s: Sizes, gpu_gb: float) -> Part:
         if t.vllm_mode == "server":
             return Part("generation (vLLM server)", 0.0, "generation", "on its own GPU")
         phase = "generation" if t.vllm_sleep else "persistent"
-        device_gb, basis = vllm_basis(gpu_gb)
+        device_gb, basis = device_budget(gpu_gb)
         return Part("generation (vLLM share)", t.vllm_gpu_memory * device_gb * GB, phase,
                     f"train.vllm_gpu_memory={t.vllm_gpu_memory} x {device_gb:g} GB ({basis})"
                     + ("; sleep mode frees it while training" if t.vllm_sleep else ""))
@@ -284,13 +346,14 @@ def generation_part(cfg: RunConfig, s: Sizes, gpu_gb: float) -> Part:
                 f"{s.step_rows} rows x {s.student_len} tokens")
 
 
-def vllm_basis(gpu_gb: float) -> tuple[float, str]:
-    """(GB vLLM's share is taken of, which): the physical GPU read here when there is one, else
-    launcher.gpu_mem_gb (planning on a login node: the run itself reads its device)."""
+def device_budget(gpu_gb: float) -> tuple[float, str]:
+    """(GB of the device, which): the physical GPU read here when there is one, else
+    launcher.gpu_mem_gb (planning on a login node: the run itself reads its device). vLLM's shares
+    are taken of it and the plan's total is held against it, so both speak of the same GPU."""
     physical = physical_gpu_gb()
     if physical is not None:
-        return round(physical, 1), "this machine's GPU"
-    return gpu_gb, "launcher.gpu_mem_gb: no GPU here; at run time, the physical device"
+        return round(physical, 1), "this machine's GPU (torch.cuda total_memory)"
+    return gpu_gb, "launcher.gpu_mem_gb: no GPU here; a run takes its shares of its own GPU"
 
 
 def hf_generation_bytes(s: Sizes, rows: int, length: int) -> float:
@@ -300,7 +363,7 @@ def hf_generation_bytes(s: Sizes, rows: int, length: int) -> float:
 def eval_part(cfg: RunConfig, s: Sizes, gpu_gb: float) -> Part:
     e = cfg.eval
     if uses_vllm(e.backend, s.cuda):
-        device_gb, basis = vllm_basis(gpu_gb)
+        device_gb, basis = device_budget(gpu_gb)
         return Part("eval (vLLM share)", e.vllm_gpu_memory * device_gb * GB, "eval",
                     f"eval.vllm_gpu_memory={e.vllm_gpu_memory} x {device_gb:g} GB ({basis})")
     rows = e.batch_size  # one generate call holds at most eval.batch_size sequences

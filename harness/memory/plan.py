@@ -51,6 +51,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 
 from harness.config.schema import ConfigError, RunConfig
 from harness.memory.parts import (
@@ -60,12 +62,16 @@ from harness.memory.parts import (
     activation_part,
     checkpointed_activations,
     current_loss_path,
+    device_budget,
     eval_part,
+    export_part,
     generation_part,
     logits_part,
     optimiser_part,
+    padding_free,
     peft_cast_part,
     probe_part,
+    probe_teacher_rows,
     progress_part,
     sizes,
     teacher_part,
@@ -73,8 +79,8 @@ from harness.memory.parts import (
 )
 from harness.memory.shape import QWEN3_SHAPES, Shape, model_shape
 
-__all__ = ["GB", "QWEN3_SHAPES", "Part", "Plan", "Shape", "fits", "largest_fitting", "main", "model_shape",
-           "plan", "refuse_unfit", "render"]
+__all__ = ["GB", "QWEN3_SHAPES", "Part", "Plan", "Shape", "budget_gb", "fits", "fixes", "largest_fitting",
+           "main", "model_shape", "plan", "refuse_unfit", "render"]
 
 
 def plan(cfg: RunConfig, micro_batch: int | None = None, loss_path: str | None = None,
@@ -85,22 +91,35 @@ def plan(cfg: RunConfig, micro_batch: int | None = None, loss_path: str | None =
     shape = model_shape(cfg)
     s = sizes(cfg, shape, mb, path)
     gpu_gb = cfg.launcher.gpu_mem_gb if gpu_mem_gb is None else gpu_mem_gb
+    budget, basis = device_budget(gpu_gb) if s.cuda else (0.0, "")
+    device = "cuda" if s.cuda else "cpu"
     if cfg.method.name == "base":  # the base run only evaluates: weights and the sampler
         parts = [Part("weights", shape.params() * s.b, "persistent"), eval_part(cfg, s, gpu_gb)]
-        return Plan("cuda" if s.cuda else "cpu", path, s.rows, parts)
+        return Plan(device, path, s.rows, parts, budget_gb=budget, budget_basis=basis)
     ckpt = cfg.train.gradient_checkpointing
     parts = [*weight_parts(cfg, s), optimiser_part(cfg, s), activation_part(s, ckpt), logits_part(cfg, s)]
     parts += [p for p in (peft_cast_part(cfg, s, ckpt), teacher_part(cfg, s), probe_part(cfg, s),
                           progress_part(cfg, s)) if p]
-    parts += [generation_part(cfg, s, gpu_gb), eval_part(cfg, s, gpu_gb)]
-    out = Plan("cuda" if s.cuda else "cpu", path, s.rows, parts)
+    export = export_part(cfg, s)
+    parts += [generation_part(cfg, s, gpu_gb), *([export] if export else []), eval_part(cfg, s, gpu_gb)]
+    out = Plan(device, path, s.rows, parts, budget_gb=budget, budget_basis=basis)
     if not ckpt:
         out.notes.append(f"with train.gradient_checkpointing=true the activations would be "
                          f"{checkpointed_activations(s) / GB:.2f} GB")
+    if s.cuda and not padding_free(cfg, True):
+        out.notes.append(f"attention: model.attn_implementation={cfg.model.attn_implementation} plans SDPA's "
+                         "L x L masks (no flash kernel importable here); flash_attention_2 drops them")
     if path == "full":
         out.notes.append("harness/losses/chunked.py is not in the tree: the full-vocabulary loss, one "
                          "forward per step (train.micro_batch not yet honoured)")
     return out
+
+
+def budget_gb(cfg: RunConfig) -> float:
+    """The GPU a point is held against: this machine's when it has one, else launcher.gpu_mem_gb
+    (0: no check)."""
+    gpu = cfg.launcher.gpu_mem_gb
+    return device_budget(gpu)[0] if gpu > 0 else 0.0
 
 
 def fits(cfg: RunConfig, micro_batch: int, gpu_mem_gb: float, loss_path: str | None = None) -> bool:
@@ -109,46 +128,82 @@ def fits(cfg: RunConfig, micro_batch: int, gpu_mem_gb: float, loss_path: str | N
 
 def largest_fitting(cfg: RunConfig, loss_path: str | None = None) -> int | None:
     """The largest train.micro_batch (a divisor of a process's rows) that fits, or None."""
-    rows = cfg.rows_per_process
+    rows, budget = cfg.rows_per_process, budget_gb(cfg)
     for m in sorted((d for d in range(1, rows + 1) if rows % d == 0), reverse=True):
-        if fits(cfg, m, cfg.launcher.gpu_mem_gb, loss_path):
+        if fits(cfg, m, budget, loss_path):
             return m
     return None
 
 
+def memory_settings(cfg: RunConfig) -> dict[str, Callable[[RunConfig], RunConfig]]:
+    """The settings that lower the plan without changing what a run computes, each as an override
+    and its effect on cfg: the probe one exposure a forward, gradient checkpointing, flash attention."""
+    out: dict[str, Callable[[RunConfig], RunConfig]] = {}
+    mb = cfg.train.micro_batch or cfg.rows_per_process
+    if cfg.probe.every and probe_teacher_rows(cfg, mb) > mb:
+        out[f"probe.max_rows={mb}"] = lambda c: replace(c, probe=replace(c.probe, max_rows=mb))
+    if not cfg.train.gradient_checkpointing:
+        out["train.gradient_checkpointing=true"] = lambda c: replace(
+            c, train=replace(c.train, gradient_checkpointing=True))
+    if not padding_free(cfg, cfg.launcher.gpus_per_node > 0):
+        out["model.attn_implementation=flash_attention_2"] = lambda c: replace(
+            c, model=replace(c.model, attn_implementation="flash_attention_2"))
+    return out
+
+
+def fixes(cfg: RunConfig, loss_path: str | None = None) -> list[str]:
+    """The overrides (one setting, else all of memory_settings together) under which a point that
+    does not fit its budget fits; [] when none does."""
+    budget = budget_gb(cfg) * GB
+    settings = memory_settings(cfg)
+    single = [name for name, apply in settings.items()
+              if plan(apply(cfg), loss_path=loss_path).total <= budget]
+    if single or not settings:
+        return single
+    every = cfg
+    for apply in settings.values():
+        every = apply(every)
+    return [" ".join(settings)] if plan(every, loss_path=loss_path).total <= budget else []
+
+
 def refuse_unfit(cfg: RunConfig, loss_path: str | None = None) -> None:
-    """ConfigError (one line) when a CUDA point's plan exceeds launcher.gpu_mem_gb."""
-    gpu = cfg.launcher.gpu_mem_gb
-    if cfg.launcher.gpus_per_node == 0 or gpu <= 0:
+    """ConfigError (one line) when a CUDA point's plan exceeds its GPU (budget_gb)."""
+    if cfg.launcher.gpus_per_node == 0 or cfg.launcher.gpu_mem_gb <= 0:
         return  # CPU points (the embedded default) and gpu_mem_gb=0 are never refused
     p = plan(cfg, loss_path=loss_path)
+    gpu = budget_gb(cfg)
     if p.total <= gpu * GB:
         return
     mb = cfg.train.micro_batch
     asked = f"train.micro_batch={mb}" if mb else f"train.micro_batch=null (all {cfg.rows_per_process} rows)"
     best = largest_fitting(cfg, loss_path)
-    hint = (f"train.micro_batch<={best} fits" if best else
-            "no train.micro_batch fits (a smaller model, shorter rollouts or a larger GPU)")
+    hints = [f"train.micro_batch<={best} fits"] if best else []
+    hints += [f"{fix} fits" for fix in fixes(cfg, loss_path)]
+    hint = " or ".join(hints) or "nothing fits (a smaller model, shorter rollouts or a larger GPU)"
     big = p.largest
-    raise ConfigError(f"{asked} does not fit launcher.gpu_mem_gb={gpu:g}: predicted "
-                      f"{p.total / GB:.1f} GB, largest part {big.name} {big.bytes / GB:.1f} GB; {hint}")
+    where = (f"launcher.gpu_mem_gb={gpu:g}" if p.budget_basis.startswith("launcher") else
+             f"this machine's GPU of {gpu:g} GB (launcher.gpu_mem_gb={cfg.launcher.gpu_mem_gb:g})")
+    raise ConfigError(f"{asked} does not fit {where}: predicted {p.total / GB:.1f} GB, largest part "
+                      f"{big.name} {big.bytes / GB:.1f} GB; {hint}")
 
 
 def render(p: Plan, cfg: RunConfig) -> str:
-    where = f"per GPU of {cfg.launcher.gpu_mem_gb:g} GB" if p.device == "cuda" else "CPU process"
+    where = (f"per GPU of {p.budget_gb:g} GB: {p.budget_basis}" if p.device == "cuda" else "CPU process")
     lines = [f"memory plan ({where}; {p.loss_path} loss; {p.micro_batch} rows per forward; "
              f"model {cfg.model.path or 'tiny'})"]
     for part in p.parts:
-        lines.append(f"  {part.name:<26} {part.bytes / GB:9.2f} GB  [{part.phase}] {part.note}")
-    lines.append(f"  {'total':<26} {p.total / GB:9.2f} GB  = persistent "
+        lines.append(f"  {part.name:<32} {part.bytes / GB:9.2f} GB  [{part.phase}] {part.note}")
+    lines.append(f"  {'total':<32} {p.total / GB:9.2f} GB  = persistent "
                  f"{p.phase_bytes('persistent') / GB:.2f} + largest phase {p.peak_phase} "
                  f"{p.phase_bytes(p.peak_phase) / GB:.2f}")
     lines += [f"  note: {n}" for n in p.notes]
-    gpu = cfg.launcher.gpu_mem_gb
-    if p.device == "cuda" and gpu > 0:
-        verdict = "fits" if p.total <= gpu * GB else "does NOT fit"
-        lines.append(f"  {verdict} launcher.gpu_mem_gb={gpu:g}; largest fitting train.micro_batch: "
-                     f"{largest_fitting(cfg, p.loss_path)}")
+    if p.device == "cuda" and cfg.launcher.gpu_mem_gb > 0:
+        ok = p.total <= p.budget_gb * GB
+        lines.append(f"  {'fits' if ok else 'does NOT fit'} {p.budget_gb:g} GB; largest fitting "
+                     f"train.micro_batch: {largest_fitting(cfg, p.loss_path)}")
+        if not ok:
+            lines.append("  fits with: " + (" | ".join(fixes(cfg, p.loss_path)) or "none of probe.max_rows, "
+                                           "gradient checkpointing, flash attention"))
     return "\n".join(lines)
 
 

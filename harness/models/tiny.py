@@ -9,7 +9,6 @@ checkpoint takes, so nothing downstream knows which one it got.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from transformers import (
 
 from harness.compute.device import choose
 from harness.config.model import LoraConfig, ModelConfig, is_hub_id
+from harness.models.attention import resolve
 from harness.tasks.synthetic import MAX_MODULUS, OPS
 
 if TYPE_CHECKING:
@@ -97,16 +97,23 @@ def save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, path: str |
 def load(path: str | Path, model_cfg: ModelConfig | None = None
          ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
     """Load any causal LM + tokenizer from a local folder or a hub id (org/name), on the
-    device and in the dtype harness/compute/device.py picks for model_cfg (None: its defaults)."""
+    device and in the dtype harness/compute/device.py picks for model_cfg (None: its defaults),
+    with the attention kernel model.attn_implementation resolves to (attention_of)."""
     m = model_cfg or ModelConfig()
     if not is_hub_id(str(path)) and not (Path(path) / "config.json").is_file():
         raise FileNotFoundError(f"model path {str(path)!r} has no config.json (not a saved model)")
     precision = choose(m.dtype, lora=m.lora.r > 0)
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=precision.weights_dtype,
-                                                 trust_remote_code=m.trust_remote_code,
-                                                 attn_implementation=attention_of(m.attn_implementation,
-                                                                                  precision.device))
-    model.to(precision.device)
+    attn = attention_of(m.attn_implementation, precision.device)
+    try:
+        model = from_pretrained_on(path, m, precision, attn)
+    except (ImportError, OSError, ValueError, RuntimeError) as err:
+        if m.attn_implementation != "auto" or attn == "sdpa":
+            raise
+        # auto found a flash package that cannot serve here (kernels without its hub kernel cached,
+        # offline; a flash_attn build for another torch): SDPA, said once
+        print(f"model.attn_implementation=auto: {attn} failed to load ({type(err).__name__}: "
+              f"{str(err).splitlines()[0][:200]}); using sdpa")
+        model = from_pretrained_on(path, m, precision, "sdpa")
     if line := precision.note():  # pure bf16 full fine-tuning: said once, at load
         print(line)
     tokenizer = AutoTokenizer.from_pretrained(str(path), padding_side="left",
@@ -116,15 +123,30 @@ def load(path: str | Path, model_cfg: ModelConfig | None = None
     return model, tokenizer
 
 
+def from_pretrained_on(path: str | Path, m: ModelConfig, precision, attn: str) -> PreTrainedModel:
+    """from_pretrained straight onto the run's device: on CUDA the weights load to this process's
+    GPU (torch.cuda.current_device(), set per rank by harness/compute/distributed.py) instead of
+    through host memory (review E). A one-device map adds no accelerate hooks (transformers
+    modeling_utils.py:4455-4457) and sets no hf_device_map (only accelerate's dispatch_model does,
+    big_modeling.py:516); it is dropped should another version set it, since the Trainer reads a
+    model with one as placed by its user (trainer.py:459-465 is_model_parallel) and TRL and peft
+    branch on it. The model is then what .to(device) made, as before."""
+    on_cuda = str(precision.device).startswith("cuda")
+    where = {"device_map": {"": torch.cuda.current_device()}} if on_cuda else {}
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=precision.weights_dtype,
+                                                 trust_remote_code=m.trust_remote_code,
+                                                 attn_implementation=attn, **where)
+    model.__dict__.pop("hf_device_map", None)
+    return model.to(precision.device)
+
+
 def attention_of(choice: str, device: str) -> str:
-    """model.attn_implementation resolved: auto takes flash_attention_2 on CUDA where flash_attn is
-    importable (FA2 needs fp16/bf16 weights and CUDA), sdpa otherwise. Padded batches still carry
-    a mask: the harness does not pack rows padding-free (on sdpa a packed batch without a mask lets
-    each sequence attend to the previous ones: measured 0.24 max logit difference on a tiny Qwen3)."""
-    if choice != "auto":
-        return choice
-    has_fa2 = importlib.util.find_spec("flash_attn") is not None
-    return "flash_attention_2" if has_fa2 and str(device).startswith("cuda") else "sdpa"
+    """model.attn_implementation resolved (harness/models/attention.py resolve): auto takes
+    flash_attention_2 on CUDA where flash_attn (or kernels) is importable, sdpa otherwise. FA2
+    needs fp16/bf16 compute and CUDA. The loss path still passes padded rows with their mask
+    (flash kernels unpad them, no L x L mask); packing rows padding-free is
+    harness/models/packing.py (tests/test_packed_attention.py), not yet called by the trainers."""
+    return resolve(choice, device)
 
 
 def lora_adapter_config(lora: LoraConfig) -> PeftLoraConfig | None:

@@ -36,8 +36,13 @@ def test_the_cpu_variant_runs_the_real_path_and_reports(tmp_path, capsys):
     assert r["reference_tokens"] >= 400 and gpu_check.REF_TOKENS[True] == 20_000
     assert {"probe", "teacher forward", "activations"} <= set(r["plan_parts_gb"])
     assert r["vllm"] == "skipped: no CUDA"
+    # each phase of the plan measured (peak RSS here, reset per phase) beside the plan's figure for it
+    assert {"setup", "generation", "train step", "probe", "eval"} <= set(r["phase_peak_gb"])
+    assert all(v > 0 for v in r["phase_peak_gb"].values())
+    assert {"generation", "train step", "probe", "eval"} <= set(r["plan_phase_gb"])
     out = capsys.readouterr().out
     assert "| step | seconds | rollout tokens | tokens/s | probe | peak GB |" in out
+    assert "| phase | measured peak RSS GB (libraries included) | device used GB | plan GB |" in out
     assert (tmp_path / "out" / "gpu_check.md").read_text().strip() in out
 
 
@@ -62,14 +67,57 @@ def test_the_cuda_variant_keeps_the_presets_lengths_micro_batch_and_lora(tmp_pat
     preset = compose(["experiment=paper_qwen3_1p7b"])
     assert (cfg.train.max_completion_length, cfg.train.prompts_per_step, cfg.micro_batch) == (
         preset.train.max_completion_length, preset.train.prompts_per_step, preset.micro_batch)
-    assert (cfg.model.lora.r, cfg.train.top_k, cfg.task.max_teacher_tokens) == (
-        64, preset.train.top_k, preset.task.max_teacher_tokens)
+    assert (cfg.model.lora.r, cfg.train.top_k, cfg.task.max_teacher_tokens, cfg.probe.max_rows) == (
+        64, preset.train.top_k, preset.task.max_teacher_tokens, preset.probe.max_rows)
     assert (cfg.train.steps, cfg.probe.every, cfg.eval.backend, cfg.train.generation) == (3, 3, "hf", "hf")
     assert len([*map(json.loads, eval_file.read_text().splitlines())]) == 8
     # An HF evaluation the harness would refuse (eval.hf_max_new_tokens) would stop the check.
     assert cfg.eval.max_new_tokens <= cfg.eval.hf_max_new_tokens
     p = plan(cfg)
     assert p.device == "cuda" and 0 < p.total < cfg.launcher.gpu_mem_gb * 1e9
+    # the phases the check measures, each with the plan's figure to hold it against
+    assert set(gpu_measure.plan_by_phase(cfg)) == {"generation", "train step", "probe", "eval"}
+
+
+def test_the_phase_meter_charges_nested_phases_to_the_inner_one_and_restores_the_methods():
+    """The rollouts and the probe run inside a training_step: each phase gets its own peak, the
+    outer keeps what ran outside the inner, and the patched classes get their methods back."""
+    from harness.trainers.hooks import RunHooks
+    from harness.trainers.opsd import OPSDTrainer
+
+    meter = gpu_measure.PhaseMeter(cuda=False)
+    before = (vars(OPSDTrainer).get("training_step"), RunHooks.probe_rows)
+    with gpu_measure.metered(meter):
+        assert OPSDTrainer.training_step is not before[0] and RunHooks.probe_rows is not before[1]
+        meter.enter("train step")
+        meter.enter("probe")
+        block = bytearray(200_000_000)  # 200 MB touched inside the probe only
+        block[::4096] = b"x" * len(block[::4096])
+        del block
+        meter.exit()
+        meter.exit()
+    assert "training_step" not in vars(OPSDTrainer) and RunHooks.probe_rows is before[1]
+    peaks = meter.gb()
+    assert peaks["probe"] - peaks["train step"] > 0.15  # the reset left the block to the probe
+    assert meter.overall() >= meter.peaks["probe"]
+
+
+def test_vllm_absent_is_a_skip_not_a_failure(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm raises ImportError(name='vllm')
+    assert gpu_check.vllm_import_error() == "vllm not installed"
+    report = gpu_measure.Report("cuda: test", {}, [], 1, 1, 1)
+    gpu_check.vllm_stage(True, [], tmp_path, report)
+    assert report.vllm == "skipped: vllm not installed"
+
+
+def test_long_refs_0_keeps_the_fixtures_references(tmp_path):
+    from harness.models.qwen3_shaped import build
+
+    model = build(tmp_path / "m", vocab_size=151_936, hidden_size=16, layers=1, intermediate_size=32)
+    path, longest = gpu_check.references(tmp_path, model, 0)
+    assert path == gpu_check.TRAIN_FILE and 10 < longest < 200
+    path, longest = gpu_check.references(tmp_path, model, 1000)
+    assert path != gpu_check.TRAIN_FILE and 900 < longest < 1100
 
 
 def test_without_the_memory_plan_it_says_so(monkeypatch):

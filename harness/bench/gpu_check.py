@@ -1,17 +1,22 @@
-"""python -m harness.bench.gpu_check [--out DIR] [--work DIR] [--tiny] [-- extra hydra overrides]
+"""python -m harness.bench.gpu_check [--out DIR] [--work DIR] [--tiny] [--long-refs TOKENS] [-- overrides]
 
 `make gpu-check`: the paper's OPSD path at real size on the first CUDA machine, nothing to download.
 
 On CUDA: a randomly initialised Qwen3 at the 1.7B shape (28 layers, hidden 2048, MLP 6144, 16
 heads, 8 kv heads, head_dim 128, vocabulary 151,936, tied embeddings; harness/models/qwen3_shaped.py)
 runs through the real entry point (harness.run's run(), in this process) with the preset
-experiment=paper_qwen3_1p7b: LoRA r 64 in bf16, its rollout length and train.micro_batch,
-3 OPSD steps with the probe at steps 1 and 3, then an HF Average@k on 8 problems. It prints each
-step's time, rollout tokens/s and peak torch.cuda.max_memory_allocated against the memory plan
-(harness/memory/plan.py), and writes results/gpu/gpu_check.json (and .md).
+experiment=paper_qwen3_1p7b: LoRA r 64 in bf16, its rollout length, train.micro_batch and
+probe.max_rows, references of ~20,000 tokens (--long-refs; the teacher contexts of a real run,
+up to the preset's task.max_teacher_tokens 21,000), 3 OPSD steps with the probe at steps 1 and 3,
+then an HF Average@k on 8 problems. Where `import vllm` works, a second stage runs one step with
+colocated vLLM rollouts (sleep mode, the LoRA weight sync) and a vLLM evaluation; else it records
+"skipped: vllm not installed" (the carried wheels cannot hold vLLM). It prints each step's time,
+rollout tokens/s, the peak of each phase of the memory plan (generation, train step, probe, export,
+eval: torch.cuda.max_memory_allocated reset at each phase boundary) beside the plan's figure for
+that phase and part (harness/memory/plan.py), and writes results/gpu/gpu_check.json (and .md).
 On the CPU (or with --tiny) the same at a tiny width (hidden 64, 2 layers) but the real
-vocabulary, short rollouts and 2 prompts a step: well under 2 minutes, written to --out or a
-temporary folder (tests/test_gpu_check.py runs it in CI).
+vocabulary, short rollouts, 480-token references and 2 prompts a step: well under 2 minutes,
+written to --out or a temporary folder (tests/test_gpu_check.py runs it in CI).
 
 The GPU machine has torch, peft and accelerate but not trl, hydra, submitit, datasets'
 dill/multiprocess or math-verify, and no network: `make gpu-wheels` downloads the pinned
@@ -32,9 +37,11 @@ from pathlib import Path
 
 from harness.bench.gpu_measure import (
     GB,
+    PhaseMeter,
     Report,
+    metered,
     metrics,
-    peak_bytes,
+    plan_by_phase,
     plan_total,
     step_rows,
     step_timer,
@@ -89,6 +96,7 @@ CPU_OVERRIDES = ("train.steps=3", "probe.every=3", "train.checkpoint_every=0", "
 
 # The teacher contexts of a real run: references of ~20k tokens (OPSD's budget, task.max_teacher_tokens
 # 21,000 with the problem and template) on CUDA; on the CPU the budget above is 512 tokens.
+# --long-refs TOKENS overrides it (0: the fixture's own 64-150-character references).
 REF_TOKENS = {True: 20_000, False: 480}
 
 
@@ -160,8 +168,19 @@ def overrides(s: Settings, model: Path, eval_file: Path, results: Path, extra: l
             f"results={results}", "name=gpu_check", "force=true", *s.overrides, *extra]
 
 
-def check(work: Path, cuda: bool, extra: list[str]) -> Report:
-    """Build the model, run the real entry point on it, and measure."""
+def references(work: Path, model: Path, tokens: int) -> tuple[Path, int]:
+    """(training file, its longest reference in tokens): long references, or the fixture's (0)."""
+    if tokens > 0:
+        return write_long_references(work / "train_long_refs.jsonl", model, tokens)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model))
+    rows = [json.loads(x) for x in TRAIN_FILE.read_text().splitlines() if x.strip()]
+    return TRAIN_FILE, max(len(tok(r["solution"])["input_ids"]) for r in rows)
+
+
+def check(work: Path, cuda: bool, extra: list[str], ref_tokens: int | None = None) -> Report:
+    """Build the model, run the real entry point on it, and measure (ref_tokens None: REF_TOKENS)."""
     import torch
 
     from harness.config.settings import compose_resolved
@@ -172,7 +191,8 @@ def check(work: Path, cuda: bool, extra: list[str]) -> Report:
     t0 = time.perf_counter()
     model = build_model(work / "model", s.shape, cuda)
     build_s = time.perf_counter() - t0
-    train_file, ref_tokens = write_long_references(work / "train_long_refs.jsonl", model, REF_TOKENS[cuda])
+    want = REF_TOKENS[cuda] if ref_tokens is None else ref_tokens
+    train_file, longest = references(work, model, want)
     args = overrides(s, model, write_eval_problems(work / "check8.jsonl"), work / "runs", extra, train_file)
     cfg, resolved = compose_resolved(args)
     report = Report("cuda: " + torch.cuda.get_device_name() if cuda else "cpu", asdict(s.shape),
@@ -180,13 +200,18 @@ def check(work: Path, cuda: bool, extra: list[str]) -> Report:
                     cfg.train.prompts_per_step, cfg.train.max_completion_length, build_s=round(build_s, 1),
                     versions=versions())
     report.plan_total_gb, report.plan_note = plan_total(cfg)
-    report.reference_tokens = ref_tokens
+    report.reference_tokens = longest
     report.plan_parts_gb = plan_parts(cfg)
+    report.plan_phase_gb = plan_by_phase(cfg)
     if cuda:  # the build's GPU tensors are gone: measure the run alone
         torch.cuda.reset_peak_memory_stats()
-    timer = step_timer(cuda)
+    meter = PhaseMeter(cuda)
+    timer = step_timer(cuda, meter)
     t1 = time.perf_counter()
-    summary = run(cfg, resolved, observers=[timer]) or {}
+    meter.enter("setup")  # loading, the trainer, checkpoints: whatever no phase below covers
+    with metered(meter):
+        summary = run(cfg, resolved, observers=[timer]) or {}
+    meter.exit()
     done = time.perf_counter()
     rows = metrics(run_folder(cfg))
     report.steps = step_rows(rows, timer, cfg.train.prompts_per_step)
@@ -194,13 +219,14 @@ def check(work: Path, cuda: bool, extra: list[str]) -> Report:
     report.eval_s = round(done - timer.train_end, 1)
     report.total_s = round(done - t0, 1)
     report.train_peak_gb = round(timer.train_peak / GB, 3)
-    report.run_peak_gb = round(peak_bytes(cuda) / GB, 3)
+    report.run_peak_gb = round(meter.overall() / GB, 3)
+    report.phase_peak_gb, report.phase_device_gb = meter.gb(), meter.device_gb()
     report.peak_kind = ("torch.cuda.max_memory_allocated" if cuda
                         else "peak RSS of the process (build included)")
     report.probe_rows = sum(r.get("kind") == "probe" for r in rows)
     report.eval = {k: {"average": v["average"], "k": v["k"], "num_problems": v.get("num_problems")}
                    for k, v in summary.get("suites", {}).items()}
-    report.vllm = vllm_stage(cuda, args, work)
+    vllm_stage(cuda, args, work, report)
     report.kernel = kernel_on_device(cuda)  # after the run's peaks were read: its tensors are its own
     return report
 
@@ -212,32 +238,49 @@ def plan_parts(cfg) -> dict[str, float]:
     return {p.name: round(p.bytes / GB, 3) for p in plan(cfg).parts}
 
 
-def vllm_stage(cuda: bool, args: list[str], work: Path) -> str:
+def vllm_import_error() -> str | None:
+    """None when `import vllm` works here, else why not (absent, or a build for another torch)."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError as err:
+        return "vllm not installed" if getattr(err, "name", None) == "vllm" else f"import vllm failed: {err}"
+    except Exception as err:  # a vllm whose CUDA kernels do not load here
+        return f"import vllm failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
+    return None
+
+
+def vllm_stage(cuda: bool, args: list[str], work: Path, report: Report) -> None:
     """One more step with colocated vLLM rollouts (sleep mode, the LoRA weight sync) and a vLLM
-    evaluation, where vllm imports on CUDA: its wall time and peak; else why it was skipped (the
-    carried wheels cannot hold vLLM: a GPU image with the vllm extra runs it, make venv GPU=1)."""
-    import importlib.util
-
+    evaluation, where `import vllm` works on CUDA: its wall time and each phase's peak (the
+    torch allocations, and the device's used memory at the phase boundaries, vLLM's pool
+    included); else why it was skipped (the carried wheels cannot hold vLLM: a GPU image with
+    the vllm extra runs it, make venv GPU=1)."""
     if not cuda:
-        return "skipped: no CUDA"
-    if importlib.util.find_spec("vllm") is None:
-        return "skipped: vllm not installed (make venv GPU=1 on a CUDA 13 machine)"
-    import torch
-
+        report.vllm = "skipped: no CUDA"
+        return
+    if (why := vllm_import_error()) is not None:
+        report.vllm = f"skipped: {why}"
+        return
     from harness.config.settings import compose_resolved
     from harness.run import run
 
     more = ["train.generation=vllm", "eval.backend=vllm", "train.steps=1", "probe.every=1",
             "name=gpu_check_vllm", f"results={work / 'runs_vllm'}"]
     cfg, resolved = compose_resolved([*args, *more])
-    torch.cuda.reset_peak_memory_stats()
+    meter = PhaseMeter(True)
+    meter.enter("setup")
     t0 = time.perf_counter()
     try:
-        run(cfg, resolved)
+        with metered(meter):
+            run(cfg, resolved)
     except Exception as err:  # the check reports what failed instead of losing the other figures
-        return f"failed: {type(err).__name__}: {str(err).splitlines()[0][:300]}"
-    return (f"ran: 1 step with vLLM rollouts + a vLLM evaluation in {time.perf_counter() - t0:.0f} s, "
-            f"peak {peak_bytes(True) / GB:.2f} GB (torch allocations; vLLM's own pool is its share)")
+        report.vllm = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:300]}"
+        return
+    finally:
+        meter.exit()
+        report.vllm_phase_peak_gb, report.vllm_phase_device_gb = meter.gb(), meter.device_gb()
+    report.vllm = (f"ran: 1 step with vLLM rollouts + a vLLM evaluation in {time.perf_counter() - t0:.0f} s, "
+                   f"peak {meter.overall() / GB:.2f} GB (torch allocations; vLLM's pool: device used GB)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -247,6 +290,9 @@ def main(argv: list[str] | None = None) -> None:
                                              "CPU default: a temporary folder)")
     ap.add_argument("--work", type=Path, help="model and run folder (default: a temporary folder)")
     ap.add_argument("--tiny", action="store_true", help="the CPU variant's sizes even on CUDA")
+    ap.add_argument("--long-refs", type=int, metavar="TOKENS",
+                    help=f"pad each training reference to about TOKENS tokens (default: {REF_TOKENS[True]:,} "
+                         f"on CUDA, {REF_TOKENS[False]} on the CPU; 0: the fixture's own)")
     ap.add_argument("--wheels", type=Path, help="only download the GPU machine's wheels into this folder")
     ap.add_argument("extra", nargs="*", help="more hydra overrides (after --)")
     a = ap.parse_args(argv)
@@ -257,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
 
     cuda = torch.cuda.is_available() and not a.tiny
     with tempfile.TemporaryDirectory(prefix="gpu_check-") as tmp:
-        report = check(a.work or Path(tmp), cuda, a.extra)
+        report = check(a.work or Path(tmp), cuda, a.extra, a.long_refs)
         print(table(report))
         out = a.out or (ROOT / "results" / "gpu" if cuda else Path(tmp) / "out")
         print(f"wrote {write(report, out)}")

@@ -1,8 +1,9 @@
 """python -m harness.memory.plan [hydra overrides]     # prints these parts, one a line
 
 The parts of the memory plan (harness/memory/plan.py's docstring gives each formula): weights,
-LoRA + optimiser, activations, logits, teacher forward, probe, generation and eval, each a Part
-in its phase, computed from the Sizes of one point (shape, dtype size, rows and lengths).
+LoRA + optimiser, activations, peft input casts, logits, teacher forward (with SDPA's masks), probe,
+progress sampling, generation, export and eval, each a Part in its phase, computed from the Sizes of
+one point (shape, dtype size, rows and lengths); the device they are held against (device_budget).
 """
 
 from __future__ import annotations

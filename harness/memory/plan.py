@@ -6,34 +6,43 @@ python -m harness.memory.plan [hydra overrides]     # the plan of that point (GP
 python -m harness.memory.validate [--sizes 2x8,2x256,2x256@256,4x128x2@128] [--keep DIR]
                                                   # plan vs measured peak RSS on the CPU
 
-Parts (harness/memory/parts.py; bytes; b = the compute dtype's size: 2 for bf16 on CUDA, 4 for fp32
-on the CPU):
-- weights: parameter count x b (a frozen teacher copy where teacher.mode=base|ema has no
-  LoRA to switch off; ema with LoRA: a second adapter);
-- LoRA + optimiser: trainable params x (4 fp32 adapter/master + 4 grad + 8 Adam); full
-  fine-tuning in bf16 keeps an fp32 master copy (issue 19 item 5), so 16 bytes a parameter
-  beyond the bf16 weights; DDP over several GPUs adds one gradient bucket copy;
+Parts (harness/memory/parts.py, each function's docstring cites the library lines it follows;
+bytes; b = the compute dtype's size: 2 for bf16 on CUDA, 4 for fp32 on the CPU):
+- weights: parameter count x b, or x 4 for full fine-tuning on CUDA (fp32 masters under bf16
+  autocast, harness/compute/device.py); a frozen teacher copy in the same dtype where
+  teacher.mode=base|ema has no LoRA to switch off; ema with LoRA: a second adapter;
+- LoRA + optimiser: trainable params x (4 fp32 adapter + 4 grad + 8 Adam); full fine-tuning:
+  grad + Adam m, v in the weights' dtype; DDP over several GPUs adds one gradient bucket copy;
 - activations of the student forward kept for the backward, per token and layer
   ACT_COEF = 10 h + 4 i + 3 H d + 5 K d values of b bytes (RMSNorm inputs and outputs,
   q/k/v and their norms, attention output, SwiGLU's gate/up/act/product; flash/SDPA
-  attention keeps no T x T matrix). The trainer (harness/trainers/build.py sdft_args) does not
-  enable gradient checkpointing, so the plan counts all layers; with checkpointing it would
-  be one h per token and layer plus one full layer (printed as a note);
+  attention keeps no T x T matrix). train.gradient_checkpointing (default true, TRL's own):
+  each layer's input (h) plus one layer's ACT_COEF; false: every layer's;
+- peft input casts: LoRA under bf16 saves one more copy of each adapted linear's input,
+  5 h + H d + i values per token and layer (one layer with checkpointing);
 - logits: the chunked loss (harness/losses/chunked.py) holds about CHUNK_LIVE (12) fp32 tensors of
   chunk_tokens x V, chunk_tokens = floor(loss.chunk_mb 2^20 / (4 V)), beside the student's
-  and teacher's final hidden states (fp32) of the micro-batch's completions; the teacher's
-  no-grad forward is transient beside them. Before harness/losses/chunked.py exists the loss holds
-  about OLD_LOGITS fp32 [rows x completion x V] tensors over the whole step (issue 19's
-  measurement), and micro-batches are not implemented: the plan follows the code in the tree;
-- probe: teacher hidden states of probe.exposures x micro-batch rows and the chunks;
+  and teacher's final hidden states (fp32) of the micro-batch's completions. Before
+  harness/losses/chunked.py exists the loss holds about OLD_LOGITS fp32 [rows x completion x V]
+  tensors over the whole step (issue 19's measurement): the plan follows the code in the tree;
+- teacher forward: one layer's no-grad transient over rows x teacher length (4 h + 3 i values),
+  plus SDPA's L x L masks of those rows (bool + additive bf16 + padded: ~5 bytes an entry; none
+  on a flash kernel);
+- probe: teacher hidden states of probe.exposures x micro-batch rows, and the larger of the
+  chunks and one teacher forward of exposures_per_forward x rows rows (probe.max_rows) with masks;
+- progress (ATESD val_accuracy): HF generate's KV cache of one batch of
+  min(controller.progress_batch_size, task.val_size x controller.progress_samples) rows;
 - generation: HF generate's KV cache, rows x (prompt + completion) x 2 L K d b, or vLLM's
-  share train.vllm_gpu_memory x launcher.gpu_mem_gb (train.generation=vllm|auto on CUDA,
-  colocated; none in server mode);
-- eval: vLLM's share eval.vllm_gpu_memory x gpu_mem_gb (eval.backend vllm|auto on CUDA) or
+  share train.vllm_gpu_memory x the device (train.generation=vllm|auto on CUDA, colocated;
+  none in server mode);
+- export: before a vLLM evaluation of a LoRA run, merged copies of the adapted weights;
+- eval: vLLM's share eval.vllm_gpu_memory x the device (eval.backend vllm|auto on CUDA) or
   HF generate's KV cache of eval.batch_size rows.
-Weights, optimiser and (vLLM without sleep mode) the rollout engine live all run long; the
-other parts are phases that do not overlap (generation, probe, train step, eval), so the
-total is the persistent parts plus the largest phase.
+The device is this process's GPU (torch.cuda total_memory) where it has one, else
+launcher.gpu_mem_gb: vLLM's shares are of the physical device. Weights, optimiser and (vLLM
+without sleep mode) the rollout engine live all run long; the other parts are phases that do not
+overlap (generation, train step, probe, progress, export, eval), so the total is the persistent
+parts plus the largest phase.
 
 Sequence lengths: the student prompt is bounded by STUDENT_PROMPT (a documented estimate:
 math problems in the chat template fit 512 tokens; synthetic ones 32), the teacher prompt by
@@ -43,8 +52,10 @@ Model shapes (harness/memory/shape.py): a local folder's config.json, or QWEN3_S
 hub ids the presets use (nothing can be downloaded at planning time); the tiny model from model.*.
 
 `refuse_unfit(cfg)` (sweep planning, every point): a CUDA point (launcher.gpus_per_node > 0)
-whose total exceeds launcher.gpu_mem_gb (> 0) is a one-line ConfigError naming the largest
-part and the largest train.micro_batch that fits. The CPU default is never refused.
+whose total exceeds its device (launcher.gpu_mem_gb > 0, or this machine's GPU) is a one-line
+ConfigError naming the largest part, the largest train.micro_batch that fits and each memory
+setting that makes it fit (fixes: probe.max_rows, gradient checkpointing, flash attention). The
+CPU default is never refused.
 """
 
 from __future__ import annotations

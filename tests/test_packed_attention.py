@@ -103,3 +103,21 @@ def test_pack_layout_and_refusals():
     for attn, packed_here in [("flash_attention_2", True), ("kernels-community/flash-attn2", True),
                               ("sdpa", False), ("eager", False)]:
         assert packs(SimpleNamespace(config=SimpleNamespace(_attn_implementation=attn))) is packed_here
+
+
+def test_auto_falls_back_to_sdpa_when_the_flash_kernel_cannot_load(tmp_path, monkeypatch, capsys):
+    """model.attn_implementation=auto with a flash package that cannot serve (here: none at all)
+    loads with SDPA and says so; an explicit flash_attention_2 fails as asked."""
+    from harness.config.model import ModelConfig
+    from harness.models import tiny
+
+    tok = tiny.build_tokenizer()
+    tiny.save(tiny.build_model(tok, tiny.TinyModelSpec(hidden_size=32, num_layers=1, num_heads=2,
+                                                       num_kv_heads=1, intermediate_size=64), seed=0),
+              tok, tmp_path)
+    monkeypatch.setattr(tiny, "resolve", lambda choice, device: "flash_attention_2")
+    model, _ = tiny.load(tmp_path, ModelConfig(attn_implementation="auto"))
+    assert model.config._attn_implementation == "sdpa"
+    assert "flash_attention_2 failed to load" in capsys.readouterr().out
+    with pytest.raises(ImportError):
+        tiny.load(tmp_path, ModelConfig(attn_implementation="flash_attention_2"))

@@ -218,6 +218,28 @@ def test_vllm_shares_and_the_budget_are_the_physical_gpu_when_there_is_one(monke
         mp.refuse_unfit(cfg, loss_path="chunked")
 
 
+def test_the_physical_gpu_is_read_without_opening_a_cuda_context(monkeypatch, tmp_path):
+    """Planning asks nvidia-smi for the first visible GPU (a CUDA context in a sweep's planning
+    process would hold memory on GPU 0 for the whole sweep); no driver: None."""
+    import shutil
+    import subprocess
+
+    asked = []
+
+    def smi(cmd, **_):
+        asked.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout="143771\n", stderr="")
+
+    driver = tmp_path / "version"
+    assert parts.nvidia_smi_gb(driver) is None  # no /proc/driver/nvidia here
+    driver.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.65.06\n")
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(subprocess, "run", smi)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,4")
+    assert parts.nvidia_smi_gb(driver) == pytest.approx(143771 * 2**20 / 1e9)  # an H200's 140.4 GiB
+    assert asked[0][:3] == ["nvidia-smi", "-i", "3"]
+
+
 def test_full_fine_tuning_on_cuda_counts_fp32_masters_and_teacher_copy(folder):
     """TRL builds the base teacher in the student's dtype (sdft_trainer.py:526): the fp32 master."""
     p = mp.plan(cfg_of(folder, "launcher.gpus_per_node=1", "model.lora.r=0"), loss_path="chunked")

@@ -315,18 +315,37 @@ def export_part(cfg: RunConfig, s: Sizes) -> Part | None:
 
 
 def physical_gpu_gb() -> float | None:
-    """The memory of this process's GPU in GB (torch.cuda.get_device_properties().total_memory),
-    None without one. vLLM's gpu_memory_utilization is a share of the physical device, not of
-    launcher.gpu_mem_gb (review D). torch is imported only where an NVIDIA driver is loaded: a
-    login node plans without it."""
+    """The memory of this process's GPU in GB, None without one. vLLM's gpu_memory_utilization is a
+    share of the physical device, not of launcher.gpu_mem_gb (review D). Where this process already
+    runs CUDA (a job, make gpu-check): torch.cuda.get_device_properties().total_memory. Elsewhere
+    nvidia-smi is asked, so that planning never opens a CUDA context: a sweep's planning process
+    holding one on GPU 0 for the whole sweep would take memory from the runs it launches there."""
     import sys
 
     torch = sys.modules.get("torch")
-    if torch is None and Path("/proc/driver/nvidia/version").exists():
-        import torch
-    if torch is None or not torch.cuda.is_available():
+    if torch is not None and torch.cuda.is_initialized():
+        return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GB
+    return nvidia_smi_gb()
+
+
+def nvidia_smi_gb(driver: Path = Path("/proc/driver/nvidia/version")) -> float | None:
+    """memory.total of the first visible GPU (CUDA_VISIBLE_DEVICES' first entry, else 0) from
+    nvidia-smi, in GB; None without a driver, nvidia-smi or an answer."""
+    import os
+    import shutil
+    import subprocess
+
+    if not driver.exists() or shutil.which("nvidia-smi") is None:
         return None
-    return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / GB
+    first = (os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0].strip()
+    if not first or first == "-1":
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "-i", first, "--query-gpu=memory.total",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=20)
+        return float(out.stdout.strip().splitlines()[0]) * 2**20 / GB if out.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        return None
 
 
 def uses_vllm(choice: str, cuda: bool) -> bool:
@@ -353,7 +372,7 @@ def device_budget(gpu_gb: float) -> tuple[float, str]:
     are taken of it and the plan's total is held against it, so both speak of the same GPU."""
     physical = physical_gpu_gb()
     if physical is not None:
-        return round(physical, 1), "this machine's GPU (torch.cuda total_memory)"
+        return round(physical, 1), "this machine's GPU (torch.cuda or nvidia-smi total memory)"
     return gpu_gb, "launcher.gpu_mem_gb: no GPU here; a run takes its shares of its own GPU"
 
 

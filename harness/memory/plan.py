@@ -38,8 +38,9 @@ bytes; b = the compute dtype's size: 2 for bf16 on CUDA, 4 for fp32 on the CPU):
 - export: before a vLLM evaluation of a LoRA run, merged copies of the adapted weights;
 - eval: vLLM's share eval.vllm_gpu_memory x the device (eval.backend vllm|auto on CUDA) or
   HF generate's KV cache of eval.batch_size rows.
-The device is this process's GPU (torch.cuda total_memory) where it has one, else
-launcher.gpu_mem_gb: vLLM's shares are of the physical device. Weights, optimiser and (vLLM
+The device is this process's GPU (torch.cuda total_memory once CUDA runs here; nvidia-smi on a GPU
+machine that only plans) where it has one, else launcher.gpu_mem_gb: vLLM's shares are of the
+physical device. Weights, optimiser and (vLLM
 without sleep mode) the rollout engine live all run long; the other parts are phases that do not
 overlap (generation, train step, probe, progress, export, eval), so the total is the persistent
 parts plus the largest phase.

@@ -69,7 +69,7 @@ def test_the_cuda_variant_keeps_the_presets_lengths_micro_batch_and_lora(tmp_pat
         preset.train.max_completion_length, preset.train.prompts_per_step, preset.micro_batch)
     assert (cfg.model.lora.r, cfg.train.top_k, cfg.task.max_teacher_tokens, cfg.probe.max_rows) == (
         64, preset.train.top_k, preset.task.max_teacher_tokens, preset.probe.max_rows)
-    assert (cfg.train.steps, cfg.probe.every, cfg.eval.backend, cfg.train.generation) == (3, 3, "hf", "hf")
+    assert (cfg.train.steps, cfg.probe.every, cfg.eval.backend, cfg.train.generation) == (2, 3, "hf", "hf")
     assert len([*map(json.loads, eval_file.read_text().splitlines())]) == 8
     # An HF evaluation the harness would refuse (eval.hf_max_new_tokens) would stop the check.
     assert cfg.eval.max_new_tokens <= cfg.eval.hf_max_new_tokens

@@ -30,6 +30,8 @@ import pytest
 from test_slurm import _cancel, _cluster_problem, _release_requeued, _submitted_job_ids
 from tiny_chat_model import FIXTURES, QWEN3_VOCAB, build, build_tokenizer
 
+from harness.models.qwen3_shaped import long_reference
+
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "opsd-r1-s0"
@@ -41,16 +43,6 @@ def cluster():
     problem = _cluster_problem()
     if problem:
         pytest.skip(f"local SLURM cluster not usable ({problem}); start it: make slurm-up")
-
-
-def long_reference(solution: str, tok, n_tokens: int) -> str:
-    """solution with worked lines before its last paragraph (the boxed answer stays last),
-    until the whole takes about n_tokens tokens."""
-    head, _, last = solution.rpartition("\n\n")
-    line = "We check the previous step again carefully, and the value stays the same."
-    per_line = len(tok(line + "\n\n")["input_ids"])
-    filler = "\n\n".join([line] * max(1, (n_tokens - len(tok(solution)["input_ids"])) // per_line))
-    return f"{head}\n\n{filler}\n\n{last}"
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ import time
 import pytest
 
 from harness.compute.distributed import export_submitit_env, local_device_index, ranks
-from harness.compute.failfast import process_alive
 from harness.config.fields import ConfigError
 from harness.config.settings import compose
 from harness.run import refuse_other_world
 from harness.runs.rundir import RunDir
+from harness.runs.runlock import process_alive
 
 
 @pytest.mark.parametrize(("local_rank", "visible", "want"), [(0, 8, 0), (5, 8, 5), (1, 1, 0), (3, 2, 1)])

@@ -18,17 +18,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_two_ranks(tmp_path: Path, overrides: list[str]) -> tuple[Path, dict, dict]:
-    """Run tests/dist_worker.py on 2 gloo processes; (results root, rank 0's record, rank 1's)."""
-    runs, seen = tmp_path / "runs", tmp_path / "seen"
+def run_ranks(runs: Path, seen: Path, n: int, overrides: list[str]) -> list[dict]:
+    """Run tests/dist_worker.py on n gloo processes (torchrun) into results root `runs`; each
+    rank's record (from `seen`), rank 0 first. tests/test_rank_equivalence.py runs it at 1 and 2."""
     seen.mkdir()
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--standalone", str(ROOT / "tests" / "dist_worker.py"), str(seen),
-           "profile=smoke", f"results={runs}", *overrides]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n),
+           "--standalone", str(ROOT / "tests" / "dist_worker.py"), str(seen), f"results={runs}", *overrides]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    r0, r1 = (json.loads((seen / f"rank-{r}.json").read_text()) for r in (0, 1))
+    return [json.loads((seen / f"rank-{r}.json").read_text()) for r in range(n)]
+
+
+def run_two_ranks(tmp_path: Path, overrides: list[str]) -> tuple[Path, dict, dict]:
+    """Run tests/dist_worker.py on 2 gloo processes; (results root, rank 0's record, rank 1's)."""
+    runs = tmp_path / "runs"
+    r0, r1 = run_ranks(runs, tmp_path / "seen", 2, ["profile=smoke", *overrides])
     return runs, r0, r1
 
 

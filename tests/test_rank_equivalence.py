@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from test_distributed import run_ranks as run_ranks_of
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW_KEYS = ("loss", "mismatch_kl_st", "mismatch_kl_ts", "teacher_entropy", "student_entropy",
@@ -29,14 +27,8 @@ ROW_KEYS = ("loss", "mismatch_kl_st", "mismatch_kl_ts", "teacher_entropy", "stud
 
 def run_ranks(tmp_path: Path, n: int, overrides: list[str]) -> tuple[Path, dict]:
     """tests/dist_worker.py on n gloo processes (torchrun); (results root, rank 0's record)."""
-    runs, seen = tmp_path / f"runs{n}", tmp_path / f"seen{n}"
-    seen.mkdir()
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n), "--standalone",
-           str(ROOT / "tests" / "dist_worker.py"), str(seen), f"results={runs}", *overrides]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return runs, json.loads((seen / "rank-0.json").read_text())
+    runs = tmp_path / f"runs{n}"
+    return runs, run_ranks_of(runs, tmp_path / f"seen{n}", n, overrides)[0]
 
 
 def rows(folder: Path, kind: str) -> list[dict]:

@@ -149,15 +149,13 @@ def write_long_references(path: Path, model: Path, n_tokens: int) -> tuple[Path,
     Returns (file, the longest reference in tokens)."""
     from transformers import AutoTokenizer
 
+    from harness.models.qwen3_shaped import long_reference
+
     tok = AutoTokenizer.from_pretrained(str(model))
-    line = "We check the previous step again carefully, and the value stays the same."
-    per_line = max(1, len(tok(line + "\n\n")["input_ids"]))
     rows, longest = [], 0
     for raw in TRAIN_FILE.read_text().splitlines():
         row = json.loads(raw)
-        head, _, last = row["solution"].rpartition("\n\n")
-        filler = "\n\n".join([line] * max(1, (n_tokens - len(tok(row["solution"])["input_ids"])) // per_line))
-        row["solution"] = f"{head}\n\n{filler}\n\n{last}"
+        row["solution"] = long_reference(row["solution"], tok, n_tokens)
         longest = max(longest, len(tok(row["solution"])["input_ids"]))
         rows.append(row)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.compute.distributed import share_from_main, world
+from harness.runs.rundir import write_json
+from harness.runs.runlock import process_alive
 
 POLL_S = 1.0  # how often a watchdog looks; the job ends within a few polls of a failure
 ACK_WAIT_S = 20.0  # how long a failing rank other than 0 waits for rank 0 to record its failure
@@ -59,10 +61,8 @@ class Attempt:
         return attempt
 
     def _write(self, name: str, payload: dict[str, Any]) -> None:
-        """Complete or absent to the readers (tmp + rename)."""
-        tmp = self.folder / f".{name}.tmp"
-        tmp.write_text(json.dumps(payload))
-        os.replace(tmp, self.folder / name)
+        """Complete or absent to the readers (harness/runs/rundir.py write_json: tmp + rename)."""
+        write_json(self.folder / name, payload)
 
     def dead_peers(self) -> list[dict[str, Any]]:
         """Ranks on this host whose process is gone without a marker or a clean close: killed
@@ -143,21 +143,6 @@ class Attempt:
             (self.folder / f"closed-{self.rank}").touch()
         if self.rank == 0:
             shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether pid runs: a zombie (dead, its parent has not reaped it yet) counts as dead."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):  # no procfs (macOS): kill(pid, 0) said alive
-        return True
-    return state != "Z"
 
 
 def guarded(attempt: Attempt | None, body: Callable[[], Any]) -> Any:

@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from harness.runs.rundir import write_jsonl
+
 
 def model_fingerprint(model: torch.nn.Module) -> str:
     """A digest of the weights: float64 sums of each parameter (two moments), cheap on any device.
@@ -109,9 +111,7 @@ class EvalProgress:
         self._rewrite([rows[0], *rows[1:]])
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        os.replace(tmp, self.path)
+        write_jsonl(self.path, rows)  # harness/runs/rundir.py: tmp + rename
 
     def append(self, row: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

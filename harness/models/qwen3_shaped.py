@@ -50,6 +50,17 @@ def fixture_texts(folder: Path = FIXTURES) -> list[str]:
     return texts + PROMPT_TEXTS
 
 
+def long_reference(solution: str, tok, n_tokens: int) -> str:
+    """solution with worked lines before its last paragraph (its boxed answer stays last) until
+    the whole takes about n_tokens tokens of `tok`: the teacher context of a real OPSD run on the
+    short fixture references (make gpu-check, tests/test_cluster_rehearsal.py)."""
+    head, _, last = solution.rpartition("\n\n")
+    line = "We check the previous step again carefully, and the value stays the same."
+    per_line = max(1, len(tok(line + "\n\n")["input_ids"]))
+    filler = "\n\n".join([line] * max(1, (n_tokens - len(tok(solution)["input_ids"])) // per_line))
+    return f"{head}\n\n{filler}\n\n{last}"
+
+
 def build_tokenizer(vocab_size: int = 400, texts: list[str] | None = None):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast

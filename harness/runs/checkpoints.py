@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from harness.runs.rundir import atomic_write
+
 SOURCE_STATE = "exposure_source.pt"
 COMPLETE = "COMPLETE"  # written last into a checkpoint folder: every other file is there
 KEEP = 1  # complete checkpoints kept after a save (what save_total_limit=1 kept before)
@@ -58,9 +60,7 @@ def wait_for_every_rank() -> None:
 
 def mark_complete(ckpt: Path) -> None:
     """The COMPLETE marker, renamed into place: it exists whole or not at all."""
-    tmp = ckpt / f".{COMPLETE}.tmp{os.getpid()}"
-    tmp.write_text(f"{ckpt.name}\n")
-    os.replace(tmp, ckpt / COMPLETE)
+    atomic_write(ckpt / COMPLETE, f"{ckpt.name}\n")
 
 
 def is_complete(ckpt: Path) -> bool:

@@ -186,19 +186,26 @@ def is_stale(held: Path) -> bool:
     """A dead pid on this host, or no heartbeat for STALE_S (another host, or no holder written:
     a process that died between creating the file and writing it)."""
     h = holder_of(held)
-    if h.get("host") == socket.gethostname() and isinstance(h.get("pid"), int) and not alive(h["pid"]):
+    pid = h.get("pid")
+    if h.get("host") == socket.gethostname() and isinstance(pid, int) and not process_alive(pid):
         return True
     return age_s(held) > STALE_S
 
 
-def alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether pid runs on this host: a zombie (dead, its parent has not reaped it yet) counts as
+    dead, as it holds nothing any more (harness/compute/failfast.py's watchdog reads this too)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's live process
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):  # no procfs (macOS): kill(pid, 0) said alive
+        return True
+    return state != "Z"
 
 
 def break_stale(held: Path) -> None:

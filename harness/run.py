@@ -95,22 +95,26 @@ def train_and_eval(cfg: RunConfig, rd: RunDir, base_path: Path | None,
 
 
 def evaluate_into(rd: RunDir, model, tok, cfg: RunConfig) -> dict:
-    """Average@k of model, written as the run's eval files; {} on the ranks other than 0
-    (several processes: they only train, rank 0 evaluates and writes)."""
-    from harness.evaluate import evaluate
-    from harness.evaluation.suites import evaluate_validation
+    """Average@k of model, written as the run's eval files; {} on the ranks other than 0.
+    Several processes: every rank samples its share, rank 0 grades and writes
+    (harness/evaluation/shards.py). Resumable: a requeue in the middle redraws only the
+    batches in flight (harness/evaluation/progress.py)."""
+    from harness.evaluation.suites import evaluate_sets_parallel, finish_logs
+    from harness.tasks.datasets import VAL_SUITE, TaskData
 
-    if not is_main():
-        return {}
-    # Resumable: a requeue in the middle redraws only the batch in flight (harness/evaluation/progress.py).
-    summary, samples = evaluate(model, tok, cfg, progress_path=rd.path / "eval_progress.jsonl")
-    write_eval(rd.path, summary, samples)
-    (rd.path / "eval_progress.jsonl").unlink(missing_ok=True)
+    data = TaskData(cfg.task)
+    out = evaluate_sets_parallel(model, tok, cfg, {n: data.suite(n) for n in data.suites},
+                                 rd.path / "eval_progress.jsonl")
+    if out is not None:
+        write_eval(rd.path, *out)
+        finish_logs(rd.path / "eval_progress.jsonl")
     if cfg.eval.validation:  # make tune's objective; after the suites, so eval.json is unchanged by it
-        val = evaluate_validation(model, tok, cfg, progress_path=rd.path / "val_progress.jsonl")
-        write_eval(rd.path, *val, stem="val")
-        (rd.path / "val_progress.jsonl").unlink(missing_ok=True)
-    return summary
+        val = evaluate_sets_parallel(model, tok, cfg, {VAL_SUITE: data.validation},
+                                     rd.path / "val_progress.jsonl")
+        if val is not None:
+            write_eval(rd.path, *val, stem="val")
+            finish_logs(rd.path / "val_progress.jsonl")
+    return out[0] if out is not None else {}
 
 
 def prepare_folder(cfg: RunConfig) -> RunDir | None:

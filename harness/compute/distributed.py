@@ -143,6 +143,17 @@ def main_decides(decide: Callable[[], T]) -> T:
     return out
 
 
+def wait_all() -> None:
+    """Every rank waits here for the others on the long-timeout group: a data-parallel
+    evaluation's shares (harness/evaluation/shards.py) take as long as the evaluation."""
+    if world()[1] <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier(group=_LONG_WAIT_GROUP)
+
+
 def finish() -> None:
     """Every rank leaves together: a rank that exits while another still evaluates tears
     the process group down under it (gloo aborts the process)."""

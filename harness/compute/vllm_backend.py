@@ -216,6 +216,9 @@ class VLLMEngine:
         piece = piece or max(1, len(prompts))
         out: list[list[str]] = []
         for b, start in enumerate(range(0, len(prompts), piece)):
+            if log is not None and not log.owns(b):  # another rank's piece (harness/evaluation/shards.py)
+                out.extend([] for _ in prompts[start:start + piece])
+                continue
             done = log.get(b) if log is not None else None
             if done is not None:
                 out.extend(done["texts"])
@@ -255,11 +258,23 @@ def vllm_engine(model, tokenizer, seed: int, gpu_memory: float,
             # max_model_len: eval.max_model_len (the public OPSD evaluation's 40,960), None: config.json's
             engine.llm = LLM(model=folder, dtype="auto", seed=seed, gpu_memory_utilization=gpu_memory,
                              generation_config="vllm", trust_remote_code=trust_remote_code,
-                             **({"max_model_len": max_model_len} if max_model_len else {}))
+                             **({"max_model_len": max_model_len} if max_model_len else {}),
+                             **data_parallel_args())
             yield engine
         finally:
             engine.llm = None  # the last reference: the engine shuts down and frees its memory
             free_device_memory()
+
+
+def data_parallel_args() -> dict[str, str]:
+    """One engine per rank in a run of several processes (a data-parallel evaluation,
+    harness/evaluation/shards.py): vLLM's external launcher takes the rank's device from the
+    torch.distributed environment, as TRL 1.16's colocated engine does
+    (trl/generation/vllm_generation.py, `distributed_executor_backend="external_launcher"`)."""
+    import os
+
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return {"distributed_executor_backend": "external_launcher"} if several else {}
 
 
 def sample_completions_vllm(model, tokenizer, prompts: list[str], k: int, temperature: float,

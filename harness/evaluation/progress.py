@@ -72,6 +72,10 @@ class BatchLog:
     def __init__(self, progress: EvalProgress, key: str) -> None:
         self.progress, self.key = progress, key
 
+    def owns(self, batch: int) -> bool:
+        """Whether this process draws `batch` (harness/evaluation/shards.py ShardLog: not always)."""
+        return True
+
     def get(self, batch: int) -> dict[str, Any] | None:
         return self.progress.done.get((self.key, batch))
 

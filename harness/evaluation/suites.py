@@ -17,11 +17,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness.compute.distributed import wait_all, world
+from harness.compute.reduce import global_count
 from harness.compute.vllm_backend import eval_backend, vllm_engine
 from harness.config.schema import RunConfig
 from harness.evaluation.metrics_math import average_at_k, mean_pass_at_k
 from harness.evaluation.progress import BatchLog, EvalProgress, digest, model_fingerprint
 from harness.evaluation.sampling import sample_completions
+from harness.evaluation.shards import Shard, ShardLog, merge_rank_logs, pieces, remove_rank_logs
 from harness.prompts.templates import eval_prompts_for
 from harness.tasks.datasets import VAL_SUITE, TaskData
 from harness.tasks.grading import grade
@@ -70,14 +73,19 @@ def eval_sampler(model, tokenizer, cfg: RunConfig) -> Iterator[Sampler]:
     if eval_backend(e.backend) == "vllm":
         with vllm_engine(model, tokenizer, e.seed, e.vllm_gpu_memory, cfg.model.trust_remote_code,
                          e.max_model_len) as engine:
-            # pieces of eval.batch_size sequences: the unit a requeue resumes from
-            piece = max(1, e.batch_size // e.k)
+            piece = eval_piece(cfg)
             yield lambda prompts, desc, log: engine.sample(prompts, e.k, e.temperature, e.top_p,
                                                            e.max_new_tokens, e.seed, log, piece)
         return
     yield lambda prompts, desc, log: sample_completions(model, tokenizer, prompts, e.k, e.temperature,
                                                         e.top_p, e.max_new_tokens, e.batch_size, e.seed,
                                                         desc=desc, log=log)
+
+
+def eval_piece(cfg: RunConfig) -> int:
+    """Prompts per vLLM generate call: eval.batch_size sequences, the unit a requeue resumes
+    from and a data-parallel evaluation shares out (harness/evaluation/shards.py)."""
+    return max(1, cfg.eval.batch_size // cfg.eval.k)
 
 
 def evaluate(model, tokenizer, cfg: RunConfig, suites: list[str] | None = None,
@@ -115,7 +123,7 @@ def evaluate_sets(model, tokenizer, cfg: RunConfig, sets: dict[str, list[Problem
     removes the log once the files are written (EvalProgress.finish)."""
     results, samples, t0 = {}, [], time.time()
     settings = sampling_settings(cfg, exposure)
-    progress = (EvalProgress(progress_path, digest([model_fingerprint(model), settings]))
+    progress = (EvalProgress(progress_path, run_key(model, cfg, exposure))
                 if progress_path is not None else None)
     with eval_sampler(model, tokenizer, cfg) as sampler:  # one vLLM engine for every set
         for name, problems in sets.items():
@@ -124,5 +132,57 @@ def evaluate_sets(model, tokenizer, cfg: RunConfig, sets: dict[str, list[Problem
     summary = {"suites": results, "k": cfg.eval.k, "temperature": cfg.eval.temperature,
                "exposure": exposure, "seconds": round(time.time() - t0, 2),
                "backend": settings["backend"], "sampling": settings,
-               "resumed_batches": progress.resumed if progress is not None else 0}
+               "resumed_batches": progress.resumed if progress is not None else 0, "world_size": 1}
     return summary, samples
+
+
+def run_key(model, cfg: RunConfig, exposure: float | None = None) -> str:
+    """The key of an evaluation's logs: the weights and every sampling setting."""
+    return digest([model_fingerprint(model), sampling_settings(cfg, exposure)])
+
+
+def sample_share(model, tokenizer, cfg: RunConfig, sets: dict[str, list[Problem]], shard: Shard,
+                 progress_path: Path, exposure: float | None = None) -> int:
+    """Draw this rank's units of an evaluation over `sets` into its own log
+    (harness/evaluation/shards.py): a whole suite on HF generate (suite i to rank i % world),
+    pieces of eval_piece(cfg) prompts on vLLM (numbered across the suites). Returns the number
+    of batches this rank's log already held (an interrupted attempt's)."""
+    progress = EvalProgress(shard.log_path(progress_path), run_key(model, cfg, exposure))
+    on_vllm = eval_backend(cfg.eval.backend) == "vllm"
+    unit = 0
+    with eval_sampler(model, tokenizer, cfg) as sampler:
+        for i, (name, problems) in enumerate(sets.items()):
+            prompts = eval_prompts_for(problems, cfg, tokenizer, exposure)
+            log = progress.suite(name, prompts)
+            desc = f"eval {name} (rank {shard.rank})"
+            if on_vllm:
+                sampler(prompts, desc, ShardLog(log, shard, unit))
+                unit += pieces(len(prompts), eval_piece(cfg))
+            elif shard.owns(i):
+                sampler(prompts, desc, log)
+    return progress.resumed
+
+
+def evaluate_sets_parallel(model, tokenizer, cfg: RunConfig, sets: dict[str, list[Problem]],
+                           progress_path: Path, exposure: float | None = None
+                           ) -> tuple[dict, list[dict]] | None:
+    """evaluate_sets over every rank of the run: each samples its share, rank 0 merges the
+    ranks' logs and grades (None on the other ranks). One process: evaluate_sets itself."""
+    rank, size = world()
+    if size <= 1:
+        return evaluate_sets(model, tokenizer, cfg, sets, exposure, progress_path)
+    resumed = sample_share(model, tokenizer, cfg, sets, Shard(rank, size), progress_path, exposure)
+    wait_all()  # every share drawn (the long-timeout group: shares take hours on the paper's budget)
+    resumed = int(global_count(resumed))
+    if rank != 0:
+        return None
+    merge_rank_logs(progress_path, size, run_key(model, cfg, exposure))
+    summary, samples = evaluate_sets(model, tokenizer, cfg, sets, exposure, progress_path)
+    summary.update(world_size=size, resumed_batches=resumed)  # not the merged shares: those were drawn now
+    return summary, samples
+
+
+def finish_logs(progress_path: Path) -> None:
+    """The evaluation's files are written: its log and any rank logs have served."""
+    progress_path.unlink(missing_ok=True)
+    remove_rank_logs(progress_path, world()[1])

@@ -131,7 +131,10 @@ EVAL_JSON = {
     "sampling": "every setting the samples depend on: k, temperature, top_p, top_k, max_new_tokens, "
                 "max_model_len, seed, backend, thinking, batch_size, exposure",
     "resumed_batches": "sampling batches taken from an interrupted attempt's eval_progress.jsonl "
-                       "(0: sampled in one go; harness/evaluation/progress.py)",
+                       "(0: sampled in one go; harness/evaluation/progress.py); several processes: "
+                       "from every rank's log",
+    "world_size": "processes that sampled it: each drew its share, rank 0 graded "
+                  "(harness/evaluation/shards.py)",
 }
 VAL_JSON = {  # only with eval.validation=true (make tune's objective, harness/tune/study.py)
     "suites": "{validation: {average, se, k, num_problems, pass@...}}: the task's validation "
@@ -139,6 +142,7 @@ VAL_JSON = {  # only with eval.validation=true (make tune's objective, harness/t
     "k": "samples per problem", "temperature": "sampling temperature",
     "exposure": "null: student prompt (no reference)", "seconds": "wall time of the evaluation",
     "backend": "the sampler", "sampling": "as eval.json's", "resumed_batches": "as eval.json's",
+    "world_size": "as eval.json's",
 }
 STATUS_JSON = {
     "state": "running, done or failed (a folder left 'running' by a dead process is resumed "

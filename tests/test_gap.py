@@ -107,8 +107,42 @@ def test_run_names_carry_gap_and_reference() -> None:
     (["gap.kind=horizon", "gap.level=3", "train.max_completion_length=40"], "train.max_completion_length=40"),
     (["reference=corrupted", "task.keep_answer=true"], "reference='corrupted'"),
     (["reference=nobody"], "reference='nobody'"),
+    (["gap.kind=horizon", "gap.level=1", "gap.share=0"], "gap.share=0"),
+    (["gap.kind=leap", "gap.level=1", "gap.share=0.5"], "gap.share=0.5"),
+    (["gap.kind=noisy", "gap.level=2", "task.keep_answer=true"], "gap.kind='noisy'"),
 ])
 def test_bad_gap_is_one_line_naming_the_value(overrides: list[str], named: str) -> None:
     with pytest.raises(ConfigError) as err:
         compose(overrides)
     assert named in str(err.value) and "\n" not in str(err.value)
+
+
+def test_mixed_horizon_draws_share_of_longer_chains_and_names_the_run() -> None:
+    cfg = compose(["gap.kind=horizon", "gap.level=2", "gap.share=0.5"])
+    assert cfg.run_name == "opsd-horizon2mix50-r1-s0"
+    problems = training_problems(cfg, TaskData(cfg.task), 400)
+    longer = sum(len(p.steps) - 1 > 5 for p in problems)  # [6, 7] ops only come from the longer stream
+    # [4, 7] half the time, [2, 5] otherwise: P(ops > 5) = 0.5 x 2/4 = 0.25
+    assert 0.18 < longer / 400 < 0.32
+    assert max(len(p.steps) - 1 for p in problems) == 7 and min(len(p.steps) - 1 for p in problems) == 2
+    # share 1 is the plain horizon stream, problem for problem
+    whole = compose(["gap.kind=horizon", "gap.level=2"])
+    one = compose(["gap.kind=horizon", "gap.level=2", "gap.share=1.0"])
+    data = TaskData(whole.task)
+    assert training_problems(whole, data, 20) == training_problems(one, data, 20)
+
+
+def test_noisy_corrupts_its_share_of_references_and_keeps_problems_and_answers() -> None:
+    clean_cfg, cfg = compose([]), compose(["gap.kind=noisy", "gap.level=3"])
+    assert cfg.run_name == "opsd-noisy3-r1-s0"
+    clean = training_problems(clean_cfg, TaskData(clean_cfg.task), 400)
+    noisy = training_problems(cfg, TaskData(cfg.task), 400)
+    assert [(p.id, p.problem, p.answer) for p in clean] == [(p.id, p.problem, p.answer) for p in noisy]
+    wrong = [q for p, q in zip(clean, noisy, strict=True) if q.solution != p.solution]
+    assert 0.24 < len(wrong) / 400 < 0.36  # level 3: 30%
+    for q in wrong:  # wrong from a drawn step on: the written final answer is not the true one
+        assert q.steps[-1] != f"ans {q.answer}"
+    # the same problem id is corrupted alike wherever it recurs
+    by_id: dict[str, str] = {}
+    for q in noisy:
+        assert by_id.setdefault(q.id, q.solution) == q.solution

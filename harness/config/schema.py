@@ -114,6 +114,9 @@ class RunConfigBase:
     def __post_init__(self) -> None:
         in_unit("exposure", self.exposure)
         check_reference(self.reference)
+        require(not (self.task.keep_answer and self.gap.kind == "noisy"), "gap.kind", self.gap.kind,
+                "task.keep_answer=true would show the true answer after a corrupted reference "
+                "(set task.keep_answer=false)")
         require(not (self.task.keep_answer and self.reference in ("shuffled", "corrupted")), "reference",
                 self.reference, "task.keep_answer=true would show the problem's own answer after the "
                 "replaced reference (set task.keep_answer=false)")

@@ -12,6 +12,11 @@ the base model, the evaluation suites and the validation set stay as they are:
   toward values that no longer follow from the rollout's own steps.
 - `leap`: the reference writes one step for level + 1 operations (`a op b op c = r ;`), the
   student still one step per operation: the reference skips reasoning the student writes out.
+- `noisy`: level x 10% of the training references (drawn per problem id and seed) are wrong
+  from a drawn step on, the chain recomputed after it (harness/tasks/references.py
+  corrupt_synthetic): a reference set with errors, as real solution sets have. The student's
+  problems and their graded answers are unchanged, so GRPO does not see the noise; a teacher shown
+  less of a wrong reference sees fewer of its wrong steps.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from dataclasses import replace
 
 from harness.config.fields import require
 from harness.config.gap import GapConfig
+from harness.config.task import TaskConfig
 from harness.tasks.problem import Problem
+from harness.tasks.references import _rng, _with_reference, corrupt_synthetic
 from harness.tasks.synthetic import STEP_TOKENS, _apply, parse_problem
 
 HORIZON_MAX = 10  # ops: 6 x 10 solution tokens + `ans r` + the end token = 63 <= 64
@@ -71,3 +78,18 @@ def gapped(problem: Problem, gap: GapConfig, modulus: int) -> Problem:
     if gap.kind == "leap" and gap.active:
         return leap(problem, modulus, gap.level + 1)
     return problem
+
+
+def noisy_share(gap: GapConfig) -> float:
+    """The share of corrupted references under `noisy` (level x 10%); 0 otherwise."""
+    return gap.level / 10 if gap.kind == "noisy" and gap.active else 0.0
+
+
+def noisy(problems: list[Problem], gap: GapConfig, task: TaskConfig, seed: int) -> list[Problem]:
+    """problems with noisy_share(gap) of their references corrupted; which ones depends on the
+    problem id and seed only (a repeated problem is corrupted alike every time it recurs)."""
+    share = noisy_share(gap)
+    if share == 0.0:
+        return problems
+    return [_with_reference(p, corrupt_synthetic(p, task, _rng("noisy", seed, p.id)), task)
+            if _rng("noisy-pick", seed, p.id).random() < share else p for p in problems]

@@ -10,9 +10,12 @@ SFT rows, the evaluation suites and the validation set never see a gap or a cont
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterator
+
 from harness.config.schema import RunConfig
 from harness.tasks.datasets import TaskData
-from harness.tasks.gap import gapped, horizon_ops
+from harness.tasks.gap import gapped, horizon_ops, noisy
 from harness.tasks.problem import Problem
 from harness.tasks.references import apply_reference
 from harness.tasks.synthetic import take
@@ -20,6 +23,23 @@ from harness.tasks.synthetic import take
 
 def training_problems(cfg: RunConfig, data: TaskData, n: int) -> list[Problem]:
     """n training problems (repeats possible), with cfg.gap and cfg.reference applied."""
-    stream = data.train_stream(cfg.seed, horizon_ops(cfg.gap, cfg.task.train_ops))
-    problems = [gapped(p, cfg.gap, cfg.task.modulus) for p in take(stream, n)]
+    problems = [gapped(p, cfg.gap, cfg.task.modulus) for p in take(problem_stream(cfg, data), n)]
+    problems = noisy(problems, cfg.gap, cfg.task, cfg.seed)
     return apply_reference(cfg.reference, problems, cfg.task, cfg.seed)
+
+
+def problem_stream(cfg: RunConfig, data: TaskData) -> Iterator[Problem]:
+    """The task's training stream; under horizon with gap.share < 1 each problem is drawn from
+    the longer chains with probability share, else from the base model's range. At share 1 this
+    is the longer stream alone, the same problems as before gap.share existed."""
+    longer = data.train_stream(cfg.seed, horizon_ops(cfg.gap, cfg.task.train_ops))
+    if cfg.gap.share >= 1.0 or horizon_ops(cfg.gap, cfg.task.train_ops) is None:
+        return longer
+    return _mixed(longer, data.train_stream(cfg.seed + 104729, None), cfg.gap.share, cfg.seed)
+
+
+def _mixed(longer: Iterator[Problem], base: Iterator[Problem], share: float, seed: int) -> Iterator[Problem]:
+    # its own generator: the choice of stream never shifts either stream's own draws
+    pick = random.Random(f"mix|{seed}")
+    while True:
+        yield next(longer) if pick.random() < share else next(base)

@@ -71,10 +71,10 @@ def run_scores(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 
 def fixed_mismatch(info: pd.DataFrame) -> pd.DataFrame:
-    """exposure and final KL(S||T) of every finished, untagged fixed-exposure OPSD run."""
+    """exposure, seed and final KL(S||T) of every finished, untagged fixed-exposure OPSD run."""
     done = info[(info["state"] == "done") & (info["exposure_source"] == "fixed") & info["tag"].isna()
                 & (info["method_name"] == "opsd") & (info["train_steps"] > 0)]
-    return done[["exposure", f"final_{ST}"]].rename(columns={f"final_{ST}": ST}).dropna()
+    return done[["exposure", "seed", f"final_{ST}"]].rename(columns={f"final_{ST}": ST}).dropna()
 
 
 def probe_points(info: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, int | None]:

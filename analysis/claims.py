@@ -32,6 +32,14 @@ from analysis.cli import cli, group_keys, parse
 from analysis.collect import collect, run_info
 from analysis.comparable import split_comparable
 from analysis.difficulty import suite_order
+from analysis.prereg import PreregVerdict
+from analysis.prereg_claims import (
+    beats_tests,
+    full_not_best_tests,
+    prereg_claim,
+    prereg_lines,
+    rising_tests,
+)
 from analysis.stats import mean_ci, spearman_with_permutation_p
 from analysis.tables import MEAN
 from analysis.verdicts import (
@@ -71,6 +79,23 @@ class Claim:
     verdict: str
     body: list[str]  # Markdown lines: our numbers
     rule: str
+    prereg: PreregVerdict | None = None  # the pre-registered verdict (analysis/prereg.py), shown first
+
+    @property
+    def verdict_cells(self) -> list[str]:
+        """[pre-registered verdict with its test count, the Welch rule's verdict]."""
+        first = self.prereg.summary() if self.prereg else "not in the plan"
+        return [f"**{first}**", self.verdict]
+
+    def lines(self) -> list[str]:
+        """The claim's section: statement, the pre-registered verdict and table, then the Welch body."""
+        pre = [*prereg_lines(self.prereg), ""] if self.prereg else []
+        return ["", f"### ({self.key}) {self.title}", "", f"**Statement:** {self.paper}.", "", *pre,
+                "**Ours (Welch rule, as before the plan):**", "", *self.body, "",
+                f"**Verdict (Welch rule): {self.verdict}.** Rule: {self.rule}."]
+
+
+VERDICT_HEAD = ["claim", "pre-registered verdict (tests)", "verdict (Welch rule)"]
 
 
 # ---- formatting ---------------------------------------------------------------------------------
@@ -118,7 +143,8 @@ def trend(points: pd.DataFrame, x: str, y: str) -> tuple[str, list[str]]:
 
 
 def claim_a(info: pd.DataFrame, metrics: pd.DataFrame) -> Claim:
-    verdict, body = trend(fixed_mismatch(info), "exposure", ST)
+    points = fixed_mismatch(info)
+    verdict, body = trend(points, "exposure", ST)
     body = ["Final KL(S‖T) of each finished fixed-exposure OPSD run (mean over its last quarter of "
             "train rows), over seeds:", "", *body]
     probe, step = probe_points(info, metrics)
@@ -132,7 +158,7 @@ def claim_a(info: pd.DataFrame, metrics: pd.DataFrame) -> Claim:
     return Claim("a", "The mismatch grows monotonically with exposure",
                  "the ATESD paper: the student-teacher mismatch grows monotonically with the exposure r (its "
                  "sweep finding 2)",
-                 verdict, body, RULES["monotone"])
+                 verdict, body, RULES["monotone"], prereg_claim("a", rising_tests(points, ST)))
 
 
 # ---- (b) full exposure is not reliably best -------------------------------------------------------
@@ -154,6 +180,11 @@ def view_row(scores: pd.DataFrame, column: str) -> tuple[str, list[str]]:
                      diff_text(diffs[runner]) if full else "-", best, verdict]
 
 
+def fixed_opsd_runs(scores: pd.DataFrame) -> pd.DataFrame:
+    """The untagged fixed-exposure OPSD runs (claim (b)'s sweep)."""
+    return scores[Select("", "opsd").mask(scores) & scores["exposure"].notna()] if len(scores) else scores
+
+
 def claim_b(runs: pd.DataFrame, scores: pd.DataFrame, suites: list[str]) -> Claim:
     verdicts, rows = [], []
     for column in [MEAN, *suite_order(runs, suites)]:
@@ -168,7 +199,7 @@ def claim_b(runs: pd.DataFrame, scores: pd.DataFrame, suites: list[str]) -> Clai
                  "the ATESD paper: full exposure (r = 1) is not reliably the best choice (its sweep "
                  "finding 1); easy problems prefer a high exposure and hard ones a low one",
                  any_view_verdict(verdicts), body,
-                 RULES["full_not_best"])
+                 RULES["full_not_best"], prereg_claim("b", full_not_best_tests(fixed_opsd_runs(scores))))
 
 
 # ---- (c) ATESD against the baselines --------------------------------------------------------------
@@ -200,10 +231,12 @@ def claim_c(scores: pd.DataFrame) -> list[Claim]:
     out = []
     for i, variant in enumerate(ATESD_VARIANTS, 1):
         verdict, body = beats(scores, variant, BASELINES)
+        tuned, opsd_full, grpo = BASELINES[1], BASELINES[0], BASELINES[2]
+        pre = prereg_claim("c", beats_tests(scores, variant, tuned, opsd_full, grpo))
         out.append(Claim(f"c{i}", f"{variant.label} beats OPSD r = 1, the tuned fixed r and GRPO",
                          "the ATESD paper: ATESD improves Average@12 over OPSD (+0.95 / +2.05 / +2.33 on "
                          "Qwen3-1.7B / 4B / 8B); checked here also against the tuned fixed r and GRPO",
-                         verdict, body, RULES["diff"] + ". Claim: " + RULES["all"]))
+                         verdict, body, RULES["diff"] + ". Claim: " + RULES["all"], pre))
     return out
 
 
@@ -265,12 +298,12 @@ def render(claims: list[Claim], results: str, label: str = "") -> str:
     where = f" ({label})" if label else ""
     lines = [f"## The paper's claims against these runs{where}", "",
              f"Generated by `python -m analysis.claims --results {results}` from the run folders; "
-             "verdicts follow the rule stated under each claim (analysis/verdicts.py).", "",
-             *table(["claim", "verdict"], [[f"({c.key}) {c.title}", f"**{c.verdict}**"] for c in claims])]
+             "the pre-registered verdict (analysis/PREREGISTRATION.md: seed-paired, Holm within the "
+             "claim, margins fixed in advance) comes first; the Welch rule's verdict (analysis/verdicts.py) "
+             "is kept beside it.", "",
+             *table(VERDICT_HEAD, [[f"({c.key}) {c.title}", *c.verdict_cells] for c in claims])]
     for c in claims:
-        lines += ["", f"### ({c.key}) {c.title}", "", f"**Statement:** {c.paper}.", "",
-                  "**Ours:**", "", *c.body, "", f"**Verdict: {c.verdict}.** Rule: {c.rule}.", "",
-                  f"**Regenerate:** {regenerate(c.key, results)}"]
+        lines += [*c.lines(), "", f"**Regenerate:** {regenerate(c.key, results)}"]
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,13 @@ import pandas as pd
 from analysis.claim_data import Select
 from analysis.claims import Claim, beats, ci_text, diff_text, table, trend, view_row
 from analysis.gap_data import fixed_opsd, level_order, tag_at
+from analysis.prereg_claims import (
+    beats_tests,
+    content_tests,
+    full_not_best_tests,
+    prereg_claim,
+    rising_tests,
+)
 from analysis.tables import MEAN
 from analysis.verdicts import NOT_RUN, RULES, all_verdict, any_view_verdict, diff_verdict, welch_diff
 from harness.runs.runinfo import ST
@@ -72,25 +79,29 @@ def claim_b_levels(scores: pd.DataFrame, suites: list[str]) -> Claim:
             "CI over seeds, views mean over suites then easy → hard.", "", *table(head, rows), "",
             "Per level: " + "; ".join(f"{lv}: **{v}**" for lv, v in verdicts.items())]
     overall = "holds" if "holds" in verdicts.values() else any_view_verdict(list(verdicts.values()))
+    tests = [t for level in level_order(scores["level"].dropna())
+             for t in full_not_best_tests(level_runs(scores, level), level)]
     return Claim("g-b", "Full exposure is not reliably best, per competence-gap level",
                  "the ATESD paper (sweep finding 1), asked at each gap level; it holds here when it "
-                 "holds at some level", overall, body, RULES["full_not_best"] + " (per level)")
+                 "holds at some level", overall, body, RULES["full_not_best"] + " (per level)",
+                 prereg_claim("g-b", tests))
 
 
 def claim_a_levels(scores: pd.DataFrame) -> Claim:
-    body, verdicts = [], {}
+    body, verdicts, tests = [], {}, []
     for level in level_order(scores["level"].dropna()):
         runs = level_runs(scores, level)
-        points = runs[["exposure", f"final_{ST}"]].rename(columns={f"final_{ST}": ST}).dropna()
+        points = runs[["exposure", "seed", f"final_{ST}"]].rename(columns={f"final_{ST}": ST}).dropna()
         if points.empty:
             continue
+        tests += rising_tests(points, ST, level)
         verdicts[level], lines = trend(points, "exposure", ST)
         body += [f"**{level}** ({verdicts[level]}):", "", *lines, ""]
     return Claim("g-a", "The mismatch grows monotonically with exposure, per gap level",
                  "the ATESD paper (sweep finding 2), asked at each gap level",
                  all_verdict(list(verdicts.values())) if verdicts else NOT_RUN,
                  ["Final KL(S‖T) (last quarter of train rows) per r, per level:", "", *body],
-                 RULES["monotone"] + ". Over levels: " + RULES["all"])
+                 RULES["monotone"] + ". Over levels: " + RULES["all"], prereg_claim("g-a", tests))
 
 
 def control_rows(scores: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
@@ -115,6 +126,8 @@ def control_rows(scores: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 def claim_content(scores: pd.DataFrame) -> Claim:
     verdicts, rows = control_rows(scores)
+    tests = [t for level in level_order(scores["level"].dropna())
+             for t in content_tests(level_runs(scores, level), level_runs(scores, level, "shuffled"), level)]
     head = ["gap level", "r", "control", "own reference", "control", "Δ own − control [95% CI]", "verdict"]
     body = ["Average@k (%), mean over suites per run, mean ± 95% CI over seeds; the controls of "
             "harness/tasks/references.py at equal r. The claim reads the `shuffled` rows; "
@@ -124,7 +137,7 @@ def claim_content(scores: pd.DataFrame) -> Claim:
                  "OP²SD (arXiv 2608.09228) found another problem's reference as good as the own one in "
                  "8 of 9 groups; the claim tested here is the opposite: the own reference beats a "
                  "shuffled one", all_verdict(verdicts) if verdicts else NOT_RUN, body,
-                 RULES["diff"] + ". Over levels and r: " + RULES["all"])
+                 RULES["diff"] + ". Over levels and r: " + RULES["all"], prereg_claim("g-ref", tests))
 
 
 def best_fixed_r(scores: pd.DataFrame, level: str) -> float | None:
@@ -146,10 +159,13 @@ def claim_c_levels(scores: pd.DataFrame) -> list[Claim]:
                      Select("GRPO", "grpo", tag_at(level)))
         for i, (label, tag) in enumerate((("ATESD (val-accuracy reward)", None),
                                           ("ATESD (paper reward)", "paper_reward")), 1):
-            verdict, body = beats(scores, Select(label, "atesd", tag_at(level, tag)), baselines)
+            variant = Select(label, "atesd", tag_at(level, tag))
+            verdict, body = beats(scores, variant, baselines)
             note = ("The best fixed r is chosen on these same evaluation runs, which favours that "
                     "baseline." if best is not None and not math.isnan(best) else "")
+            pre = prereg_claim(f"g-c {level}", beats_tests(scores, variant, baselines[1], baselines[0],
+                                                           baselines[2]))
             out.append(Claim(f"g-c{i} {level}", f"{label} beats OPSD r = 1, the best fixed r and GRPO "
                              f"at {level}", "the ATESD paper's claim (c), where partial exposure can win",
-                             verdict, [*body, "", note], RULES["diff"] + ". Claim: " + RULES["all"]))
+                             verdict, [*body, "", note], RULES["diff"] + ". Claim: " + RULES["all"], pre))
     return out

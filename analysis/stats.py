@@ -38,8 +38,13 @@ def spearman_with_permutation_p(x: np.ndarray, y: np.ndarray) -> tuple[float, fl
     """Spearman rho and its two-sided permutation p-value: exact when n! <= 9999 pairings.
 
     The t-approximation scipy reports for spearmanr is meaningless at a handful of runs
-    (rho = 1 on 5 points gives p ~ 1e-24; the exact value is 2/120).
+    (rho = 1 on 5 points gives p ~ 1e-24; the exact value is 2/120). Above 9999 pairings the
+    p is a Monte Carlo estimate from a fixed generator; the points are sorted first so that the
+    same runs give the same p whatever order they were collected in.
     """
+    order = np.lexsort((np.asarray(y, dtype=float), np.asarray(x, dtype=float)))
+    x, y = np.asarray(x, dtype=float)[order], np.asarray(y, dtype=float)[order]
+
     def rho_of(y_perm: np.ndarray) -> float:
         return stats.spearmanr(x, y_perm).statistic
 

@@ -36,7 +36,7 @@ STEPS = 8
 
 @pytest.fixture(scope="module")
 def raws():
-    return {m: compose_raw(["profile=smoke", f"method={m}"]) for m in ("opsd", "atesd", "base")}
+    return {m: compose_raw(["profile=smoke", f"method={m}"]) for m in ("opsd", "atesd", "base", "grpo")}
 
 
 def write_run(root: Path, raw, score: float | None, kl: float = 0.01, probe: dict | None = None,
@@ -76,8 +76,7 @@ def build_world(root: Path, raws, w: dict) -> Path:
     for s in SEEDS:
         write_run(root, raws["atesd"], w["atesd"] + noise[s], seed=s)
         write_run(root, opsd, w["tuned"] + noise[s], exposure=0.37, seed=s, tag="tuned")
-        write_run(root, opsd, w["grpo"] + noise[s], seed=s, tag=None,
-                  **{"method.name": "grpo", "method.exposure_source": "none"})
+        write_run(root, raws["grpo"], w["grpo"] + noise[s], seed=s)
         for r in (0.5, 1.0):
             write_run(root, opsd, w["live"] + noise[s], exposure=r, seed=s, tag="live",
                       **{"teacher.mode": "live"})
@@ -90,8 +89,11 @@ def verdicts(tmp_path_factory, raws) -> dict[str, dict[str, str]]:
     for world, w in WORLDS.items():
         root = build_world(tmp_path_factory.mktemp(world) / "runs", raws, w)
         col = collect(root, refresh=True)
-        out[world] = {c.key: c.verdict for c in claims_of(col.runs, col.metrics)}
-        out[world]["_text"] = render(claims_of(col.runs, col.metrics), str(root))
+        claims = claims_of(col.runs, col.metrics)
+        out[world] = {c.key: c.verdict for c in claims}
+        out[world]["_prereg"] = {c.key: c.prereg.verdict for c in claims if c.prereg}
+        out[world]["_tests"] = {c.key: (c.prereg.n_deciding, c.prereg.n_tests) for c in claims if c.prereg}
+        out[world]["_text"] = render(claims, str(root))
     return out
 
 
@@ -102,11 +104,30 @@ def test_each_claim_comes_out_each_way(verdicts, world, want):
     assert got == {"a": want, "b": want, "c1": want, "c2": v.NOT_RUN, "d": want, **new}, got
 
 
+# The pre-registered rules (analysis/prereg.py). Every arm of a world shares one noise per seed,
+# so the seed-paired differences are exact: the unclear world's (a) and (b) differences are 0
+# (neither direction), and its ATESD equals the tuned r, which is non-inferior within 3 points.
+PREREG = {"holds": {"a": v.HOLDS, "b": v.HOLDS, "c1": v.HOLDS, "c2": v.NOT_RUN},
+          "fails": {"a": v.FAILS, "b": v.FAILS, "c1": v.FAILS, "c2": v.NOT_RUN},
+          "unclear": {"a": v.INCONCLUSIVE, "b": v.INCONCLUSIVE, "c1": v.HOLDS, "c2": v.NOT_RUN}}
+
+
+@pytest.mark.parametrize("world", list(PREREG))
+def test_pre_registered_verdicts_and_their_test_counts(verdicts, world):
+    assert verdicts[world]["_prereg"] == PREREG[world]
+    # (a): 2 adjacent pairs of r = 0, 0.5, 1; (b): r = 0.5 - r = 1 only (r = 0 is left out);
+    # (c1): the tuned r decides, OPSD r = 1 and GRPO are Holm-counted secondaries
+    assert verdicts[world]["_tests"] == {"a": (2, 2), "b": (1, 1), "c1": (1, 3), "c2": (0, 0)}
+    text = verdicts[world]["_text"]
+    assert text.index("pre-registered verdict (tests)") < text.index("verdict (Welch rule)")
+
+
 def test_missing_runs_are_reported_not_dropped(verdicts):
     text = verdicts["holds"]["_text"]
     assert "not run (no finished atesd-paper_reward-s<seed> run)" in text  # c2: every row kept
-    assert text.count("ATESD (paper reward) − ") == 3
+    assert text.count("ATESD (paper reward) − ") == 6  # 3 Welch rows and 3 pre-registered ones
     assert "tuned fixed r (r = 0.37)" in text and "| ema | - | - |" in text
+    assert "ATESD (val-accuracy reward) − GRPO | 90.0 ± 2.5 (n=3) | 55.0 ± 2.5 (n=3)" in text  # GRPO read
     assert "not run (no finished per_problem_antisd-s<seed> run)" in text
 
 
@@ -114,7 +135,8 @@ def test_the_report_states_rule_and_command_per_claim(verdicts):
     text = verdicts["fails"]["_text"]
     for key in ("a", "b", "c1", "c2", "d", "e1", "e2", "e3"):
         section = text.split(f"### ({key})")[1].split("### (")[0]
-        assert "**Statement:**" in section and "Rule:" in section and "**Verdict:" in section
+        assert "**Statement:**" in section and "Rule:" in section and "**Verdict (Welch rule):" in section
+        assert key in ("d", "e1", "e2", "e3") or "**Pre-registered verdict" in section
         assert "python -m harness.front.reproduce --results" in section
         assert "python -m analysis.claims" in section
     assert "The probe at step 1" in text

@@ -194,12 +194,16 @@ def test_the_atesd_progress_cache_by_hand():
     """val_accuracy's HF generate holds one batch: min(progress_batch_size, val_size x samples) rows."""
     kv = 2 * Q_L * Q_KV * Q_D  # keys and values of every layer, per token
     length = 512 + 2048  # student prompt + controller.progress_max_new_tokens
-    p = mp.plan(compose(["experiment=paper_qwen3_1p7b", "method=atesd"]), loss_path="chunked")
+    hf = ["experiment=paper_qwen3_1p7b", "method=atesd", "train.generation=hf"]
+    p = mp.plan(compose(hf), loss_path="chunked")
     assert part(p, "progress") == 64 * length * kv * 2 + 4 * 64 * Q_V * 4  # 64 of 64 x 4 sequences
-    small = mp.plan(compose(["experiment=paper_qwen3_1p7b", "method=atesd", "task.val_size=6",
-                             "controller.progress_samples=2"]), loss_path="chunked")
+    small = mp.plan(compose([*hf, "task.val_size=6", "controller.progress_samples=2"]), loss_path="chunked")
     assert part(small, "progress") == 12 * length * kv * 2 + 4 * 12 * Q_V * 4
     assert "progress" not in {x.phase for x in mp.plan(compose(["experiment=paper_qwen3_1p7b"])).parts}
+    # colocated vLLM rollouts: the progress is sampled on that engine, awake: its share of the GPU
+    on_vllm = mp.plan(compose(["experiment=paper_qwen3_1p7b", "method=atesd", "launcher.gpu_mem_gb=80"]),
+                      loss_path="chunked")
+    assert part(on_vllm, "progress") == 0.3 * 80e9 == part(on_vllm, "generation")
 
 
 def test_vllm_shares_and_the_budget_are_the_physical_gpu_when_there_is_one(monkeypatch):

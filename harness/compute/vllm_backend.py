@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import tempfile
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -188,6 +189,69 @@ def install_drift_free_sync(trainer) -> bool:
 
     gen._iter_named_params = iter_named_params  # sync_weights calls self._iter_named_params()
     return True
+
+
+# ---- TRL's colocated rollout engine: seeded from the run's seed, and ATESD's progress sampler ---------
+_ROLLOUT_ENGINE: weakref.ref | None = None  # TRL's VLLMGeneration of this process's trainer
+
+
+def rollout_seed(seed: int, rank: int) -> int:
+    """The sampling seed of rank `rank`'s colocated rollout engine in a run of seed `seed`."""
+    return seed * 1000 + rank
+
+
+def adopt_rollout_engine(trainer) -> bool:
+    """Make TRL's colocated vLLM engine (trainer.vllm_generation, TRL 1.16) the run's own; True
+    when there is one. TRL builds it with seed=process_index (trl/generation/vllm_generation.py
+    `seed=accelerator.process_index // tensor_parallel_size`), so seeds 0, 1, 2 of a run drew the
+    same rollouts (review C2), and its one SamplingParams per step cannot carry a seed per
+    request. The colocated engine runs in this process (external launcher) and draws unseeded
+    requests from the device's default generator, so reseeding that generator once the engine
+    exists makes the rollouts follow the run's `seed` and the rank. The engine is also kept
+    (weakly) for ATESD's progress sampling (`rollout_engine`)."""
+    global _ROLLOUT_ENGINE
+    gen = getattr(trainer, "vllm_generation", None)
+    if gen is None or getattr(gen, "mode", None) != "colocate":
+        return False
+    _ROLLOUT_ENGINE = weakref.ref(gen)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed(rollout_seed(int(trainer.args.seed), int(trainer.accelerator.process_index)))
+    return True
+
+
+def rollout_engine(model) -> Any | None:
+    """The adopted colocated engine of the trainer that trains `model`, where it can serve other
+    samples: a tensor-parallel size of 1 (a larger group needs every rank in each call)."""
+    gen = _ROLLOUT_ENGINE() if _ROLLOUT_ENGINE is not None else None
+    if gen is None or gen.model is not model or getattr(gen, "tensor_parallel_size", 1) != 1:
+        return None
+    return gen
+
+
+def sample_on_rollout_engine(gen, tokenizer, prompts: list[str], k: int, temperature: float, top_p: float,
+                             max_new_tokens: int, seed: int) -> list[list[str]] | None:
+    """completions_P_K from TRL's colocated engine at the model's current weights, prompt i
+    seeded seed + i (as VLLMEngine.sample); None when a prompt does not fit the engine's context
+    (ROLLOUT_PROMPT_TOKENS + train.max_completion_length): the caller samples on HF then. The
+    weights are pushed first (TRL's sync_weights, which also wakes them from sleep mode; the
+    trainer pushes them again before its next rollouts) and the engine sleeps again after, as
+    TRL's generate leaves it."""
+    _, SamplingParams = _vllm()
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    if max(len(x) for x in ids) + max_new_tokens > gen.max_model_length:
+        return None
+    gen.sync_weights()
+    if gen.enable_sleep_mode:
+        gen.llm.wake_up(tags=["kv_cache"])
+    try:
+        params = [SamplingParams(n=k, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
+                                 seed=seed + i, skip_special_tokens=True) for i in range(len(ids))]
+        outs = gen.llm.generate([{"prompt_token_ids": x} for x in ids], params, use_tqdm=False)
+    finally:
+        if gen.enable_sleep_mode:
+            gen.llm.sleep(level=2)
+            gen._llm_weights_sleeping = True  # TRL's own flag: its next generate pushes the weights again
+    return [[o.text for o in out.outputs] for out in outs]
 
 
 def _vllm():

@@ -282,15 +282,24 @@ def probe_teacher_rows(cfg: RunConfig, rows: int) -> int:
     return min(per, e) * rows
 
 
-def progress_part(cfg: RunConfig, s: Sizes) -> Part | None:
+def progress_part(cfg: RunConfig, s: Sizes, gpu_gb: float) -> Part | None:
     """ATESD's val_accuracy samples task.val_size x controller.progress_samples sequences at each
     window's end with HF generate, controller.progress_batch_size at a time (harness/sources/
     learning_progress.py:42-50 -> harness/evaluation/sampling.py:28-32): the KV cache of one
     batch of student prompt + controller.progress_max_new_tokens tokens and its sampling
-    temporaries. Its own phase: the rollout engine sleeps, no train step runs."""
+    temporaries. Its own phase: the rollout engine sleeps, no train step runs. With colocated vLLM
+    rollouts it samples on that engine (harness/sources/learning_progress.py val_accuracy): the
+    engine's share, awake, is the phase's figure."""
     c = getattr(cfg, "controller", None)
     if c is None or getattr(c, "progress", None) != "val_accuracy":
         return None
+    t = cfg.train
+    if uses_vllm(t.generation, s.cuda) and t.vllm_mode == "colocate":
+        # sampled on the rollout engine, awake: its share, as in the generation phase
+        device_gb, basis = device_budget(gpu_gb)
+        return Part("progress (rollout engine vLLM)", t.vllm_gpu_memory * device_gb * GB,
+                    "progress", f"train.vllm_gpu_memory={t.vllm_gpu_memory} x {device_gb:g} GB ({basis}); "
+                    f"{cfg.task.val_size * c.progress_samples} sequences in its KV cache")
     rows = min(c.progress_batch_size, cfg.task.val_size * c.progress_samples)
     length = s.student_len - s.completion + c.progress_max_new_tokens
     return Part("progress sampling (HF KV cache)", hf_generation_bytes(s, rows, length), "progress",

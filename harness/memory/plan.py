@@ -111,7 +111,7 @@ def plan(cfg: RunConfig, micro_batch: int | None = None, loss_path: str | None =
     ckpt = cfg.train.gradient_checkpointing
     parts = [*weight_parts(cfg, s), optimiser_part(cfg, s), activation_part(s, ckpt), logits_part(cfg, s)]
     parts += [p for p in (peft_cast_part(cfg, s, ckpt), teacher_part(cfg, s), probe_part(cfg, s),
-                          progress_part(cfg, s)) if p]
+                          progress_part(cfg, s, gpu_gb)) if p]
     export = export_part(cfg, s)
     parts += [generation_part(cfg, s, gpu_gb), *([export] if export else []), eval_part(cfg, s, gpu_gb)]
     out = Plan(device, path, s.rows, parts, budget_gb=budget, budget_basis=basis)

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 import torch
 
+from harness.compute.vllm_backend import rollout_engine, sample_on_rollout_engine
 from harness.config.schema import RunConfig
 from harness.evaluation.sampling import sample_completions
 from harness.losses.chunked import block_tokens
@@ -42,13 +43,23 @@ def rng_untouched(model) -> Iterator[None]:
 def val_accuracy(model, tokenizer, cfg: RunConfig, problems: list[Problem]) -> float:
     """Share of correct answers of the student (no reference), controller.progress_samples
     per problem of controller.progress_max_new_tokens each: the measure's own budget, never
-    eval.max_new_tokens (a thinking budget of tens of thousands of tokens, every window)."""
+    eval.max_new_tokens (a thinking budget of tens of thousands of tokens, every window).
+    Sampled on the run's colocated vLLM rollout engine where it has one (per-prompt seeds from
+    controller.progress_seed; harness/compute/vllm_backend.py sample_on_rollout_engine), else
+    with HF generate under a forked RNG."""
     cc = cfg.controller
-    with rng_untouched(model):
-        completions_P_K = sample_completions(
-            model, tokenizer, prompts_for(problems, cfg, tokenizer, None), cc.progress_samples,
-            cc.progress_temperature, 1.0, cc.progress_max_new_tokens, cc.progress_batch_size,
-            cc.progress_seed)
+    prompts = prompts_for(problems, cfg, tokenizer, None)
+    completions_P_K = None
+    engine = rollout_engine(model)  # TRL's colocated vLLM engine where the run has one (CUDA)
+    if engine is not None:
+        completions_P_K = sample_on_rollout_engine(engine, tokenizer, prompts, cc.progress_samples,
+                                                   cc.progress_temperature, 1.0, cc.progress_max_new_tokens,
+                                                   cc.progress_seed)
+    if completions_P_K is None:  # HF generate: no vLLM, or a prompt past the engine's context
+        with rng_untouched(model):
+            completions_P_K = sample_completions(
+                model, tokenizer, prompts, cc.progress_samples, cc.progress_temperature, 1.0,
+                cc.progress_max_new_tokens, cc.progress_batch_size, cc.progress_seed)
     correct = [grade(cfg.task.grader, text, p.answer)[1]
                for p, texts in zip(problems, completions_P_K) for text in texts]
     return sum(correct) / len(correct)

@@ -114,7 +114,7 @@ def build_trainer(cfg: RunConfig, run_dir: RunDir, model, tok, rows: list[dict],
     to the trainer's model, tokenizer and teacher."""
     from datasets import Dataset
 
-    from harness.compute.vllm_backend import install_drift_free_sync
+    from harness.compute.vllm_backend import adopt_rollout_engine, install_drift_free_sync
     from harness.sources.paper_reward import TeacherView
 
     if get("loss", cfg.method.loss).trainer == "opsd":  # harness/registry.py
@@ -127,6 +127,7 @@ def build_trainer(cfg: RunConfig, run_dir: RunDir, model, tok, rows: list[dict],
                           train_dataset=Dataset.from_list(rows), processing_class=tok,
                           run_cfg=cfg, problems=problems, exposure_source=source, run_dir=run_dir,
                           callbacks=list(callbacks))
+    adopt_rollout_engine(trainer)  # colocated vLLM: rollouts seeded by the run's seed, ATESD's progress on it
     install_drift_free_sync(trainer)  # LoRA + vLLM rollouts: the frozen base never merged into
     source.bind(trainer.model, tok, teacher=TeacherView.of(trainer))
     return trainer

@@ -45,6 +45,16 @@ def test_inversion_at_targets_outside_the_curve_takes_its_ends():
     assert (r, predicted) == (0.25, 0.02) and "below the curve" in why
 
 
+def test_a_target_at_a_plateau_on_top_takes_the_plateaus_lowest_r():
+    # the fit reaches 0.1 at r = 0.5 and stays there: the lowest r reaching it is 0.5, not 1
+    r, predicted, why = invert([(0.0, 0.0), (0.5, 0.1), (1.0, 0.1)], 0.1, current=0.3)
+    assert (r, predicted) == (0.5, 0.1) and "interpolated between r = 0 and 0.5" in why
+    # a non-monotone tail pooled into a top plateau (0.12, 0.08 -> 0.1, 0.1) likewise
+    r, _, why = invert([(0.0, 0.0), (0.5, 0.12), (1.0, 0.08)], 0.1, current=0.3)
+    assert r == pytest.approx(0.5) and "not monotone" in why
+    assert invert([(0.0, 0.0), (0.5, 0.1), (1.0, 0.1)], 0.1 + 1e-9, current=0.3)[0] == 1.0  # above it
+
+
 def test_a_flat_curve_keeps_the_r_in_force():
     r, _, why = invert([(0.0, 0.05), (0.5, 0.05), (1.0, 0.05)], 0.08, current=0.3)
     assert r == 0.3 and "flat" in why
@@ -72,6 +82,13 @@ def test_target_schedule_and_decisions_at_window_starts():
     again = TargetMismatchExposure(10, tm)
     again.load_state_dict(json.loads(json.dumps(src.state_dict())))
     assert again.state_dict() == src.state_dict()
+    # restored mid-window (from JSON, as a checkpoint is): the next decision is the same, from the
+    # restored curve and the restored window's realised mismatch, with no new probe in between
+    for s in (src, again):
+        s.step_end(3, {"mismatch_kl_st": 0.1})
+    (mine,), (theirs,) = src.step_end(4, {"mismatch_kl_st": 0.3}), again.step_end(4, {"mismatch_kl_st": 0.3})
+    assert mine == theirs and mine["tm_realised"] == pytest.approx(0.2)  # steps 3 and 4 of the window
+    assert mine["tm_target"] == pytest.approx(0.18) and again.current() == src.current() == mine["tm_r"]
 
 
 def test_per_problem_update_on_a_hand_made_record():
@@ -114,6 +131,9 @@ def test_per_problem_source_keys_records_and_round_trips_its_state():
     (["source=per_problem", "per_problem.bounds=[0.9,0.2]"], "per_problem.bounds=[0.9, 0.2] is invalid"),
     (["source=target_mismatch", "target_mismatch.kl=-1"], "target_mismatch.kl=-1.0 is invalid"),
     (["source=target_mismatch", "target_mismatch.hold=0"], "target_mismatch.hold=0 is invalid"),
+    (["source=target_mismatch", "probe.every=0"], "probe.every=0 is invalid"),  # it would never move
+    (["source=target_mismatch", "probe.every=3", "target_mismatch.hold=10"],
+     "target_mismatch.hold=10 is invalid: a multiple of probe.every=3"),
 ])
 def test_bad_knobs_are_one_line_naming_them(bad, says):
     with pytest.raises(ConfigError, match=re.escape(says)):

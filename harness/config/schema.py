@@ -132,6 +132,15 @@ class RunConfigBase:
         if self.method.name != "base" and all(getattr(self, k, None) is not None
                                               for k in used_sections(self.method)):
             self.check_micro_batch()
+            self.check_source_probe()
+
+    def check_source_probe(self) -> None:
+        """source=target_mismatch inverts the probe curve: the probe must run, and each of its
+        windows must start on a fresh curve (harness/sources/target_mismatch.py check_probe)."""
+        if self.method.exposure_source == "target_mismatch" and getattr(self, "target_mismatch", None):
+            from harness.sources.target_mismatch import check_probe  # lazy: sources import config
+
+            check_probe(self.target_mismatch, self.probe.every)
 
     def check_micro_batch(self, world_size: int | None = None) -> None:
         """The step's rows split evenly over the run's processes (world_size; None: the ones
@@ -240,8 +249,9 @@ def to_run_config(cfg: DictConfig | dict) -> RunConfig:
     keep = used_sections(obj.method) if obj.method.name != "base" else ()
     for key in keep:
         setattr(obj, key, sections.get(key) or owners[key]())
-    if keep:
+    if keep:  # the sections exist only now: the checks that read them run here
         obj.check_micro_batch()
+        obj.check_source_probe()
     return obj
 
 

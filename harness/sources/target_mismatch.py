@@ -14,8 +14,11 @@ before, and why) and one log line.
 
 Default target 0.08: the mismatch the embedded default's base model shows at r = 0.5 in the
 step-1 probe (results/README.md, claim (a): 0 / .025 / .080 / .114 / .345 at r = 0 .. 1). A
-run starts at mid exposure and, as the student closes the gap at every r (KL at r = 1 falls
-0.137 -> 0.021 over training), the same target moves it toward full exposure.
+run starts at mid exposure and the same target moves it toward full exposure. Part of that drift
+is the student closing the gap at every r (KL at r = 1 falls 0.137 -> 0.021 over training), part
+is made by the source itself: training at r lowers the probed KL at and near r, so the lowest r
+that reaches the target moves up each window (a ratchet toward r = 1); once the curve falls in r,
+its non-decreasing fit is flat and r is frozen (the science audit, section 1a).
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ class TargetMismatchConfig:
                         "embedded base's step-1 probe at r = 0.5")
     kl_end: float | None = F(None, "schedule: the target at the run's end, linear in t/T from kl "
                                    "(null: kl throughout)")
-    hold: int = F(10, "steps a chosen r is held (a window); the probe should run at each window's "
-                      "start (probe.every divides hold)")
+    hold: int = F(10, "steps a chosen r is held (a window); a multiple of probe.every, so each "
+                      "window starts on a fresh probe curve (checked with the run's config)")
     r_init: float = F(0.5, "exposure before the first probe curve")
 
     def __post_init__(self) -> None:
@@ -47,6 +50,15 @@ class TargetMismatchConfig:
                 ">= 0 or null")
         require(self.hold >= 1, "target_mismatch.hold", self.hold, ">= 1")
         in_unit("target_mismatch.r_init", self.r_init)
+
+
+def check_probe(tm: TargetMismatchConfig, probe_every: int) -> None:
+    """ConfigError unless the probe runs (probe.every > 0: without it the source would keep
+    r_init forever) and every window starts on a fresh curve (probe.every divides hold)."""
+    require(probe_every > 0, "probe.every", probe_every,
+            "> 0 with source=target_mismatch (it inverts the probe curve)")
+    require(tm.hold % probe_every == 0, "target_mismatch.hold", tm.hold,
+            f"a multiple of probe.every={probe_every} (a window must start on a fresh probe curve)")
 
 
 def isotonic(values: Sequence[float]) -> list[float]:
@@ -78,10 +90,12 @@ def invert(curve: Sequence[tuple[float, float]], target: float,
         return current, fit[0] if fit else float("nan"), shape + "curve flat: kept the r in force"
     if target <= fit[0]:
         return clip(rs[0]), fit[0], shape + f"target below the curve (min {fit[0]:.4g}): lowest r"
-    if target >= fit[-1]:
+    # strictly above only: a target equal to a plateau at the top is reached at the plateau's
+    # first r, which the search below finds (the lowest r, not the highest)
+    if target > fit[-1]:
         return clip(rs[-1]), fit[-1], shape + f"target above the curve (max {fit[-1]:.4g}): highest r"
     for (r0, k0), (r1, k1) in zip(zip(rs, fit), zip(rs[1:], fit[1:])):
-        if k0 <= target <= k1 and k1 > k0:
+        if k1 >= target:  # the first segment that reaches it; k0 < target, as fit[0] < target
             r = r0 + (r1 - r0) * (target - k0) / (k1 - k0)
             return clip(r), target, shape + f"interpolated between r = {r0:g} and {r1:g}"
     raise AssertionError("a non-decreasing fit spans every target between its ends")

@@ -8,7 +8,9 @@ control its `reference`. The map's runs are the fixed-exposure OPSD runs without
 the leak is the teacher's probability of the rollout-consistent and of the reference's value
 where the two differ (harness/trainers/leak.py), from the train rows (last quarter of each
 run, at its own r) and from the probe rows of each run's first probed step (the base model's
-own rollouts, every exposure on the same rollouts).
+own rollouts, every exposure on the same rollouts); p_T(reference value) also split by whether
+the value lay inside the reference prefix the teacher was shown (runs logged before that split
+have no such keys: their cells read "-").
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from harness.config.gap import effective_tag
 from harness.runs.runinfo import ST
 
 GAP0 = "gap 0"
-LEAK_KEYS = ("leak_p_consistent", "leak_p_reference")
+LEAK_KEYS = ("leak_p_consistent", "leak_p_reference", "leak_p_reference_shown", "leak_p_reference_unshown")
 LEAK_LABEL = {"leak_p_consistent": "p_T(rollout-consistent value)",
-              "leak_p_reference": "p_T(reference value)"}
+              "leak_p_reference": "p_T(reference value)",
+              # split by whether that value lies inside the reference prefix the teacher was shown
+              "leak_p_reference_shown": "p_T(reference value), value shown",
+              "leak_p_reference_unshown": "p_T(reference value), value past the cut"}
 
 
 def level_name(kind: object, level: object) -> str:

@@ -121,8 +121,13 @@ def render(claims: list[Claim], regime: list[str], leak: list[str], results: str
              "95% CI over seeds (whether it beats r = 1 reliably: claim (g-b)).", "", *regime,
              "", "### The teacher's leak", "",
              "Where a rollout's result token has a consistent value (from its own written step) other "
-             "than the reference's value at that step: the teacher's probability of each, mean over "
-             "such tokens per run, then mean ± 95% CI over runs (harness/trainers/leak.py).", "", *leak]
+             "than the reference's value at that step: the teacher's probability of each "
+             "(harness/trainers/leak.py). Probe: the token mean of the first probed step per run, the "
+             "runs of a seed averaged (they probe the same rollouts), then mean ± 95% CI over seeds; "
+             "train: the mean of the per-step token means over the last quarter of a run, then mean ± "
+             "95% CI over runs. p_T(reference value) is also split by whether that value lay inside the "
+             "reference prefix the teacher was shown: below r = 1 a value past the cut is one it could "
+             "not copy, so only the shown column compares across r.", "", *leak]
     for c in claims:
         lines += c.lines()
     return "\n".join(lines) + "\n"

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from harness.losses.hidden_states import final_hidden
 from harness.models.tiny import TinyModelSpec, build_model, build_tokenizer
+from harness.prompts.templates import ReferenceCutter
 from harness.runs.schema import undocumented
 from harness.tasks.gap import leap
 from harness.tasks.synthetic import build_problem, erring_solution, parse_problem
@@ -30,6 +31,7 @@ from harness.trainers.leak import (
     TaskVocab,
     leak_stats,
     leak_targets,
+    reference_entries,
     reference_values,
 )
 
@@ -118,18 +120,24 @@ def test_the_result_position_predicts_the_result_token(tok, vocab):
     assert tok.convert_ids_to_tokens(ids[0, t.pos_N].tolist()) == ["3", "8"]
 
 
-@pytest.mark.parametrize(("text", "parsed"), [
-    ("1 + 2 = 3 ; 3 x 3 = 9 ; 9 ? 4 = 5 ; 5 + 5 = 10 ; ans 10", 2),  # not an op
-    ("1 + 2 = 3 ; 3 x 50 = 7 ; 7 - 4 = 3 ; ans 3", 1),  # 50 is no number mod 13
-    ("1 + 2 = 3 ; 3 x 3 = x ; 7 - 4 = 3 ; ans 3", 2),  # the prefix counts, the bad result stops it
-    ("1 + 2 = 3 ; 3 x 3 = 7 7 - 4 = 3 ; ans 3", 2),  # no `;`
-    ("ans 3 ; 1 + 2 = 3", 0),
-    ("1 + 2 = 3 ; 3 x 3", 1),  # the rollout ended mid-step
+@pytest.mark.parametrize(("text", "parsed", "leaks"), [
+    ("1 + 2 = 3 ; 3 x 3 = 9 ; 9 ? 4 = 5 ; 5 + 5 = 10 ; ans 10", 2, []),  # not an op
+    ("1 + 2 = 3 ; 3 x 50 = 7 ; 7 - 4 = 3 ; ans 3", 1, []),  # 50 is no number mod 13
+    ("1 + 2 = 3 ; 3 x 3 = x ; 7 - 4 = 3 ; ans 3", 2, []),  # the prefix counts, the bad result stops it
+    ("1 + 2 = 3 ; 3 x 3 = 7 7 - 4 = 3 ; ans 3", 2, []),  # no `;`
+    ("ans 3 ; 1 + 2 = 3", 0, []),
+    ("1 + 2 = 3 ; 3 x 3", 1, []),  # the rollout ended mid-step
+    # erring before the malformed step: leak tokens up to it, none after it
+    ("1 + 2 = 4 ; 4 x 3 = 12 ; 12 ? 4 = 8 ; 8 + 5 = 0 ; ans 0", 2, [10]),  # 12 vs 9; then not an op
+    ("1 + 2 = 4 ; 4 x 3 = 12 ; 12 - 4 = x ; 8 + 5 = 0 ; ans 0", 3, [10, 16]),  # step 3's prefix counts
+    ("1 + 2 = 4 ; 4 x 3 = 12 ; 12 - 4 = 8 8 + 5 = 0 ; ans 0", 3, [10, 16]),  # no `;` after step 3
+    ("1 + 2 = 4 ; 4 x 3 = 12 ; 12 - 4", 2, [10]),  # ended mid-step 3
 ])
-def test_a_malformed_rollout_stops_at_its_first_malformed_step(tok, vocab, text, parsed):
+def test_a_malformed_rollout_stops_at_its_first_malformed_step(tok, vocab, text, parsed, leaks):
     t = targets_of(tok, vocab, [text])
     assert t.parsed_B.tolist() == [parsed]
-    assert (t.pos_N < 6 * parsed).all()
+    assert t.pos_N.tolist() == leaks
+    assert (t.pos_N < 6 * parsed).all()  # never past the last parsed step (non-vacuous: leaks above)
 
 
 def test_masked_tokens_are_never_read(tok, vocab):
@@ -147,6 +155,52 @@ def test_a_leaped_reference_gives_values_only_where_its_steps_end(tok, vocab):
     t = targets_of(tok, vocab, [wrong], leap(PROBLEM, M, 2).solution)
     assert as_words(tok, t) == [(0, 10, "12", "9"), (0, 22, "0", "10")]
     assert t.parsed_B.tolist() == [4]
+
+
+def test_reference_entries_give_each_values_token_in_the_reference(tok):
+    entries = reference_entries(PROBLEM.solution, M)
+    assert entries == {1: (3, 4), 2: (9, 10), 3: (5, 16), 4: (10, 22)}
+    ids = ReferenceCutter(tok).solution_ids(PROBLEM.solution)  # the cut's own tokenisation
+    assert [tok.convert_ids_to_tokens(ids[pos]) for _, pos in entries.values()] == ["3", "9", "5", "10"]
+    assert reference_entries(leap(PROBLEM, M, 2).solution, M) == {2: (9, 6), 4: (10, 14)}
+
+
+def test_a_reference_value_beyond_the_teachers_cut_is_unshown(tok, vocab):
+    """The leak tokens at ops 3 and 4 (reference values 5 and 10, reference tokens 16 and 22):
+    at r = 0.75 the teacher sees ceil(0.75 * 26) = 20 tokens, so 5 was shown and 10 was not."""
+    t = targets_of(tok, vocab, ["1 + 2 = 3 ; 3 x 3 = 7 ; 7 - 4 = 3 ; 3 + 5 = 8 ; ans 8"])
+    assert t.ref_pos_N.tolist() == [16, 22] and t.shown_N is None
+    cut = ReferenceCutter(tok)
+    shown = {r: len(cut.prefix_ids(PROBLEM.solution, PROBLEM.steps, r)[0]) for r in (0.5, 0.75, 1.0)}
+    assert shown == {0.5: 13, 0.75: 20, 1.0: 26}
+    assert {r: t.with_shown([n]).shown_N.tolist() for r, n in shown.items()} == \
+        {0.5: [False, False], 0.75: [True, False], 1.0: [True, True]}
+    assert t.with_shown([20]).select(slice(0, 1)).shown_N.tolist() == [True, False]  # carried by select
+    with pytest.raises(ValueError, match="shape"):
+        t.with_shown([20, 20])
+
+
+def test_leak_stats_split_by_shown_matches_the_subsets():
+    torch.manual_seed(1)
+    head = torch.nn.Linear(8, 40)
+    h_B_C_H = torch.randn(2, 10, 8)
+    t = LeakTargets(torch.tensor([0, 0, 1]), torch.tensor([4, 7, 2]), torch.tensor([5, 6, 7]),
+                    torch.tensor([8, 9, 10]), torch.tensor([2, 1]), torch.tensor([4, 16, 10]))
+    marked = t.with_shown([10, 11])  # row 0: ref tokens 4 (shown), 16 (not); row 1: 10 (shown)
+    assert marked.shown_N.tolist() == [True, False, True]
+    got = leak_stats(h_B_C_H, head, marked, block=2)
+    logits = head(h_B_C_H).detach()[t.row_N, t.pos_N]
+    p_c, p_r = (torch.softmax(logits.double(), -1).gather(-1, ids[:, None])[:, 0]
+                for ids in (t.consistent_N, t.reference_N))
+    assert got["tokens_shown"] == 2
+    assert got["p_reference_shown"] == pytest.approx(float(p_r[0] + p_r[2]), rel=1e-5)
+    acc = LeakAccumulator()
+    acc.add(got)
+    means = acc.means()
+    assert means["leak_p_reference_unshown"] == pytest.approx(float(p_r[1]), rel=1e-5)
+    assert means["leak_p_consistent_shown"] == pytest.approx(float(p_c[0] + p_c[2]) / 2, rel=1e-5)
+    assert means["leak_tokens_shown"] == 2 and means["leak_tokens"] == 3
+    assert "tokens_shown" not in leak_stats(h_B_C_H, head, t)  # no shown flags: no split
 
 
 def test_select_renumbers_rows(tok, vocab):
@@ -224,17 +278,29 @@ def test_leak_stats_at_qwen3_vocab_holds_no_batch_wide_logits(monkeypatch):
     assert (got["p_consistent"], got["p_reference"]) == pytest.approx(want, rel=1e-5)
 
 
+NO_SPLIT = {"leak_p_consistent_shown": None, "leak_p_reference_shown": None, "leak_tokens_shown": 0,
+            "leak_p_consistent_unshown": None, "leak_p_reference_unshown": None}
+
+
 def test_the_accumulator_gives_null_means_without_a_leak_token():
     acc = LeakAccumulator()
     assert acc.means() == {"leak_p_consistent": None, "leak_p_reference": None, "leak_tokens": 0,
-                           "leak_share": None}
-    acc.add({"tokens": 0, "parsed": 4, "p_consistent": 0.0, "p_reference": 0.0})
+                           "leak_share": None, **NO_SPLIT}
+    acc.add({"tokens": 0, "parsed": 4, "p_consistent": 0.0, "p_reference": 0.0, "tokens_shown": 0,
+             "p_consistent_shown": 0.0, "p_reference_shown": 0.0})
     assert acc.means()["leak_share"] == 0.0 and acc.means()["leak_p_reference"] is None
-    acc.add({"tokens": 2, "parsed": 4, "p_consistent": 0.5, "p_reference": 1.5})
-    assert acc.means() == {"leak_p_consistent": 0.25, "leak_p_reference": 0.75, "leak_tokens": 2,
-                           "leak_share": 0.25}
+    acc.add({"tokens": 2, "parsed": 4, "p_consistent": 0.5, "p_reference": 1.5, "tokens_shown": 1,
+             "p_consistent_shown": 0.1, "p_reference_shown": 0.9})
+    assert acc.means() == pytest.approx({
+        "leak_p_consistent": 0.25, "leak_p_reference": 0.75, "leak_tokens": 2, "leak_share": 0.25,
+        "leak_p_consistent_shown": 0.1, "leak_p_reference_shown": 0.9, "leak_tokens_shown": 1,
+        "leak_p_consistent_unshown": 0.4, "leak_p_reference_unshown": 0.6})
     assert tuple(acc.means()) == KEYS
     assert json.loads(json.dumps(LeakAccumulator().means()))["leak_p_consistent"] is None
+    acc.add({"tokens": 1, "parsed": 1, "p_consistent": 0.5, "p_reference": 0.5, "shown_unknown": 1})
+    unknown = acc.means()  # a block scored without shown flags: the split is unknown, not wrong
+    assert unknown["leak_tokens_shown"] is None and unknown["leak_p_reference_unshown"] is None
+    assert unknown["leak_tokens"] == 3
 
 
 # ---- a short OPSD run --------------------------------------------------------------------------
@@ -255,9 +321,15 @@ def scripted_rollouts(self, prompt_ids: list[list[int]]) -> tuple[list[list[int]
 def check_leak_keys(row: dict) -> None:
     assert set(KEYS) <= set(row) and not undocumented(row)
     assert isinstance(row["leak_tokens"], int) and row["leak_tokens"] >= 0
-    for key in ("leak_p_consistent", "leak_p_reference", "leak_share"):
+    for key in ("leak_p_consistent", "leak_p_reference", "leak_share", "leak_p_reference_shown",
+                "leak_p_reference_unshown", "leak_p_consistent_shown", "leak_p_consistent_unshown"):
         assert row[key] is None or 0.0 <= row[key] <= 1.0, (key, row[key])
     assert (row["leak_p_consistent"] is None) == (row["leak_tokens"] == 0)
+    shown, n = row["leak_tokens_shown"], row["leak_tokens"]
+    assert isinstance(shown, int) and 0 <= shown <= n  # the trainer always knows the cut
+    if 0 < shown < n:  # the two parts recombine into the whole
+        whole = (shown * row["leak_p_reference_shown"] + (n - shown) * row["leak_p_reference_unshown"]) / n
+        assert whole == pytest.approx(row["leak_p_reference"], rel=1e-6)
 
 
 def test_an_opsd_run_writes_the_leak_in_train_and_probe_rows(smoke_base, tmp_path, monkeypatch):
@@ -279,9 +351,16 @@ def test_an_opsd_run_writes_the_leak_in_train_and_probe_rows(smoke_base, tmp_pat
         check_leak_keys(row)
     first = train[0]
     assert first["leak_tokens"] > 0 and 0 < first["leak_share"] < 1
+    # the probe's cut: at r = 0 no reference value is shown, at r = 1 every one is
+    at = {r["probe_exposure"]: r for r in probe if r["step"] == 1}
+    assert at[0.0]["leak_tokens_shown"] == 0 and at[0.0]["leak_p_reference_shown"] is None
+    assert at[1.0]["leak_tokens_shown"] == at[1.0]["leak_tokens"] > 0
+    assert at[0.0]["leak_tokens_shown"] <= at[0.5]["leak_tokens_shown"] <= at[1.0]["leak_tokens_shown"]
     # step 1: the probe at the train exposure sees the same rollouts and the same teacher weights,
     # so the merged micro-batches must give its numbers
     same = next(r for r in probe if r["step"] == 1 and r["probe_exposure"] == 0.5)
     assert same["leak_tokens"] == first["leak_tokens"] and same["leak_share"] == first["leak_share"]
-    for key in ("leak_p_consistent", "leak_p_reference"):
+    assert same["leak_tokens_shown"] == first["leak_tokens_shown"]  # train and probe cut alike
+    for key in ("leak_p_consistent", "leak_p_reference", "leak_p_reference_shown",
+                "leak_p_reference_unshown"):
         assert same[key] == pytest.approx(first[key], abs=1e-4)

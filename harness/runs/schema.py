@@ -21,6 +21,16 @@ LEAK = {  # synthetic task only (harness/trainers/leak.py); absent on the math t
                    "reference's; a leaped reference has no value inside a step)",
     "leak_share": "synthetic: leak_tokens over all result tokens parsed (up to the first malformed "
                   "step); null when none was parsed",
+    "leak_tokens_shown": "synthetic: those of the leak_tokens whose reference value lies inside the "
+                         "reference prefix the teacher was shown at its r (the cut); null when unknown",
+    "leak_p_consistent_shown": "synthetic: leak_p_consistent over the shown leak tokens only; null when "
+                               "there is none",
+    "leak_p_reference_shown": "synthetic: leak_p_reference over the shown leak tokens only (the teacher "
+                              "saw the value it could copy); null when there is none",
+    "leak_p_consistent_unshown": "synthetic: leak_p_consistent over the leak tokens whose reference value "
+                                 "lies past the cut; null when there is none",
+    "leak_p_reference_unshown": "synthetic: leak_p_reference over the leak tokens whose reference value "
+                                "lies past the cut (the teacher could not see it); null when there is none",
 }
 TRAIN_ROW = {
     "step": "optimiser step, 1-based; first key of every row",
@@ -84,6 +94,8 @@ CONTROLLER_ROW = {  # a source's rows: ATESD's per hold window (at its last step
     "ctrl_r": "exposure r_k sampled for window k (the train rows of its steps carry it)",
     "ctrl_a": "Beta a of the policy at decision k (>= 1; after the entropy clamp, if any)",
     "ctrl_b": "Beta b (>= 1)",
+    "ctrl_policy_mean": "the policy's mean a / (a + b) at decision k",
+    "ctrl_concentration": "the policy's concentration a + b at decision k (higher: narrower)",
     "ctrl_state_progress": "state: t/T at decision k",
     "ctrl_state_prev_exposure": "state: r_(k-1) (0 at k = 0, as are the statistics before data)",
     "ctrl_state_loss": "state: log1p(EMA of loss)",
@@ -101,6 +113,10 @@ CONTROLLER_ROW = {  # a source's rows: ATESD's per hold window (at its last step
     "ctrl_credited": "decision whose reward was credited at this window (k - W + 1), if any",
     "ctrl_reward": "R = sum_{j<W} gamma^j delta_(credited+j) of that decision, if any "
                    "(reward=paper: ctrl_reward_drops + ctrl_reward_gt)",
+    "ctrl_reward_snr": "the rewards' SNR so far: sd of the exposure part of a least-squares fit "
+                       "R ~ 1 + k + r + r^2 over the credited decisions / its residual sd (null before "
+                       "6; harness/sources/reinforce.py reward_snr)",
+    "ctrl_reward_used": "controller.shuffle_rewards: the (permuted) reward the update used",
     "ctrl_reward_drops": "reward=paper: sum_{j=1..L} gamma^(j-1) max(0, l_(j-1) - l_j) over the "
                          "credited decision's lookahead (drops inside one window only)",
     "ctrl_reward_gt": "reward=paper: lambda_gt * G of the credited decision",

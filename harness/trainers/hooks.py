@@ -109,7 +109,8 @@ class RunHooks:
 
     def leak_targets(self, batch: dict[str, Any], problem_ids: list[str]) -> LeakTargets | None:
         """The leak tokens of the batch's rollouts against their training references (self.problems:
-        leaped where the gap leaps them; harness/trainers/leak.py); None off the synthetic task."""
+        leaped where the gap leaps them; harness/trainers/leak.py); None off the synthetic task.
+        No shown flags yet: those depend on the exposure (with_shown, shown_reference_tokens)."""
         task = self.run_cfg.task
         if task.kind != "synthetic":
             return None
@@ -118,6 +119,25 @@ class RunHooks:
         return leak_targets(batch["completion_ids"], batch["completion_mask"],
                             [self.problems[pid].solution for pid in problem_ids], self.task_vocab,
                             task.modulus)
+
+    def shown_reference_tokens(self, problem_ids: list[str], rs: list[float]) -> list[int]:
+        """Reference tokens the teacher is shown of each problem at its r: the cut's length
+        (harness/prompts/templates.py; a whole reference at any r > 0 for answer_only)."""
+        out = []
+        for pid, r in zip(problem_ids, rs, strict=True):
+            problem = self.problems[pid]
+            ids, _ = self.prompts.cutter.prefix_ids(problem.solution, problem.steps,
+                                                    self.prompts.shown_exposure(problem, r))
+            out.append(len(ids))
+        return out
+
+    def train_leak_targets(self, batch: dict[str, Any], problem_ids: list[str]) -> LeakTargets | None:
+        """leak_targets marked shown or not at the exposures the batch's teachers were built at."""
+        targets = self.leak_targets(batch, problem_ids)
+        if targets is None:
+            return None
+        r_of = dict(zip(self.batch_problem_ids, self.batch_rs, strict=True))
+        return targets.with_shown(self.shown_reference_tokens(problem_ids, [r_of[p] for p in problem_ids]))
 
     # ---- the mismatch probe (OPSD always; RL when its source reads it) ------------------------
     def maybe_probe(self, batch: dict[str, Any], problem_ids: list[str]) -> None:
@@ -142,10 +162,16 @@ class RunHooks:
                                        comp_B_C.shape[1])
 
         spec = replace(self.spec(), temperature=1.0, loss=False)  # the mismatch: T 1, no loss
-        rows = probe_mismatch(list(self.run_cfg.probe.exposures), self.run_cfg.probe.max_rows,
+        exposures = list(self.run_cfg.probe.exposures)
+        targets = self.leak_targets(batch, problem_ids)
+        # each probed exposure shows its own cut: the same leak tokens, shown or not at that r
+        leak = None if targets is None else {
+            r: targets.with_shown(self.shown_reference_tokens(problem_ids, [r] * len(problem_ids)))
+            for r in exposures}
+        rows = probe_mismatch(exposures, self.run_cfg.probe.max_rows,
                               self.run_cfg.micro_batch, lambda r: self.student_hidden(self.model, batch, r),
                               teacher, comp_B_C, cmask_B_C, lm_head(self.model), lm_head(self.teacher_model),
-                              spec, leak=self.leak_targets(batch, problem_ids))
+                              spec, leak=leak)
         for row in rows:
             check_finite(row, step, ("mismatch_kl_st", "mismatch_kl_ts"))
         return [{"step": step, "kind": "probe", **row} for row in rows]

@@ -129,7 +129,7 @@ class OPSDTrainer(RunHooks, SDFTTrainer):
         self.token_stats = TokenStats()
         # Parsed once for the whole step; each micro-batch finds its rows by batch_row, which
         # TRL splits along with the other per-row tensors.
-        self.step_leak, self.leak_sums = self.leak_targets(batch, problem_ids), LeakAccumulator()
+        self.step_leak, self.leak_sums = self.train_leak_targets(batch, problem_ids), LeakAccumulator()
         comp_B_C = batch["completion_ids"]
         batch["batch_row"] = torch.arange(comp_B_C.shape[0], device=comp_B_C.device)
         # the step's loss tokens over all ranks (compute_loss normalises by them)

@@ -13,7 +13,7 @@ leak.py: the teacher's p of the rollout-consistent vs the reference value where 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -37,9 +37,13 @@ def probe_mismatch(exposures: list[float], max_rows: int, row_block: int,
                    student_hidden: StudentHidden, teacher_hidden: TeacherHidden,
                    ids_B_C: torch.Tensor, mask_B_C: torch.Tensor, head_s: torch.nn.Module,
                    head_t: torch.nn.Module, spec: DivergenceSpec,
-                   leak: LeakTargets | None = None) -> list[dict[str, float | int | None]]:
+                   leak: LeakTargets | Mapping[float, LeakTargets] | None = None
+                   ) -> list[dict[str, float | int | None]]:
     """[{probe_exposure, mismatch_kl_st, mismatch_kl_ts}] per exposure, in the given order; with
-    `leak` (the rollouts' leak tokens) also leak_* (harness/trainers/leak.py KEYS)."""
+    `leak` (the rollouts' leak tokens; per exposure when they carry its shown flags) also leak_*
+    (harness/trainers/leak.py KEYS)."""
+    leak_at = (None if leak is None else leak if isinstance(leak, Mapping)
+               else dict.fromkeys(exposures, leak))
     sums = {r: torch.zeros(2, dtype=torch.float64) for r in exposures}
     leaks = {r: LeakAccumulator() for r in exposures}
     tokens = 0
@@ -48,7 +52,6 @@ def probe_mismatch(exposures: list[float], max_rows: int, row_block: int,
         tokens += int(sel_b_C.sum())
         h_s_N_H = student_hidden(rows)[sel_b_C]
         per = exposures_per_forward(len(exposures), rows.stop - rows.start, max_rows)
-        leak_b = leak.select(rows) if leak is not None else None
         for start in range(0, len(exposures), per):
             chunk = exposures[start:start + per]
             h_t = teacher_hidden(chunk, rows)
@@ -59,7 +62,8 @@ def probe_mismatch(exposures: list[float], max_rows: int, row_block: int,
                                               head_s, spec, teacher_head=head_t)
                 sums[r] += torch.stack([stats[:, COL["mismatch_kl_st"]].sum(),
                                         stats[:, COL["mismatch_kl_ts"]].sum()]).double().cpu()
-                if leak_b is not None:
+                if leak_at is not None:
+                    leak_b = leak_at[r].select(rows)
                     leaks[r].add(leak_stats(h_t[i * b:(i + 1) * b], head_t, leak_b, spec.block))
     return probe_rows_over_ranks(exposures, sums, leaks if leak is not None else None, tokens)
 

@@ -121,3 +121,26 @@ def test_auto_falls_back_to_sdpa_when_the_flash_kernel_cannot_load(tmp_path, mon
     assert "flash_attention_2 failed to load" in capsys.readouterr().out
     with pytest.raises(ImportError):
         tiny.load(tmp_path, ModelConfig(attn_implementation="flash_attention_2"))
+
+
+def test_final_hidden_runs_packed_where_packs_says_so_with_the_padded_result(monkeypatch):
+    """The trainers' final_hidden takes the packed path when packs(model) (flash kernels; forced
+    here on SDPA, whose block-diagonal mask is the same contract): same hidden states."""
+    import harness.losses.hidden_states as hs
+
+    model = model_of("sdpa")
+    ids_B_L, mask_B_L, _ = batch(PROMPTS)
+    padded = final_hidden(model, ids_B_L, mask_B_L, C)
+    calls: list[int] = []
+    real = hs.packed_final_hidden
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hs, "packs", lambda m: True)
+    monkeypatch.setattr(hs, "packed_final_hidden", counted)
+    packed = final_hidden(model, ids_B_L, mask_B_L, C)
+    keep = mask_B_L[:, -C - 1:-1].bool()  # positions whose next token is real
+    assert calls == [1]
+    assert torch.allclose(packed[keep], padded[keep], atol=1e-5)

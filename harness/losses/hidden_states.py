@@ -16,6 +16,8 @@ from collections.abc import Iterator
 
 import torch
 
+from harness.models.packing import packed_final_hidden, packs
+
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The plain transformers model under DDP (.module) and peft (get_base_model)."""
@@ -39,8 +41,12 @@ def final_norm(model: torch.nn.Module) -> torch.nn.Module | None:
 
 def final_hidden(model: torch.nn.Module, ids_B_L: torch.Tensor, mask_B_L: torch.Tensor,
                  c_len: int) -> torch.Tensor:
-    """h_B_C_H: the LM head's input at the positions predicting the last c_len tokens."""
+    """h_B_C_H: the LM head's input at the positions predicting the last c_len tokens. On a flash
+    kernel the rows run packed, padding-free (harness/models/packing.py): no padded token is
+    computed, which matters for a probe's teacher rows padded to the r = 1 context."""
     norm = final_norm(model)
+    if norm is not None and packs(unwrap(model)):
+        return packed_final_hidden(model, norm, ids_B_L, mask_B_L, c_len)
     kwargs = {"input_ids": ids_B_L, "attention_mask": mask_B_L, "use_cache": False, "logits_to_keep": 1}
     if norm is None:  # another architecture: hidden_states[-1] is the normed output in HF models
         out = model(**kwargs, output_hidden_states=True)

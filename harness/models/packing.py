@@ -17,9 +17,10 @@ position_ids restart at 0 for each sequence; the model then runs with no attenti
 RoPE makes attention depend on position differences only, so restarting positions at 0 (the padded
 forward counts the left padding) changes the logits by rounding alone.
 
-Wired: nothing in the trainers yet. `packed_final_hidden` has harness/losses/hidden_states.py
-final_hidden's contract (h_B_C_H at the positions predicting the last c_len tokens); calling it
-there when `packs(model)` is the one step left (that module is outside this change).
+Wired: harness/losses/hidden_states.py final_hidden (every OPSD student and teacher forward, the
+probe, reference_logp) calls `packed_final_hidden`, which has its contract (h_B_C_H at the
+positions predicting the last c_len tokens), when `packs(model)`: on flash kernels only, so the
+CPU path is unchanged; tests/test_packed_attention.py forces it on SDPA to check the wiring.
 """
 
 from __future__ import annotations

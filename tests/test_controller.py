@@ -19,7 +19,15 @@ from harness.config.schema import ConfigError
 from harness.config.settings import compose
 from harness.sources.controller import FEATURES, ControllerExposure
 from harness.sources.controller_config import ControllerConfig
-from harness.sources.reinforce import BetaPolicy, Reinforce, discounted_reward, sample_beta
+from harness.sources.random import RandomExposure
+from harness.sources.reinforce import (
+    BetaPolicy,
+    Reinforce,
+    RewardShuffler,
+    discounted_reward,
+    reward_snr,
+    sample_beta,
+)
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -92,7 +100,7 @@ def test_discounted_reward_by_hand():
 def test_delayed_crediting_on_a_hand_made_progress_sequence():
     P = [0.0, 0.1, 0.3, 0.2, 0.5, 0.6]  # P_(-1), P_0 .. P_4
     delta = [P[i + 1] - P[i] for i in range(5)]
-    ctrl = _controller(_cfg(5), P, hold=1, credit_windows=3, gamma=0.5)
+    ctrl = _controller(_cfg(5), P, hold=1, credit_windows=3, gamma=0.5, advantage="baseline")
     rows = [r for s in range(1, 6) for r in ctrl.step_end(s, _row(s))]
     assert [r["window"] for r in rows] == [0, 1, 2, 3, 4]
     for r, d, p in zip(rows, delta, P[1:]):
@@ -201,6 +209,111 @@ def test_state_round_trips_through_torch_save(tmp_path):
         assert torch.equal(pa, pb)
 
 
+# ---- the defaults and the diagnostics ------------------------------------------------------------------
+def test_default_controller_is_the_one_the_bed_chose():
+    cc = ControllerConfig()
+    assert (cc.credit_windows, cc.gamma, cc.advantage) == (1, 0.0, "normalised")
+    old = compose(["ablation=paper_controller"]).controller  # the paper's reading, one override
+    assert (old.credit_windows, old.gamma, old.advantage) == (3, 0.9, "baseline")
+    assert compose(["ablation=paper_reward"]).controller.gamma == 0.9  # its lookahead's discount kept
+
+
+def test_rows_carry_the_policy_mean_concentration_reward_advantage_and_snr():
+    P = [0.0, 0.1, 0.15, 0.3, 0.2, 0.5, 0.4, 0.45, 0.7]
+    ctrl = _controller(_cfg(8), P, hold=1, credit_windows=1)  # the default W (smoke's is 2)
+    rows = [r for s in range(1, 9) for r in ctrl.step_end(s, _row(s))]
+    for r in rows:
+        assert r["ctrl_policy_mean"] == pytest.approx(r["ctrl_a"] / (r["ctrl_a"] + r["ctrl_b"]))
+        assert r["ctrl_concentration"] == pytest.approx(r["ctrl_a"] + r["ctrl_b"])
+    assert [r["ctrl_reward"] for r in rows] == pytest.approx([b - a for a, b in zip(P, P[1:])])
+    # normalised advantage at window 1 by hand: rewards 0.1, 0.05: mean 0.075, sd 0.025 -> -1
+    assert rows[1]["ctrl_advantage"] == pytest.approx(-1.0)
+    assert [r["ctrl_reward_snr"] is None for r in rows] == [True] * 5 + [False] * 3
+    hist = [(r["window"], r["ctrl_r"], r["ctrl_reward"]) for r in rows]
+    assert rows[-1]["ctrl_reward_snr"] == pytest.approx(reward_snr(hist))
+
+
+def test_reward_snr_by_hand():
+    r = [0.1, 0.9, 0.3, 0.7, 0.5, 0.2, 0.8]
+    assert reward_snr([(k, r[k], 0.0) for k in range(5)]) is None  # fewer than 6 decisions
+    # rewards that are exactly a trend in k: nothing for r to explain, no noise
+    assert reward_snr([(k, r[k], 0.3 - 0.02 * k) for k in range(7)]) == 0.0
+    # R = r + e with residual e orthogonal to (1, k, r, r^2): the fit returns r exactly, and
+    # SNR = sd(r) / sqrt(sum e^2 / (7 - 4)), e found by projecting a vector off the design
+    X = np.column_stack([np.ones(7), np.arange(7), r, np.square(r)])
+    v = np.array([1.0, -1.0, 0.5, 0.0, -0.5, 1.0, -1.0])
+    e = v - X @ np.linalg.lstsq(X, v, rcond=None)[0]
+    e *= 0.1 / np.abs(e).max()
+    want = np.std(r) / math.sqrt((e ** 2).sum() / 3)
+    assert reward_snr([(k, r[k], r[k] + e[k]) for k in range(7)]) == pytest.approx(want)
+
+
+# ---- learning controls -------------------------------------------------------------------------------------
+def test_lr_zero_leaves_the_policy_bit_equal():
+    P = [0.0, 0.3, 0.1, 0.4, 0.2, 0.6, 0.1, 0.5, 0.2, 0.7, 0.3]
+    ctrl = _controller(_cfg(10), P, hold=1, credit_windows=1, lr=0.0)
+    before = [p.detach().clone() for p in ctrl.learner.policy.parameters()]
+    rows = [r for s in range(1, 11) for r in ctrl.step_end(s, _row(s))]
+    assert sum("ctrl_policy_loss" in r for r in rows) == 10  # it was credited and computed
+    assert any(r["ctrl_advantage"] != 0 for r in rows)
+    for b, p in zip(before, ctrl.learner.policy.parameters()):
+        assert torch.equal(b, p)
+    a = 1 + math.log(2)  # so every decision is the initial Beta
+    assert all(r["ctrl_a"] == pytest.approx(a) and r["ctrl_b"] == pytest.approx(a) for r in rows)
+    assert compose(["ablation=frozen_policy"]).controller.lr == 0.0
+
+
+def test_shuffled_rewards_are_a_permutation_of_the_real_ones():
+    P = [0.0, 0.3, 0.1, 0.4, 0.2, 0.6, 0.1, 0.5, 0.2, 0.7, 0.3, 0.9, 0.4]  # 12 windows
+    ctrl = _controller(_cfg(12), P, hold=1, credit_windows=1, shuffle_rewards=5)
+    used: list[tuple[int, float]] = []
+    update = ctrl.learner.update
+
+    def spy(credited):
+        used.extend((d.window, R) for d, R in credited)
+        return update(credited)
+
+    ctrl.learner.update = spy  # type: ignore[method-assign]
+    rows = [r for s in range(1, 13) for r in ctrl.step_end(s, _row(s))]
+    real = [r["ctrl_reward"] for r in rows]
+    assert real == pytest.approx([b - a for a, b in zip(P, P[1:])])
+    # blocks of 5: updates at windows 4 and 9, the last partial block (10, 11) at training's end
+    assert [i for i, r in enumerate(rows) if "ctrl_policy_loss" in r] == [4, 9, 11]
+    assert sorted(w for w, _ in used) == list(range(12))  # every decision learned from once
+    assert sorted(R for _, R in used) == pytest.approx(sorted(real))  # the same rewards ...
+    for block in (range(0, 5), range(5, 10), range(10, 12)):  # ... permuted within each block
+        assert sorted(R for w, R in used if w in block) == pytest.approx(sorted(real[w] for w in block))
+    assert any(R != pytest.approx(real[w]) for w, R in used)  # not the identity
+    assert compose(["ablation=shuffled_rewards"]).controller.shuffle_rewards == 5
+
+
+def test_reward_shuffler_state_round_trips():
+    a, b = RewardShuffler(3, seed=7), RewardShuffler(3, seed=7)
+    from harness.sources.reinforce import Decision
+
+    ds = [(Decision(k, [0.0], 0.5, 1.7, 1.7), float(k)) for k in range(6)]
+    a.take(ds[:2], final=False)
+    b.load_state_dict(a.state_dict())
+    assert a.take(ds[2:3], final=False) == b.take(ds[2:3], final=False)
+
+
+def test_random_from_the_initial_beta():
+    src = RandomExposure(total_steps=4000, hold=1, seed=3, draw="initial_beta")
+    a = 1 + math.log(2)
+    import random as pyrandom
+
+    assert src.current() == pyrandom.Random(3).betavariate(a, a)  # the first draw, by hand
+    rs = [src.current()]
+    for step in range(1, 4000):
+        src.step_end(step, {})
+        rs.append(src.current())
+    assert scistats.kstest(rs, scistats.beta(a, a).cdf).pvalue > 0.01
+    assert scistats.kstest(rs, "uniform").pvalue < 1e-6  # not U[0, 1]
+    assert RandomExposure(10, 1, 3).current() == pyrandom.Random(3).random()  # uniform unchanged
+    cfg = compose(["ablation=initial_beta"])
+    assert cfg.method.exposure_source == "random" and cfg.controller.random_draw == "initial_beta"
+
+
 # ---- config ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("override,match", [
     ("controller.hold=0", "controller.hold=0"),
@@ -208,6 +321,9 @@ def test_state_round_trips_through_torch_save(tmp_path):
     ("controller.credit_windows=0", "controller.credit_windows=0"),
     ("controller.progress=loss", "controller.progress='loss'"),
     ("controller.state=full", "controller.state='full'"),
+    ("controller.lr=-0.1", "controller.lr=-0.1"),
+    ("controller.shuffle_rewards=1", "controller.shuffle_rewards=1"),
+    ("controller.random_draw=gauss", "controller.random_draw='gauss'"),
     ("schedule.kind=cosine", "schedule.kind='cosine'"),
     ("tag=a/b", "tag='a/b'"),
 ])

@@ -85,10 +85,15 @@ CONTROLLER_ABLATIONS = {  # ablation -> what it must have set
     "nll_progress": {"progress": "ref_nll"},
     "no_hold": {"hold": 1},
     "bandit": {"state": "none"},
+    "paper_controller": {"credit_windows": 3, "gamma": 0.9, "advantage": "baseline"},
+    "frozen_policy": {"lr": 0.0},
+    "shuffled_rewards": {"shuffle_rewards": 5},
 }
+NEW_ABLATIONS = ("paper_controller", "frozen_policy", "shuffled_rewards")  # unit-tested in test_controller.py
 
 
-@pytest.mark.parametrize("ablation", sorted(CONTROLLER_ABLATIONS))
+@pytest.mark.parametrize("ablation", [pytest.param(a, marks=pytest.mark.slow) if a in NEW_ABLATIONS else a
+                                      for a in sorted(CONTROLLER_ABLATIONS)])
 def test_controller_ablation_runs(tmp_path, smoke_base, ablation):
     folder, cfg = _run(tmp_path, f"ablation={ablation}")
     assert folder.name == f"atesd-{ablation}-s0"
@@ -105,6 +110,7 @@ def test_controller_ablation_runs(tmp_path, smoke_base, ablation):
 
 @pytest.mark.parametrize("ablation,name,want", [
     ("random", "random-s0", None),
+    pytest.param("initial_beta", "random-initial_beta-s0", None, marks=pytest.mark.slow),
     ("linear_up", "schedule-linear_up-s0", [0.0, 1 / 3, 2 / 3, 1.0]),
     ("linear_down", "schedule-linear_down-s0", [1.0, 2 / 3, 1 / 3, 0.0]),
     ("step", "schedule-step-s0", [0.0, 0.0, 1.0, 1.0]),
@@ -115,7 +121,7 @@ def test_baseline_ablation_runs(tmp_path, smoke_base, ablation, name, want):
     assert folder.name == name
     assert json.loads((folder / "status.json").read_text())["state"] == "done"
     exposures = [r["exposure"] for r in _rows(folder, "train")]
-    if want is None:  # random: held for controller.hold steps, re-drawn after
+    if want is None:  # random (either draw): held for controller.hold steps, re-drawn after
         h = cfg.controller.hold
         assert all(exposures[i] == exposures[i - i % h] for i in range(len(exposures)))
         assert exposures[0] != exposures[h]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 from harness.config.schema import RunConfig
 from harness.sources.base import ExposureSource
@@ -81,17 +81,65 @@ class StatsEMA:
         return [math.log1p(max(probe_nll, 0.0)), self.values.get("confidence", 0.0)]
 
 
+# ---- what the controller measures ----------------------------------------------------------------
+class Measures(Protocol):
+    """The seam between the controller and what it measures: the student (ModelMeasures, real runs)
+    or a simulated one (harness/policybed/adapter.py), through the same three calls."""
+
+    def progress(self) -> float:
+        """P now (controller.progress: val_accuracy or minus ref_nll; higher is better)."""
+        ...
+
+    def probe_nll(self) -> float:
+        """state=paper: the student's NLL of the validation references now."""
+        ...
+
+    def teacher_logp(self, r: float) -> float:
+        """reward=paper: G of exposure r, the teacher's mean per-token log-prob of the references."""
+        ...
+
+
+class ModelMeasures:
+    """The real measures: the bound student (and teacher) on the validation problems."""
+
+    def __init__(self, cfg: RunConfig, problems: list[Problem], model, tokenizer,
+                 teacher: TeacherView | None) -> None:
+        self.cfg, self.problems = cfg, problems
+        self.model, self.tokenizer, self.teacher = model, tokenizer, teacher
+
+    def progress(self) -> float:
+        if self.model is None:
+            raise RuntimeError("ControllerExposure.bind(model, tokenizer) was not called")
+        if self.cfg.controller.progress == "ref_nll":
+            return -ref_nll(self.model, self.tokenizer, self.cfg, self.problems)
+        return val_accuracy(self.model, self.tokenizer, self.cfg, self.problems)
+
+    def probe_nll(self) -> float:
+        return ref_nll(self.model, self.tokenizer, self.cfg, self.problems)
+
+    def teacher_logp(self, r: float) -> float:
+        if self.teacher is None:
+            raise RuntimeError("ControllerExposure.bind(model, tokenizer, teacher) got no teacher")
+        return teacher_ref_logp(self.teacher, self.tokenizer, self.cfg, self.problems, r)
+
+
 # ---- the exposure source -----------------------------------------------------------------------
 class ControllerExposure(ExposureSource):
-    """ATESD as an ExposureSource: holds r for H steps, measures P, learns, logs one row a window."""
+    """ATESD as an ExposureSource: holds r for H steps, measures P, learns, logs one row a window.
 
-    def __init__(self, cfg: RunConfig, evaluator: tuple[Any, Any] | None) -> None:
+    measures: what P, the probe NLL and G are read from; None (real runs): the student and
+    teacher that bind() hands in (ModelMeasures). The policy test bed passes a simulated
+    student's (harness/policybed/adapter.py), so it runs this very class."""
+
+    def __init__(self, cfg: RunConfig, evaluator: tuple[Any, Any] | None,
+                 measures: Measures | None = None) -> None:
         super().__init__(cfg.train.steps)
         self.cfg, self.cc = cfg, cfg.controller
         self.problems: list[Problem] = evaluator[0].validation if evaluator else []
-        if self.cc.progress != "train_loss" and not self.problems:
+        self.measures = measures
+        if measures is None and self.cc.progress != "train_loss" and not self.problems:
             raise ValueError(f"controller.progress={self.cc.progress} needs validation problems")
-        if (self.cc.state == "paper" or self.cc.reward == "paper") and not self.problems:
+        if measures is None and (self.cc.state == "paper" or self.cc.reward == "paper") and not self.problems:
             raise ValueError("controller.state=paper and reward=paper need validation problems")
         paper_state = self.cc.state == "paper"
         self.features = PAPER_FEATURES if paper_state else FEATURES
@@ -115,30 +163,32 @@ class ControllerExposure(ExposureSource):
 
     def bind(self, model, tokenizer, teacher: TeacherView | None = None) -> None:
         self.model, self.tokenizer, self.teacher = model, tokenizer, teacher
+        # measures given at construction (the test bed) stay: the model is not what they read
+        if self.measures is None or isinstance(self.measures, ModelMeasures):
+            self.measures = ModelMeasures(self.cfg, self.problems, model, tokenizer, teacher)
         if self.progress_prev is None and self.cc.progress != "train_loss":  # P_(-1), not on resume
             self.progress_prev = self.measure()
+
+    def the_measures(self) -> Measures:
+        if self.measures is None:
+            raise RuntimeError("ControllerExposure.bind(model, tokenizer) was not called")
+        return self.measures
 
     def measure(self) -> float:
         """P at the end of the current window (higher is better)."""
         if self.cc.progress == "train_loss":
             return -sum(self.window_losses) / max(len(self.window_losses), 1)
-        if self.model is None:
-            raise RuntimeError("ControllerExposure.bind(model, tokenizer) was not called")
-        if self.cc.progress == "ref_nll":
-            return -ref_nll(self.model, self.tokenizer, self.cfg, self.problems)
-        return val_accuracy(self.model, self.tokenizer, self.cfg, self.problems)
+        return self.the_measures().progress()
 
     def measure_probe_nll(self, p: float) -> float:
         """state=paper: the student's NLL of the validation references (P is minus it under ref_nll)."""
         if self.cc.progress == "ref_nll":
             return -p
-        return ref_nll(self.model, self.tokenizer, self.cfg, self.problems)
+        return self.the_measures().probe_nll()
 
     def measure_teacher_logp(self, r: float) -> float:
         """reward=paper: G of exposure r (harness/sources/paper_reward.py)."""
-        if self.teacher is None:
-            raise RuntimeError("ControllerExposure.bind(model, tokenizer, teacher) got no teacher")
-        return teacher_ref_logp(self.teacher, self.tokenizer, self.cfg, self.problems, r)
+        return self.the_measures().teacher_logp(r)
 
     def current(self) -> float:
         return self.decision.r
@@ -160,11 +210,13 @@ class ControllerExposure(ExposureSource):
         delta = None if self.progress_prev is None else p - self.progress_prev
         d = self.decision
         measured = self.paper_measures(p, d.r)
+        final = step >= self.total_steps
         if self.credit is None:
-            credit = self.learner.end_window(self.window, delta)
+            credit = self.learner.end_window(self.window, delta, final)
         else:
-            credit = self.paper_credit(step)
+            credit = self.paper_credit(step, final)
         row = {"window": self.window, "ctrl_r": d.r, "ctrl_a": d.a, "ctrl_b": d.b,
+               "ctrl_policy_mean": d.a / (d.a + d.b), "ctrl_concentration": d.a + d.b,
                **{f"ctrl_state_{n}": x for n, x in zip(self.features, d.state)},
                "ctrl_progress": p, "ctrl_delta": delta, **measured, **credit,
                "ctrl_seconds": round(time.time() - t0, 3)}
@@ -186,12 +238,12 @@ class ControllerExposure(ExposureSource):
             self.credit.teacher_logp[self.window] = out["ctrl_teacher_logp"] = self.measure_teacher_logp(r)
         return out
 
-    def paper_credit(self, step: int) -> dict[str, Any]:
+    def paper_credit(self, step: int, final: bool = False) -> dict[str, Any]:
         """reward=paper: learn from the decisions whose lookahead has ended by this step."""
         assert self.credit is not None
         ready = self.learner.take_ready(lambda d: self.credit.is_ready(d, step))
         credited, terms = self.credit.credit(ready)
-        return {**self.learner.learn(credited), **terms}
+        return {**self.learner.learn(credited, final), **terms}
 
     def state_dict(self) -> dict[str, Any]:
         return {"step": self.step, "window": self.window, "window_start": self.window_start,

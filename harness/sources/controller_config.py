@@ -8,6 +8,7 @@ registration (atesd.py) import it without importing each other.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from harness.config.fields import F, in_unit, require
@@ -17,6 +18,10 @@ CONTROLLER_STATES = ("stats", "none", "paper")
 CONTROLLER_REWARDS = ("progress", "paper")  # harness/sources/controller.py, harness/sources/paper_reward.py
 ADVANTAGES = ("baseline", "normalised")
 ENTROPY_BOUNDS = ("clamp", "penalty")
+RANDOM_DRAWS = ("uniform", "initial_beta")
+# The policy's initial Beta(a, a) for every state: a = 1 + softplus(0) (harness/sources/reinforce.py
+# BetaPolicy, last layer at zero); method=random controller.random_draw=initial_beta draws from it.
+INITIAL_AB = 1.0 + math.log(2.0)
 
 
 @dataclass
@@ -32,9 +37,12 @@ class ControllerConfig:
     """
 
     hold: int = F(5, "H: optimiser steps one sampled exposure is held (a window); 1: no hold")
-    credit_windows: int = F(3, "W: windows of progress credited to a decision, "
-                               "R_k = sum_{j<W} gamma^j delta_(k+j); 1: immediate reward")
-    gamma: float = F(0.9, "discount of later windows in R_k, in [0, 1]; 0: immediate reward")
+    # Defaults W = 1, gamma = 0, advantage=normalised: what learns in 30 decisions on the policy
+    # test bed (harness/policybed/README.md); the paper's reading (W = 3, gamma = 0.9, EMA
+    # baseline) is ablation=paper_controller.
+    credit_windows: int = F(1, "W: windows of progress credited to a decision, "
+                               "R_k = sum_{j<W} gamma^j delta_(k+j); 1: immediate reward (default)")
+    gamma: float = F(0.0, "discount of later windows in R_k, in [0, 1]; 0: immediate reward (default)")
     progress: str = F("val_accuracy", "learning-progress measure P at each window's end: "
                       "val_accuracy (student, no reference, task.val_size problems) | "
                       "ref_nll (minus the student's NLL of held-out reference solutions) | "
@@ -62,8 +70,8 @@ class ControllerConfig:
                           "drops credit it (4 = H - 1: the window's own steps, credited at its end)")
     lambda_gt: float = F(0.1, "paper reward: weight of the teacher's mean per-token log-prob of the "
                               "validation references at the chosen exposure; 0: not measured")
-    advantage: str = F("baseline", "baseline (R - EMA baseline) | normalised ((R - mean) / std over the "
-                                   "last advantage_buffer rewards, this one included)")
+    advantage: str = F("normalised", "normalised ((R - mean) / std over the last advantage_buffer "
+                                     "rewards, this one included; default) | baseline (R - EMA baseline)")
     advantage_buffer: int = F(32, "normalised advantage: rewards kept in the running buffer")
     max_entropy: float | None = F(None, "upper bound on the Beta's differential entropy (nats, <= 0; "
                                         "Beta(1, 1) has 0), see entropy_bound; null: no bound")
@@ -73,6 +81,14 @@ class ControllerConfig:
     entropy_penalty: float = F(1.0, "entropy_bound=penalty: weight of the hinge")
     importance_clip: float | None = F(None, "null: today's update (log pi of the policy at update time, "
                                             "no ratio) | c >= 1: weight min(pi_now / pi_then, c), detached")
+
+    shuffle_rewards: int = F(0, "learning control: 0 off | n >= 2: the rewards of each block of n "
+                                "credited decisions are permuted among them before the policy learns "
+                                "(harness/sources/reinforce.py RewardShuffler)")
+
+    random_draw: str = F("uniform", "method=random: uniform (r ~ U[0, 1]) | initial_beta (r ~ the "
+                                    "controller's initial Beta(1 + log 2, 1 + log 2): the learning "
+                                    "control, ablation=initial_beta)")
 
     def __post_init__(self) -> None:
         require(self.hold >= 1, "controller.hold", self.hold, ">= 1")
@@ -91,7 +107,11 @@ class ControllerConfig:
                 f"one of {CONTROLLER_STATES}")
         require(0 < self.state_ema <= 1, "controller.state_ema", self.state_ema, "in (0, 1]")
         require(self.hidden_size >= 1, "controller.hidden_size", self.hidden_size, ">= 1")
-        require(self.lr > 0, "controller.lr", self.lr, "> 0")
+        require(self.lr >= 0, "controller.lr", self.lr, ">= 0 (0: the frozen-policy control)")
+        require(self.random_draw in RANDOM_DRAWS, "controller.random_draw", self.random_draw,
+                f"one of {RANDOM_DRAWS}")
+        require(self.shuffle_rewards == 0 or self.shuffle_rewards >= 2, "controller.shuffle_rewards",
+                self.shuffle_rewards, "0 (off) or >= 2")
         require(0 < self.baseline_rate <= 1, "controller.baseline_rate", self.baseline_rate, "in (0, 1]")
         require(self.entropy_bonus >= 0, "controller.entropy_bonus", self.entropy_bonus, ">= 0")
         require(self.reward in CONTROLLER_REWARDS, "controller.reward", self.reward,

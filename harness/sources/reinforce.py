@@ -37,6 +37,7 @@ from torch import nn
 
 from harness.sources.controller_config import ControllerConfig
 
+MIN_SNR_DECISIONS = 6  # reward_snr: 4 coefficients and at least 2 degrees of freedom
 # Samples are kept off 0 and 1: at a = 1 the Beta log-density there is 0 * log(0) = nan.
 R_EPS = 1e-4
 
@@ -110,6 +111,59 @@ class Decision:
     logp: float | None = None  # log pi_then(r | state) when drawn (None: restored from an older run)
 
 
+def reward_snr(history: Sequence[tuple[int, float, float]]) -> float | None:
+    """How much of the rewards' spread the exposure explains, against the rest: the SNR logged
+    as ctrl_reward_snr. Over the credited decisions so far, (window k, exposure r, reward R),
+    least squares R ~ c0 + c1 k + c2 r + c3 r^2 (k: the trend of progress over training;
+    r and r^2: an exposure effect with an interior optimum). SNR = sd of the fitted
+    exposure part c2 r + c3 r^2 over the decisions / the residual sd (n - 4 degrees of
+    freedom). Pure noise gives about sqrt(2 / (n - 4)) (the fit's own overfitting); a policy
+    can learn from the rewards when it is well above that. None before 6 decisions and when
+    nothing is left to call noise (rewards an exact function of k and r); 0 when the rewards
+    are exactly a trend."""
+    n = len(history)
+    if n < MIN_SNR_DECISIONS:
+        return None
+    k_N, r_N, R_N = (np.asarray(col, dtype=float) for col in zip(*history))
+    X_N_4 = np.column_stack([np.ones(n), k_N, r_N, r_N ** 2])
+    coef, *_ = np.linalg.lstsq(X_N_4, R_N, rcond=None)
+    signal = float(np.std(X_N_4[:, 2:] @ coef[2:]))
+    noise = float(np.sqrt(((R_N - X_N_4 @ coef) ** 2).sum() / (n - 4)))
+    if noise <= 1e-12 * max(1.0, float(np.abs(R_N).max())):
+        return 0.0 if signal <= 1e-12 else None
+    return signal / noise
+
+
+class RewardShuffler:
+    """The learning control shuffle_rewards=n: the rewards of each block of n consecutive credited
+    decisions are permuted among them (its own generator) before the policy learns, so the
+    policy learns from the run's real rewards, each exactly once, but not its own. A block is
+    learned from once full (n updates, one per decision, as without the control); the last,
+    partial block at training's end is permuted among itself."""
+
+    def __init__(self, block: int, seed: int) -> None:
+        self.block = block
+        self.rng = np.random.default_rng([seed, 0x5AFF1E])  # never moves the policy's draws
+        self.held: list[tuple[Decision, float]] = []
+
+    def take(self, credited: list[tuple[Decision, float]], final: bool) -> list[tuple[Decision, float]]:
+        """The (decision, shuffled reward) pairs to learn from now (none until a block is full)."""
+        self.held += credited
+        if not self.held or (len(self.held) < self.block and not final):
+            return []
+        decisions, rewards = [d for d, _ in self.held], [R for _, R in self.held]
+        order = self.rng.permutation(len(rewards))
+        self.held = []
+        return [(d, rewards[i]) for d, i in zip(decisions, order)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state, "held": [(asdict(d), R) for d, R in self.held]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.held = [(Decision(**d), R) for d, R in state["held"]]
+
+
 class Reinforce:
     """The Beta policy, its Adam optimiser, the EMA baseline and the decisions awaiting credit."""
 
@@ -123,6 +177,8 @@ class Reinforce:
         self.baseline: float | None = None  # choice: starts at the first reward (no arbitrary push)
         self.rewards: deque[float] = deque(maxlen=cc.advantage_buffer)  # advantage=normalised
         self.pending: list[Decision] = []
+        self.history: list[tuple[int, float, float]] = []  # (window, r, R) of every credited decision
+        self.shuffler = (RewardShuffler(cc.shuffle_rewards, seed) if cc.shuffle_rewards >= 2 else None)
         self.deltas: dict[int, float | None] = {}
 
     def decide(self, window: int, state: list[float]) -> Decision:
@@ -151,7 +207,7 @@ class Reinforce:
         self.pending = [d for d in self.pending if not ready(d)]
         return out
 
-    def end_window(self, window: int, delta: float | None) -> dict[str, Any]:
+    def end_window(self, window: int, delta: float | None, final: bool = False) -> dict[str, Any]:
         """Record delta_window; credit and learn from the decision whose W windows have ended
         (decision window - W + 1: one per window).
 
@@ -168,16 +224,27 @@ class Reinforce:
             ds = [self.deltas.get(d.window + j) for j in range(w)]
             if all(x is not None for x in ds):
                 credited.append((d, discounted_reward(ds, self.cc.gamma)))
-        return self.learn(credited)
+        return self.learn(credited, final)
 
-    def learn(self, credited: list[tuple[Decision, float]]) -> dict[str, Any]:
-        """Update on the credited (decision, reward) pairs; the controller row's learning keys."""
-        if not credited:
-            return {"ctrl_baseline": self.baseline_value()}
-        loss, extra = self.update(credited)
-        last, reward = credited[-1]
-        return {"ctrl_credited": last.window, "ctrl_reward": reward,
-                "ctrl_baseline": self.baseline_value(), "ctrl_policy_loss": loss, **extra}
+    def learn(self, credited: list[tuple[Decision, float]], final: bool = False) -> dict[str, Any]:
+        """Update on the credited (decision, reward) pairs; the controller row's learning keys.
+        shuffle_rewards: the pairs go through the shuffler first (final: training's last window,
+        the shuffler's partial block is released too)."""
+        out: dict[str, Any] = {}
+        if credited:
+            last, reward = credited[-1]
+            self.history += [(d.window, d.r, R) for d, R in credited]
+            out = {"ctrl_credited": last.window, "ctrl_reward": reward,
+                   "ctrl_reward_snr": reward_snr(self.history)}
+        if self.shuffler is None:
+            if credited:
+                loss, extra = self.update(credited)
+                out |= {"ctrl_policy_loss": loss, **extra}
+        else:
+            for pair in self.shuffler.take(credited, final):
+                loss, extra = self.update([pair])
+                out |= {"ctrl_policy_loss": loss, "ctrl_reward_used": pair[1], **extra}
+        return out | {"ctrl_baseline": self.baseline_value()}
 
     def baseline_value(self) -> float | None:
         """What rewards are compared with: the EMA baseline, or the normalising buffer's mean."""
@@ -196,7 +263,8 @@ class Reinforce:
         return [R - self.baseline for R in rewards]
 
     def update(self, credited: list[tuple[Decision, float]]) -> tuple[float, dict[str, Any]]:
-        """One REINFORCE step on the credited decisions; the EMA baseline moves after it."""
+        """One REINFORCE step on the credited decisions; the EMA baseline moves after it.
+        lr = 0 (the frozen-policy control) computes and logs everything but takes no step."""
         rewards = [R for _, R in credited]
         state_B_S = torch.tensor([d.state for d, _ in credited], dtype=torch.float32)
         r_B = torch.tensor([d.r for d, _ in credited], dtype=torch.float32)
@@ -213,9 +281,10 @@ class Reinforce:
             loss = -(weight_B * adv_B * logp_B).mean() - self.cc.entropy_bonus * entropy_B.mean()
         if self.cc.max_entropy is not None and self.cc.entropy_bound == "penalty":
             loss = loss + self.cc.entropy_penalty * F.relu(entropy_B - self.cc.max_entropy).mean()
-        self.optim.zero_grad()
-        loss.backward()
-        self.optim.step()
+        if self.cc.lr > 0:  # lr 0: the policy stays bit-equal (Adam's step would still touch it)
+            self.optim.zero_grad()
+            loss.backward()
+            self.optim.step()
         if self.cc.advantage == "baseline":
             for R in rewards:
                 self.baseline += self.cc.baseline_rate * (R - self.baseline)
@@ -239,7 +308,8 @@ class Reinforce:
     def state_dict(self) -> dict[str, Any]:
         return {"policy": self.policy.state_dict(), "optim": self.optim.state_dict(),
                 "rng": self.rng.bit_generator.state, "baseline": self.baseline,
-                "rewards": list(self.rewards),
+                "rewards": list(self.rewards), "history": list(self.history),
+                "shuffler": self.shuffler.state_dict() if self.shuffler is not None else None,
                 "pending": [asdict(d) for d in self.pending], "deltas": dict(self.deltas)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -250,3 +320,6 @@ class Reinforce:
         self.rewards = deque(state.get("rewards", []), maxlen=self.cc.advantage_buffer)
         self.pending = [Decision(**d) for d in state["pending"]]
         self.deltas = dict(state["deltas"])
+        self.history = [tuple(h) for h in state.get("history", [])]
+        if self.shuffler is not None:
+            self.shuffler.load_state_dict(state["shuffler"])

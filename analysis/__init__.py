@@ -17,4 +17,7 @@ curves.py         training curves per run, grouped by method
 controller_plot.py  ATESD: Beta mean ± sd and the sampled exposure per window, per seed
 difficulty.py     Average@k per suite (easy -> hard) against fixed r, best r per suite (figure + table)
 figures.py        runs all of the above
+claims.py         the paper's claims: pre-registered verdict first (prereg.py, PREREGISTRATION.md),
+                  then the Welch rule's (verdicts.py); gap_report.py the same per gap level
+prereg_report.py  the pre-registered verdicts on committed run tables (summary_runs.py)
 """

@@ -168,3 +168,25 @@ def test_r0_is_left_out_of_claim_b(gap_map):
                  & (gap_map["reference"] == "own")]
     names = [t.name for t in full_not_best_tests(h3)]
     assert names == ["r = 0.25 − r = 1", "r = 0.5 − r = 1", "r = 0.75 − r = 1"]
+
+
+def test_pre_registered_map_verdicts_quoted_in_results_readme(gap_map):
+    """The verdicts results/README.md quotes, from the committed table (no Welch trend: fast)."""
+    from analysis.gap_data import level_order
+    from analysis.prereg_claims import content_tests, prereg_claim
+    from analysis.prereg_report import with_map_columns
+
+    scores = with_map_columns(gap_map)
+    own = scores[(scores["method_name"] == "opsd") & (scores["reference"] == "own")
+                 & scores["user_tag"].isna() & scores["exposure"].notna()]
+    levels = level_order(own["level"])
+    g_b = prereg_claim("g-b", [t for lv in levels for t in full_not_best_tests(own[own["level"] == lv], lv)])
+    assert (g_b.verdict, g_b.n_deciding, g_b.n_tests) == (HOLDS, 15, 15)
+    by_name = {t.name: t for t in g_b.tests}
+    assert by_name["horizon2: r = 0.25 − r = 1"].verdict == INCONCLUSIVE
+    assert [n for n, t in by_name.items() if t.verdict == HOLDS] == \
+        ["horizon3: r = 0.25 − r = 1", "leap1: r = 0.25 − r = 1", "leap1: r = 0.5 − r = 1"]
+    shuffled = scores[(scores["method_name"] == "opsd") & (scores["reference"] == "shuffled")]
+    g_ref = prereg_claim("g-ref", [t for lv in levels for t in content_tests(
+        own[own["level"] == lv], shuffled[shuffled["level"] == lv], lv)])
+    assert (g_ref.verdict, g_ref.n_tests) == (HOLDS, 4)

@@ -13,6 +13,14 @@ on top (all seeds start from the same Beta); runs that are not done are dashed
 (failed) or dotted (running or killed).
 Writes FILE.png and FILE.pdf (default <results>/figures/controller) and prints where;
 with no controller rows it prints one line saying so and writes nothing (exit 0).
+
+Beside it, FILE_diagnostics.png/.pdf: did the policy learn? One row per method, one column
+per diagnostic, one line per seed, over decisions k: the policy mean a / (a + b) with the
+sampled r; its concentration a + b (the initial Beta's 2 + 2 log 2 dashed: a policy that
+learns narrows); the reward R of each credited decision (at the decision it scores) and its
+advantage; and the reward SNR (ctrl_reward_snr, harness/sources/reinforce.py reward_snr) with
+what pure noise gives, sqrt(2 / (n - 4)), dashed: a reward that carries the exposure's effect
+sits well above it. Runs written before these were logged show what their rows hold.
 """
 
 from __future__ import annotations
@@ -43,6 +51,10 @@ WINDOW_COLUMNS = ["run", "method", "label", "seed", "state", "window", "start", 
 SEED_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 NCOLS = 3  # panels per row
 NO_ROWS = "no ATESD run: no controller rows in metrics.jsonl"
+DIAGNOSTIC_COLUMNS = ["run", "method", "label", "seed", "state", "window", "credited", "ctrl_r",
+                      "policy_mean", "concentration", "reward", "advantage", "snr"]
+INITIAL_CONCENTRATION = 2 * (1 + np.log(2))  # the policy's initial Beta(1 + log 2, 1 + log 2)
+MIN_SNR_DECISIONS = 6  # harness/sources/reinforce.py: the SNR is logged from the 6th credited decision
 
 
 class NoControllerRows(AnalysisError):
@@ -71,6 +83,82 @@ def controller_windows(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFram
     out["start"] = out.groupby("run")["step"].shift(1).fillna(0).astype(out["step"].dtype)
     out["beta_mean"], out["beta_sd"] = beta_mean_sd(out["ctrl_a"].to_numpy(), out["ctrl_b"].to_numpy())
     return out[WINDOW_COLUMNS]
+
+
+def diagnostic_rows(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per run x decision with what the diagnostics figure draws (DIAGNOSTIC_COLUMNS).
+
+    policy_mean, concentration: of the decision that governed the window (from ctrl_a, ctrl_b,
+    so runs logged before ctrl_policy_mean still draw); credited, reward, advantage: the
+    decision this window's update credited and its reward and advantage (NaN where none); snr:
+    ctrl_reward_snr (NaN where not logged)."""
+    rows = metrics[metrics["kind"] == "controller"] if "ctrl_a" in metrics.columns else metrics.iloc[:0]
+    rows = rows[rows["ctrl_a"].notna()]
+    if rows.empty:
+        raise NoControllerRows(NO_ROWS)
+    info = run_info(runs)[["run", "method", "label", "seed", "state"]]
+    out = rows.merge(info, on="run", how="inner").sort_values(["run", "step"]).reset_index(drop=True)
+    out["policy_mean"] = out["ctrl_a"] / (out["ctrl_a"] + out["ctrl_b"])
+    out["concentration"] = out["ctrl_a"] + out["ctrl_b"]
+    for col, key in (("credited", "ctrl_credited"), ("reward", "ctrl_reward"),
+                     ("advantage", "ctrl_advantage"), ("snr", "ctrl_reward_snr")):
+        out[col] = out[key].astype(float) if key in out.columns else np.nan
+    return out[DIAGNOSTIC_COLUMNS]
+
+
+def noise_snr(n: np.ndarray) -> np.ndarray:
+    """What reward_snr gives pure noise after n credited decisions: about sqrt(2 / (n - 4))."""
+    return np.sqrt(2.0 / (n - 4.0))
+
+
+def draw_diagnostics_row(axes, g: pd.DataFrame, styles: dict) -> None:
+    """One method: its five diagnostics, one line per seed."""
+    for _, w in g.groupby("run"):
+        color, lw = styles[w["seed"].iloc[0]]
+        credited = w.dropna(subset=["credited"])
+        axes[0].plot(w["window"], w["policy_mean"], color=color, lw=lw)
+        axes[0].scatter(w["window"], w["ctrl_r"], s=6, color=color, alpha=0.6, linewidths=0)
+        axes[1].plot(w["window"], w["concentration"], color=color, lw=lw)
+        axes[2].scatter(credited["credited"], credited["reward"], s=8, color=color, alpha=0.8, linewidths=0)
+        axes[3].plot(credited["credited"], credited["advantage"], color=color, lw=lw, marker=".", ms=3)
+        axes[4].plot(w["window"], w["snr"], color=color, lw=lw)
+    axes[0].set_ylim(0.0, 1.0)
+    axes[1].axhline(INITIAL_CONCENTRATION, color="0.4", ls="--", lw=0.8)
+    axes[3].axhline(0.0, color="0.4", lw=0.6)
+    n = np.arange(MIN_SNR_DECISIONS, max(int(g["window"].max()) + 2, MIN_SNR_DECISIONS + 1))
+    axes[4].plot(n - 1, noise_snr(n), color="0.4", ls="--", lw=0.8)  # window n - 1 credits the n-th
+    if g["snr"].isna().all():
+        axes[4].text(0.5, 0.5, "not logged", transform=axes[4].transAxes, ha="center", color="0.4")
+
+
+def diagnostics_figure(runs: pd.DataFrame, metrics: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
+    """(figure, the diagnostic_rows it draws): one row of five panels per method."""
+    data = diagnostic_rows(runs, metrics)
+    order = [m for m in methods(run_info(runs))["method"] if m in set(data["method"])]
+    styles = seed_styles(list(data["seed"].unique()))
+    plt = pyplot()
+    fig, axes = plt.subplots(len(order), 5, figsize=(FIG_WIDTH * 1.4, 0.9 + 2.0 * len(order)),
+                             squeeze=False, constrained_layout=True)
+    titles = ["policy mean a/(a+b), r dots", "concentration a+b", "reward R", "advantage",
+              "reward SNR (noise: dashed)"]
+    for row, method in zip(axes, order):
+        g = data[data["method"] == method]
+        draw_diagnostics_row(row, g, styles)
+        row[0].set_ylabel(f"{g['label'].iloc[0]}\n({g['run'].nunique()} seeds)")
+    for ax, title in zip(axes[0], titles):
+        ax.set_title(title, loc="left", fontsize=9)
+    for ax in axes[-1]:
+        ax.set_xlabel("decision k")
+    fig.suptitle("ATESD diagnostics: did the policy learn? (a learning policy narrows, its mean "
+                 "settles, and its reward SNR clears the noise line)",
+                 fontsize=10, fontweight="bold", x=0.0, ha="left")
+    return fig, data
+
+
+def diagnostics_stem(out: Path) -> Path:
+    """FILE -> FILE_diagnostics (the diagnostics figure beside the controller figure)."""
+    stem = stem_of(out)
+    return stem.with_name(stem.name + "_diagnostics")
 
 
 def seed_styles(seeds: list) -> dict:
@@ -144,12 +232,15 @@ def controller_figure(runs: pd.DataFrame, metrics: pd.DataFrame) -> tuple[Figure
 
 
 def plot_controller(runs: pd.DataFrame, metrics: pd.DataFrame, out: Path) -> list[Path]:
-    """Draw and save the figure as out.png and out.pdf; returns the files."""
+    """Draw and save the figure as out.png and out.pdf, and the diagnostics figure as
+    out_diagnostics.png and .pdf; returns the files."""
     import matplotlib.pyplot as plt
 
-    fig, _ = controller_figure(runs, metrics)
-    paths = save(fig, out)
-    plt.close(fig)
+    paths = []
+    for draw, stem in ((controller_figure, out), (diagnostics_figure, diagnostics_stem(out))):
+        fig, _ = draw(runs, metrics)
+        paths += save(fig, stem)
+        plt.close(fig)
     return paths
 
 

@@ -152,7 +152,7 @@ def run(cfg: RunConfig, resolved_yaml: str, observers: Sequence[Any] = ()) -> di
     decides (skip, resume, refuse); every rank trains; rank 0 alone writes the folder. Any
     rank's failure ends every rank within seconds (harness/compute/failfast.py).
     """
-    from harness.compute.vllm_backend import check_eval_budget
+    from harness.compute.vllm_backend import check_eval_budget, drop_expandable_segments
     from harness.front.preflight import check_job as check_inputs  # GPUs asked for: CUDA, then inputs
 
     # Bad data sizes, fields, files, model config or tokenizer, and an evaluation HF generate
@@ -160,6 +160,7 @@ def run(cfg: RunConfig, resolved_yaml: str, observers: Sequence[Any] = ()) -> di
     check_inputs(cfg)
     check_eval_budget(cfg)
     export_submitit_env()  # launcher.gpus_per_node > 1: submitit's tasks become ranks
+    drop_expandable_segments(cfg.train)  # before CUDA starts: vLLM's sleep mode refuses it
     cfg.check_micro_batch(world()[1])  # the global batch splits evenly over this world
     # Training collectives time out in minutes; only the wait for rank 0's evaluation is long.
     init_process_group(cfg.launcher.collective_timeout_min, long_wait_min=cfg.launcher.timeout_min)

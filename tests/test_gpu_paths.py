@@ -136,3 +136,22 @@ def test_eval_thinking_sets_the_evaluation_prompts_only(chat_model_dir, thinking
     # The student trains as before and a teacher-exposure evaluation keeps the teacher's setting.
     assert all(prompts.student(p).endswith("</think>\n\n") for p in problems)
     assert eval_prompts_for(problems, cfg, tok, 0.5) == [prompts.teacher(p, 0.5) for p in problems]
+
+
+def test_expandable_segments_is_dropped_only_for_vllm_sleep_mode_rollouts():
+    """vLLM's sleep mode (CuMemAllocator) refuses PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+    (review C2): a run with colocated vLLM rollouts in sleep mode drops it, keeping the rest."""
+    from harness.compute.vllm_backend import drop_expandable_segments
+
+    train = compose(["experiment=paper_qwen3_1p7b"]).train
+    env = {"PYTORCH_CUDA_ALLOC_CONF": "max_split_size_mb:512,expandable_segments:True"}
+    assert drop_expandable_segments(train, cuda=True, installed=True, env=env)
+    assert env == {"PYTORCH_CUDA_ALLOC_CONF": "max_split_size_mb:512"}
+    alone = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
+    assert drop_expandable_segments(train, cuda=True, installed=True, env=alone) and alone == {}
+    for kept_when in ({"cuda": False, "installed": True}, {"cuda": True, "installed": False}):
+        env = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
+        assert not drop_expandable_segments(train, env=env, **kept_when) and env  # HF rollouts: kept
+    no_sleep = compose(["experiment=paper_qwen3_1p7b", "train.vllm_sleep=false"]).train
+    env = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
+    assert not drop_expandable_segments(no_sleep, cuda=True, installed=True, env=env) and env

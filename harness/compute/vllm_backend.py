@@ -191,6 +191,29 @@ def install_drift_free_sync(trainer) -> bool:
     return True
 
 
+def drop_expandable_segments(train: TrainConfig, cuda: bool | None = None, installed: bool | None = None,
+                             env: dict[str, str] | None = None) -> bool:
+    """Remove `expandable_segments:True` from PYTORCH_CUDA_ALLOC_CONF (which many clusters set)
+    when this run's rollouts use vLLM's sleep mode: vLLM's CuMemAllocator, which sleep mode uses,
+    refuses that allocator setting (review C2). Called before CUDA starts; True when it dropped it."""
+    import os
+
+    env = os.environ if env is None else env
+    conf = env.get("PYTORCH_CUDA_ALLOC_CONF", "")
+    if "expandable_segments:True" not in conf or not train.vllm_sleep or train.vllm_mode != "colocate":
+        return False
+    if generation_backend(train, cuda, installed) != "vllm":
+        return False
+    kept = [x for x in conf.split(",") if x.strip() and x.strip() != "expandable_segments:True"]
+    if kept:
+        env["PYTORCH_CUDA_ALLOC_CONF"] = ",".join(kept)
+    else:
+        env.pop("PYTORCH_CUDA_ALLOC_CONF")
+    print("note: PYTORCH_CUDA_ALLOC_CONF expandable_segments:True dropped for this run: vLLM's sleep mode "
+          "(train.vllm_sleep) cannot run with it", flush=True)
+    return True
+
+
 # ---- TRL's colocated rollout engine: seeded from the run's seed, and ATESD's progress sampler ---------
 _ROLLOUT_ENGINE: weakref.ref | None = None  # TRL's VLLMGeneration of this process's trainer
 

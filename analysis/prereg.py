@@ -95,7 +95,7 @@ class PairedTest:
     high: float
     p_for: float  # H1: mean(d) > margin
     p_against: float  # H1: mean(d) < margin
-    unpaired: tuple = ()  # seeds on one side only (left out)
+    unpaired: tuple[int, ...] = ()  # seeds on one side only (left out)
     decides: bool = True
     digits: int = 1  # shown decimals: 1 for Average@k points, 4 for a KL
     p_for_holm: float = math.nan
@@ -186,7 +186,8 @@ def combine(verdicts: Sequence[str], how: str) -> str:
 
 
 def decide(key: str, tests: Sequence[PairedTest], how: str) -> PreregVerdict:
-    """Holm-adjust the run tests' p's (each direction over the same family), then combine."""
+    """Holm-adjust the run tests' p's (each direction over the same family; written into the
+    tests' p_*_holm), then combine the deciding ones."""
     run = [t for t in tests if t.n > 0]
     for direction in ("p_for", "p_against"):
         for t, adj in zip(run, holm([getattr(t, direction) for t in run])):

@@ -1,6 +1,8 @@
 """The gap map's analysis on hand-made run folders: the regime map finds the best r per level,
-the claims per level and the content claim come out as the numbers say, the leak table and the
-figure are written, and a results root without map runs is one error line.
+the claims per level ((g-a), (g-b), ATESD and GRPO at horizon2 for (g-c), both rules) and the
+content claim come out as the numbers say, the probe leak averages a seed's runs at its first
+probed step, the leak table and the figure are written, and a results root without map runs is
+one error line.
 
 python -m pytest -q tests/test_gap_map.py
 """

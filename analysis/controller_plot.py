@@ -139,12 +139,13 @@ def diagnostics_figure(runs: pd.DataFrame, metrics: pd.DataFrame) -> tuple[Figur
     plt = pyplot()
     fig, axes = plt.subplots(len(order), 5, figsize=(FIG_WIDTH * 1.4, 0.9 + 2.0 * len(order)),
                              squeeze=False, constrained_layout=True)
-    titles = ["policy mean a/(a+b), r dots", "concentration a+b", "reward R", "advantage",
-              "reward SNR (noise: dashed)"]
+    titles = ["policy mean (r: dots)", "concentration a+b", "reward R", "advantage",
+              "reward SNR (- - noise)"]
     for row, method in zip(axes, order):
         g = data[data["method"] == method]
         draw_diagnostics_row(row, g, styles)
-        row[0].set_ylabel(f"{g['label'].iloc[0]}\n({g['run'].nunique()} seeds)")
+        n = g["run"].nunique()
+        row[0].set_ylabel(f"{g['label'].iloc[0]}\n({n} seed{'s' * (n != 1)})")
     for ax, title in zip(axes[0], titles):
         ax.set_title(title, loc="left", fontsize=9)
     for ax in axes[-1]:

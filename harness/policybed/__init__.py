@@ -1,6 +1,6 @@
 """The policy test bed: exposure sources against a simulated student whose best r is known.
 
-python -m harness.policybed [--seeds 20] [--cases high_easy,...] [--sources atesd,...]
+python -m harness.policybed [--seeds 10] [--cases high_easy,...] [--sources atesd,...]
 
 cases.py    the simulated students (progress per step a known function of r and the state)
 student.py  one simulated student: its dynamics and the signals a run would log

@@ -1,6 +1,6 @@
 """The policy test bed's table: every source on every case, regret against the oracle.
 
-python -m harness.policybed [--seeds 20] [--cases high_easy,low_easy] [--sources atesd,random]
+python -m harness.policybed [--seeds 10] [--cases high_easy,low_easy] [--sources atesd,random]
 
 Prints, per case, its oracle (best schedule and best fixed r, their c_T) and one line per
 source: mean normalised regret with its 95% interval over seeds, the median decisions to get
@@ -44,7 +44,7 @@ def table(case_names: list[str], source_names: list[str], seeds: list[int]) -> s
 
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", type=int, default=20, help="seeds 0..n-1 per source and case")
+    p.add_argument("--seeds", type=int, default=10, help="seeds 0..n-1 per source and case")
     p.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)}")
     p.add_argument("--sources", default=",".join(sources.SOURCES), help="comma list of bed source names")
     a = p.parse_args(argv)

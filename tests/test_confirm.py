@@ -1,0 +1,60 @@
+"""The confirmation report: arms read from run names, the ordering, (g-b) and (c) by hand.
+
+python -m pytest -q tests/test_confirm.py
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from analysis.confirm import arms, report
+from analysis.tables import MEAN
+
+RUNS = {  # run name -> mean Average@12 (%)
+    "base": 50.0,
+    **{f"opsd-tuned_horizon2-r0.25-s{s}": v for s, v in ((3, 55.0), (4, 52.0), (5, 50.0))},
+    **{f"opsd-horizon2-r1-s{s}": v for s, v in ((3, 45.0), (4, 50.0), (5, 40.0))},
+    **{f"grpo-horizon2-s{s}": v for s, v in ((3, 80.0), (4, 82.0), (5, 81.0))},
+    **{f"atesd-horizon2-s{s}": v for s, v in ((3, 56.0), (4, 53.0), (5, 51.0))},  # tuned + 1, every seed
+    "opsd-horizon2-r0.5-s3": 99.0,  # another fixed r: no arm of the confirmation
+}
+
+
+@pytest.fixture()
+def scores() -> pd.DataFrame:
+    frame = pd.DataFrame({"run": list(RUNS), MEAN: list(RUNS.values())})
+    frame["seed"] = frame["run"].str.extract(r"-s(\d+)$")[0].astype(float)
+    frame["method"] = frame["run"].str.replace(r"-s\d+$", "", regex=True)
+    return frame
+
+
+def test_arms_come_from_run_names(scores):
+    table = arms(scores, "horizon2")
+    assert set(table) == {"OPSD r = 1", "GRPO", "ATESD", "tuned r = 0.25"}
+    assert table["tuned r = 0.25"] == {3: 55.0, 4: 52.0, 5: 50.0}
+
+
+def test_the_contrasts_by_hand(scores):
+    text = report(scores, "horizon2")
+    # tuned − r = 1: d = 10, 2, 10; mean 7.33, sd 4.619, se 2.667, t 2.75 on 2 df: one-sided p 0.0554
+    # (scipy's t.sf(2.75, 2)), 95% CI 7.33 ± 4.303 x 2.667 = [-4.1, +18.8]: inconclusive
+    row = "| tuned r = 0.25 − OPSD r = 1 | +0 | 3 | +7.3 [-4.1, +18.8] | 0.0554 | 0.945 | inconclusive |"
+    assert row in text
+    assert "**(g-b) at horizon2, one pre-specified contrast: inconclusive (rests on 1" in text
+    # ATESD − tuned = +1 on every seed (sd 0): above the -3 margin for sure: holds
+    assert "| ATESD − tuned r = 0.25 | -3 | 3 | +1.0 [+1.0, +1.0] | 0 |" in text
+    assert "**(g-c) ATESD at horizon2: holds" in text
+    # the ordering: GRPO − base holds (d = 30, 32, 31), r = 1 − GRPO does not (d = -35, -32, -41)
+    assert "| GRPO − base | +0 | 3 | +31.0 [+28.5, +33.5] |" in text
+    assert "Ordering base < GRPO < OPSD r = 1 < tuned r (all three links): does not hold" in text
+    assert "| base model | - | 50.0 | - | - |" in text and "s3 55.0, s4 52.0, s5 50.0" in text
+
+
+def test_two_tuned_exposures_under_one_root_are_refused(scores):
+    from analysis.cli import AnalysisError
+
+    extra = pd.DataFrame({"run": ["opsd-tuned_horizon2-r0.5-s3"], MEAN: [60.0], "seed": [3.0],
+                          "method": ["opsd-tuned_horizon2-r0.5"]})
+    with pytest.raises(AnalysisError, match="several tuned exposures"):
+        arms(pd.concat([scores, extra]), "horizon2")

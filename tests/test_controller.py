@@ -287,6 +287,22 @@ def test_shuffled_rewards_are_a_permutation_of_the_real_ones():
     assert compose(["ablation=shuffled_rewards"]).controller.shuffle_rewards == 5
 
 
+@pytest.mark.parametrize("form", ["run_checkpoint", "learner", "policy"])
+def test_init_policy_starts_from_the_saved_weights(tmp_path, form):
+    """controller.init_policy: a controller trained across runs starts from an earlier policy."""
+    trained = Reinforce(len(FEATURES), ControllerConfig(), seed=1)
+    for p in trained.policy.parameters():
+        torch.nn.init.normal_(p)
+    saved = {"run_checkpoint": {"learner": trained.state_dict()}, "learner": trained.state_dict(),
+             "policy": trained.policy.state_dict()}[form]
+    torch.save(saved, tmp_path / "p.pt")
+    fresh = Reinforce(len(FEATURES), ControllerConfig(init_policy=str(tmp_path / "p.pt")), seed=0)
+    for a, b in zip(trained.policy.parameters(), fresh.policy.parameters()):
+        assert torch.equal(a, b)
+    own = Reinforce(len(FEATURES), ControllerConfig(), 0).policy  # without it: the seed's own init
+    assert all(not torch.equal(a, b) for a, b in zip(trained.policy.parameters(), own.parameters()))
+
+
 def test_reward_shuffler_state_round_trips():
     a, b = RewardShuffler(3, seed=7), RewardShuffler(3, seed=7)
     from harness.sources.reinforce import Decision

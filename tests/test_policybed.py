@@ -15,10 +15,12 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from harness.policybed import sources
 from harness.policybed.adapter import drive
 from harness.policybed.cases import C0, CASES, ETA, Case
+from harness.policybed.meta import init_overrides, meta_train
 from harness.policybed.oracle import final_competence, oracle
 from harness.policybed.runner import decisions_to_within, run_one, summarise
 from harness.policybed.student import SimStudent
@@ -111,7 +113,7 @@ def test_atesd_reaches_the_stated_regret_on_easy_cases(case):
 @pytest.mark.parametrize("case", EASY)
 def test_the_paper_controller_and_the_controls_do_not(case):
     orc = oracle(CASES[case], 150)
-    regret = {name: summarise(name, CASES[case], SEEDS, orc=orc).regret
+    regret = {name: summarise(name, CASES[case], range(10), orc=orc).regret  # margins are wide: 10 seeds
               for name in ("atesd[paper_controller]", *sources.LEARNING_CONTROLS)}
     assert min(regret.values()) > STATED_REGRET + 0.05, regret
     # lr 0 is r ~ the initial Beta: the same spread of regret as the random source drawing from it
@@ -121,3 +123,16 @@ def test_the_paper_controller_and_the_controls_do_not(case):
 def test_late_exposure_of_the_frozen_policy_is_the_initial_beta_mean():
     s = summarise("atesd[lr0]", CASES["high_easy"], range(10))
     assert np.mean(s.late_r) == pytest.approx(0.5, abs=0.05)
+
+
+# ---- a controller trained across runs ---------------------------------------------------------------------
+def test_a_controller_trained_across_runs_learns_what_one_run_cannot(tmp_path):
+    """40 training runs of the realistic-noise case (seeds 10000+), then the policy frozen on the
+    table's seeds: its regret drops from ATESD's single-run level to near the best fixed r's."""
+    case = CASES["high_realistic"]
+    path = tmp_path / "policy.pt"
+    torch.save(meta_train(case, 40), path)
+    trained = summarise("atesd", case, range(10), init_overrides(path, frozen=True))
+    fresh = summarise("atesd", case, range(10))
+    assert trained.regret <= 0.08 and trained.regret < fresh.regret - 0.05, (trained.regret, fresh.regret)
+    assert np.std(trained.late_r) < 0.05  # the seeds agree: no random walk

@@ -86,6 +86,10 @@ class ControllerConfig:
                                 "credited decisions are permuted among them before the policy learns "
                                 "(harness/sources/reinforce.py RewardShuffler)")
 
+    init_policy: str | None = F(None, "a controller trained across runs: a torch file whose policy "
+                                      "weights start this run's policy (an earlier run's checkpoint "
+                                      "exposure_source.pt, or a policy state_dict, e.g. from python -m "
+                                      "harness.policybed --save-policy); null: the zero-initialised head")
     random_draw: str = F("uniform", "method=random: uniform (r ~ U[0, 1]) | initial_beta (r ~ the "
                                     "controller's initial Beta(1 + log 2, 1 + log 2): the learning "
                                     "control, ablation=initial_beta)")

@@ -94,6 +94,15 @@ def sample_beta(rng: np.random.Generator, a: float, b: float) -> float:
     return float(min(max(rng.beta(a, b), R_EPS), 1.0 - R_EPS))
 
 
+def policy_weights(saved: dict[str, Any]) -> dict[str, Any]:
+    """The policy's state_dict from what controller.init_policy names: a run's exposure_source.pt
+    (ControllerExposure.state_dict: learner -> policy), a Reinforce.state_dict (policy), or the
+    policy's own state_dict."""
+    if "learner" in saved:
+        saved = saved["learner"]
+    return saved["policy"] if "policy" in saved else saved
+
+
 def discounted_reward(deltas: Sequence[float], gamma: float) -> float:
     """R = sum_j gamma^j delta_j over the W windows that follow a decision (gamma^0 = 1)."""
     return float(sum(gamma ** j * d for j, d in enumerate(deltas)))
@@ -172,6 +181,8 @@ class Reinforce:
         with torch.random.fork_rng(devices=[]):  # the policy's init must not move the training RNG
             torch.manual_seed(seed)
             self.policy = BetaPolicy(state_dim, cc.hidden_size)
+        if cc.init_policy is not None:
+            self.policy.load_state_dict(policy_weights(torch.load(cc.init_policy, weights_only=False)))
         self.optim = torch.optim.Adam(self.policy.parameters(), lr=cc.lr)
         self.rng = np.random.default_rng([seed, 0xA7E5D])  # a stream of its own
         self.baseline: float | None = None  # choice: starts at the first reward (no arbitrary push)

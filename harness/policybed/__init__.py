@@ -8,5 +8,6 @@ adapter.py  drives any ExposureSource step by step and feeds it what it reads
 sources.py  the sources the bed runs, built from the real configs (sweeps/ablation/*.yaml)
 oracle.py   the best fixed r and the best schedule, from the known function
 runner.py   many seeds of every source: regret against the oracle, decisions to within 10%
+meta.py     a controller trained across runs (controller.init_policy)
 __main__.py the table
 """

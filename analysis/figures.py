@@ -8,6 +8,8 @@ finished and why, then writes into DIR (default: the results root):
   figures/mismatch_vs_exposure.png, .pdf   analysis/plot_mismatch.py (and its verdict line)
   figures/training_curves.png, .pdf        analysis/curves.py
   figures/controller.png, .pdf             analysis/controller_plot.py (ATESD runs only)
+  figures/controller_diagnostics.png, .pdf analysis/controller_plot.py: per decision the policy mean and
+                                           concentration, reward, advantage and reward SNR (ATESD runs)
   figures/difficulty_vs_exposure.png, .pdf analysis/difficulty.py (fixed-exposure OPSD runs:
   tables/average<k>_by_difficulty.md, .tex  Average@k per suite against r, best r per suite)
   figures/exposure_trajectories.png, .pdf  analysis/exposure_plot.py (sources whose r moves;

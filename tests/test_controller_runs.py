@@ -80,7 +80,7 @@ def test_measuring_progress_leaves_the_training_rng_alone(smoke_base):
 
 
 CONTROLLER_ABLATIONS = {  # ablation -> what it must have set
-    "immediate_reward": {"credit_windows": 1, "gamma": 0.0},
+    "immediate_reward": {"credit_windows": 1, "gamma": 0.0, "advantage": "baseline"},
     "loss_reward": {"progress": "train_loss", "credit_windows": 1},
     "nll_progress": {"progress": "ref_nll"},
     "no_hold": {"hold": 1},

@@ -29,7 +29,8 @@ class ControllerConfig:
     """ATESD controller (harness/sources/controller.py); `hold` is also the window of method=random.
 
     Ablations are one override each, `ablation=<name>` (sweeps/ablation/*.yaml, which set
-    these knobs and a run-name tag): immediate_reward (credit_windows=1 gamma=0),
+    these knobs and a run-name tag): paper_controller (credit_windows=3 gamma=0.9 advantage=baseline),
+    immediate_reward (credit_windows=1 gamma=0 advantage=baseline),
     loss_reward (progress=train_loss, immediate), nll_progress (progress=ref_nll),
     no_hold (hold=1), bandit (state=none), paper_reward (the paper's reward, advantages,
     entropy bound and state); and the baselines random, linear_up,

@@ -25,9 +25,7 @@ from dataclasses import replace
 
 from harness.config.fields import require
 from harness.config.gap import GapConfig
-from harness.config.task import TaskConfig
 from harness.tasks.problem import Problem
-from harness.tasks.references import _rng, _with_reference, corrupt_synthetic
 from harness.tasks.synthetic import STEP_TOKENS, _apply, parse_problem
 
 HORIZON_MAX = 10  # ops: 6 x 10 solution tokens + `ans r` + the end token = 63 <= 64
@@ -84,12 +82,3 @@ def noisy_share(gap: GapConfig) -> float:
     """The share of corrupted references under `noisy` (level x 10%); 0 otherwise."""
     return gap.level / 10 if gap.kind == "noisy" and gap.active else 0.0
 
-
-def noisy(problems: list[Problem], gap: GapConfig, task: TaskConfig, seed: int) -> list[Problem]:
-    """problems with noisy_share(gap) of their references corrupted; which ones depends on the
-    problem id and seed only (a repeated problem is corrupted alike every time it recurs)."""
-    share = noisy_share(gap)
-    if share == 0.0:
-        return problems
-    return [_with_reference(p, corrupt_synthetic(p, task, _rng("noisy", seed, p.id)), task)
-            if _rng("noisy-pick", seed, p.id).random() < share else p for p in problems]

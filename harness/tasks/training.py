@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 from harness.config.schema import RunConfig
 from harness.tasks.datasets import TaskData
-from harness.tasks.gap import gapped, horizon_ops, noisy
+from harness.tasks.gap import gapped, horizon_ops
+from harness.tasks.noisy import noisy
 from harness.tasks.problem import Problem
 from harness.tasks.references import apply_reference
 from harness.tasks.synthetic import take

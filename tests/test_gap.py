@@ -146,3 +146,12 @@ def test_noisy_corrupts_its_share_of_references_and_keeps_problems_and_answers()
     by_id: dict[str, str] = {}
     for q in noisy:
         assert by_id.setdefault(q.id, q.solution) == q.solution
+
+
+def test_a_mixed_horizon_sweep_plans_its_base_run_without_the_gap():
+    """The sweep's base run drops the run-only keys, gap.share too (a share without a horizon is refused)."""
+    from harness.front.plan import base_overrides
+
+    point = ["gap.kind=horizon", "gap.level=1", "gap.share=0.5", "exposure=0.5", "seed=0"]
+    assert base_overrides(point) == ["method=base"]
+    assert compose(base_overrides(point)).run_name == "base"

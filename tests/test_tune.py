@@ -256,3 +256,13 @@ def test_bad_start_exposures_are_one_line(text):
 
     with pytest.raises(ConfigError, match="--start="):
         parse_starts(text)
+
+
+def test_a_study_at_a_gap_level_names_its_trials_runs_as_the_runs_are_named():
+    """The runs of a study with gap.kind/gap.level (or a reference control) carry the gap in
+    their tag; the study reads them under that name (before: `missing`, every trial failed)."""
+    from harness.config.settings import compose
+
+    cfg = compose(["gap.kind=horizon", "gap.level=2", "method=opsd", "exposure=0.5", "seed=3", "tag=tune"])
+    assert run_names({"exposure": 0.5}, [3], cfg) == [cfg.run_name] == ["opsd-tune_horizon2-r0.5-s3"]
+    assert run_names({"exposure": 0.5}, [3]) == ["opsd-tune-r0.5-s3"]  # no gap: as before

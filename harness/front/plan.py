@@ -30,7 +30,7 @@ from harness.registry import get
 # Keys that pick a trained run; the base run is composed without them.
 # eval.validation (make tune's objective) too: the tune's base run is the sweeps' base run.
 RUN_ONLY_KEYS = ("method", "source", "loss", "exposure", "seed", "ablation", "tag", "name",
-                 "eval.validation", "gap.kind", "gap.level", "reference")
+                 "eval.validation", "gap.kind", "gap.level", "gap.share", "reference")
 
 
 @dataclass

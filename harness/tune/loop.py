@@ -15,6 +15,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -38,6 +39,10 @@ class Setup:
     launcher: str
     overrides: list[str] = field(default_factory=list)
     starts: list[float] = field(default_factory=list)  # exposures tried first (enqueue_starts)
+    cfg: Any = None  # the study's composed config (harness/tune/study.py probe_config): run names' tags
+
+    def run_names(self, params: dict[str, float]) -> list[str]:
+        return run_names(params, self.seeds, self.cfg)
 
     def fixed_overrides(self) -> list[str]:
         """What every trial's multirun shares (the trials come as hydra.sweeper.grids)."""
@@ -48,7 +53,7 @@ class Setup:
 def launch(s: Setup, batch: list[tuple[int, dict]]) -> int:
     """The batch's runs that are not done yet, as one multirun; its exit code (0: none to run)."""
     points = [grid(params, seed) for _, params in batch for seed, name in
-              zip(s.seeds, run_names(params, s.seeds)) if read_trial(s.results, [name]).value is None]
+              zip(s.seeds, s.run_names(params)) if read_trial(s.results, [name]).value is None]
     if not points:
         return 0
     cmd = ["-m", *s.fixed_overrides(), grids_override(points)]
@@ -123,7 +128,7 @@ def tell(study: optuna.Study, s: Setup, batch: list[tuple[int, dict]]) -> int:
     """Read and tell every trial of the batch; how many failed."""
     failed = 0
     for number, params in batch:
-        res = read_trial(s.results, run_names(params, s.seeds))
+        res = read_trial(s.results, s.run_names(params))
         if res.value is None:
             study.tell(number, state=TrialState.FAIL)
             failed += 1
@@ -143,7 +148,7 @@ def best_of(study: optuna.Study, s: Setup) -> dict | None:
     params = params_of(t)
     return {"study": s.study, "exposure": params[EXPOSURE], "lr": params.get(LR), "value": t.value,
             "trial": t.number, "complete_trials": len(complete), "seeds": list(s.seeds),
-            "overrides": list(s.overrides), "runs": run_names(params, s.seeds)}
+            "overrides": list(s.overrides), "runs": s.run_names(params)}
 
 
 def report(study: optuna.Study, s: Setup, final: bool = False) -> dict | None:
@@ -151,7 +156,7 @@ def report(study: optuna.Study, s: Setup, final: bool = False) -> dict | None:
     best = best_of(study, s)
     trials = []
     for t in study.trials:
-        params, names = params_of(t), run_names(params_of(t), s.seeds)
+        params, names = params_of(t), s.run_names(params_of(t))
         reason = read_trial(s.results, names).reason if t.state == TrialState.FAIL else ""
         trials.append({"number": t.number, "state": t.state.name.lower(), "params": params,
                        "value": t.value, "runs": names, "reason": reason})

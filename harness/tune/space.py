@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.config.schema import ConfigError, run_name
+from harness.config.gap import effective_tag
+from harness.config.schema import ConfigError, RunConfig, run_name
 
 EXPOSURE = "exposure"
 LR = "train.lr"
@@ -58,9 +59,14 @@ def tag_of(params: dict[str, float]) -> str:
     return f"{TAG}_lr{lr_text(params[LR])}" if LR in params else TAG
 
 
-def run_names(params: dict[str, float], seeds: Sequence[int]) -> list[str]:
-    """The trial's run folder names, one per seed (harness.config.schema.run_name's rule)."""
-    return [run_name("opsd", "fixed", params[EXPOSURE], s, tag_of(params)) for s in seeds]
+def run_names(params: dict[str, float], seeds: Sequence[int], cfg: RunConfig | None = None) -> list[str]:
+    """The trial's run folder names, one per seed (harness.config.schema.run_name's rule). cfg:
+    the study's composed config, whose gap, reference control and empty reference join the tag as
+    they do in every run's name (opsd-tune_horizon2-r0.5-s0: a study at a gap level)."""
+    tag = tag_of(params)
+    if cfg is not None:
+        tag = effective_tag(tag, cfg.gap, cfg.reference, cfg.task.empty_reference) or tag
+    return [run_name("opsd", "fixed", params[EXPOSURE], s, tag) for s in seeds]
 
 
 def grid(params: dict[str, float], seed: int) -> dict:

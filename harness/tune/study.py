@@ -95,6 +95,7 @@ def make_setup(a: argparse.Namespace) -> Setup:
     if not s.results:
         raise ConfigError("--results='' is empty; e.g. results/runs")
     cfg = probe_config(s)
+    s.cfg = cfg  # a gap level or reference control names the trials' runs (harness/tune/space.py run_names)
     s.study = s.study or f"fixed_{cfg.profile}"
     if not s.study.replace("_", "").replace(".", "").isalnum():
         raise ConfigError(f"--study={s.study!r} is invalid: letters, digits, _ and . only")

@@ -1,7 +1,7 @@
 """The regime search table: for each candidate setting, base, GRPO and OPSD at each r, and
 whether the paper's ordering base < GRPO < OPSD r = 1 < some r < 1 holds.
 
-python -m analysis.regime --results <root> [--seeds 0] [--out FILE.md]
+python -m analysis.regime --results <root> [--results <root2> ...] [--seeds 0] [--out FILE.md]
 
 A candidate is what the teacher is shown and how the student trains: the run's user tag
 (e.g. `stepsans`: exposure by steps with the answer kept, which has its own base model) and its
@@ -10,7 +10,9 @@ reference, so a candidate's GRPO row is the GRPO run that trains the same studen
 problems: the same tag and the same horizon (a noisy or leap reference leaves the student's
 problems as at gap 0). Each cell is the mean Average@12 over the suites (%), averaged over the
 seeds given, with their count; the search is descriptive (issue 29 item 3), its winner is
-confirmed on fresh seeds under analysis/PREREGISTRATION.md.
+confirmed on fresh seeds under analysis/PREREGISTRATION.md. A candidate with its own base model
+(exposure by steps with the answer kept changes the base recipe) needs its own results root, whose
+base run is its `base`: several roots are read together, each candidate held against its root's base.
 """
 
 from __future__ import annotations
@@ -47,8 +49,13 @@ def joined(tag: str, gap: str) -> str:
     return " ".join(x for x in (tag, gap) if x) or "gap 0"
 
 
-def run_means(root: Path, seeds: list[int] | None) -> pd.DataFrame:
-    """One row per finished run: its mean Average@12 over suites (%), tag, gap and arm."""
+def run_means(roots: list[Path], seeds: list[int] | None) -> pd.DataFrame:
+    """One row per finished run of every root: its mean Average@12 over suites (%), tag, gap, arm
+    and root."""
+    return pd.concat([root_means(root, seeds).assign(root=str(root)) for root in roots], ignore_index=True)
+
+
+def root_means(root: Path, seeds: list[int] | None) -> pd.DataFrame:
     runs = collect(root).runs
     runs = runs[(runs["state"] == "done") & runs["average"].notna()]
     if seeds is not None:
@@ -89,9 +96,9 @@ def candidate_rows(means: pd.DataFrame) -> list[dict]:
     rows = []
     for cand in sorted(set(means["candidate"]) - {""}):
         own = means[means["candidate"] == cand]
-        student, tag = own["student"].iloc[0], own["tag"].iloc[0]
-        base = means[(means["arm"] == "base") & (means["tag"] == tag)]  # the base model of this tag's recipe
-        grpo = means[(means["arm"] == "grpo") & (means["student"] == student)]
+        student, root = own["student"].iloc[0], own["root"].iloc[0]
+        base = means[(means["arm"] == "base") & (means["root"] == root)]  # the base model of its root
+        grpo = means[(means["arm"] == "grpo") & (means["student"] == student) & (means["root"] == root)]
         fixed = {r: cell(own[own["arm"] == f"r={r:g}"]["score"]) for r in R_ARMS}
         if all(math.isnan(v) for v, _ in fixed.values()):
             continue
@@ -126,13 +133,13 @@ def main(argv: list[str]) -> None:
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results", required=True)
+    ap.add_argument("--results", required=True, action="append", help="a results root (repeatable)")
     ap.add_argument("--seeds", help="comma-separated seeds (default: all)")
     ap.add_argument("--out", help="also write the table here (markdown)")
     a = ap.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")] if a.seeds else None
     try:
-        table = markdown(candidate_rows(run_means(Path(a.results), seeds)))
+        table = markdown(candidate_rows(run_means([Path(r) for r in a.results], seeds)))
     except AnalysisError as err:
         sys.exit(f"error: {err}")
     print(table)

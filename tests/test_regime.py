@@ -26,7 +26,8 @@ def test_the_ordering_names_each_broken_link():
 
 
 def row(candidate: str, student: str, tag: str, arm: str, score: float, seed: int = 0) -> dict:
-    return {"candidate": candidate, "student": student, "tag": tag, "arm": arm, "score": score, "seed": seed}
+    return {"candidate": candidate, "student": student, "tag": tag, "arm": arm, "score": score, "seed": seed,
+            "root": "r"}
 
 
 def test_a_candidate_is_held_against_its_own_students_grpo_and_its_recipes_base():
@@ -46,3 +47,18 @@ def test_a_candidate_is_held_against_its_own_students_grpo_and_its_recipes_base(
     assert (noisy["r=0.75"], noisy["best r<1"]) == ("92.0 (n=2)", "0.75")
     assert noisy["ordering"] == "holds"  # 50 < 87 < 89 < 92
     assert rows["horizon1"]["GRPO"] == "70.0" and rows["horizon1"]["ordering"] == "no: best r<1 <= r=1"
+
+
+def test_a_candidate_with_its_own_base_is_held_against_its_roots_base_and_grpo():
+    """Exposure by steps with the answer kept has its own base model: its own root, its own base."""
+    means = pd.DataFrame([
+        row("gap 0", "gap 0", "", "base", 50.0), row("gap 0", "gap 0", "", "grpo", 87.0),
+        {**row("stepsans", "stepsans", "stepsans", "base", 40.0), "root": "s"},
+        {**row("stepsans", "stepsans", "stepsans", "grpo", 70.0), "root": "s"},
+        *[{**row("stepsans", "stepsans", "stepsans", f"r={r:g}", v), "root": "s"}
+          for r, v in ((0.5, 80.0), (0.75, 95.0), (1.0, 90.0))],
+    ])
+    (only,) = candidate_rows(means)
+    assert (only["candidate"], only["base"], only["GRPO"]) == ("stepsans", "40.0", "70.0")
+    assert only["r=0.25"] == "-"
+    assert only["best r<1"] == "0.75" and only["ordering"] == "holds"

@@ -40,6 +40,7 @@ def arms(scores: pd.DataFrame, level: str) -> dict[str, dict[int, float]]:
     """{arm label: {seed: mean Average@12 %}} from the runs' names (run name without its seed)."""
     patterns = {"OPSD r = 1": rf"opsd-{level}-r1", "GRPO": rf"grpo-{level}",
                 "ATESD": rf"atesd-{level}", "ATESD (paper reward)": rf"atesd-paper_reward_{level}",
+                "ATESD (shuffled rewards)": rf"atesd-shuffled_rewards_{level}",
                 "target_mismatch": rf"target_mismatch-{level}", "per_problem": rf"per_problem-{level}"}
     out = {label: seeds_of(scores, pat) for label, pat in patterns.items()}
     tuned = scores[scores["method"].str.match(rf"opsd-tuned_{level}-r[0-9.]+$")]
@@ -102,7 +103,24 @@ def report(scores: pd.DataFrame, level: str) -> str:
                  paired_test(mine, grpo, 0.0, f"{variant} − GRPO", decides=False)]
         kind = "(g-c)" if variant.startswith("ATESD") else "(not pre-registered, as (g-c))"
         out += claim_lines(f"{kind} {variant} at {level}", tests)
+    shuffled = table.get("ATESD (shuffled rewards)", {})
+    if shuffled:  # issue 29's learning control: the same controller, its rewards permuted in blocks
+        test = paired_test(table.get("ATESD", {}), shuffled, 0.0, "ATESD − ATESD (shuffled rewards)")
+        out += claim_lines("Learning control (not pre-registered): ATESD against shuffled rewards", [test])
     return "\n".join(out)
+
+
+def late_exposure_lines(metrics: pd.DataFrame, level: str) -> list[str]:
+    """Each ATESD run's mean sampled r over its last 10 decisions (ctrl_r rows), per arm."""
+    if metrics.empty or "ctrl_r" not in metrics:
+        return []
+    ctrl = metrics[(metrics["kind"] == "controller") & metrics["run"].str.startswith("atesd-")]
+    lines = ["| ATESD run | decisions | mean r, last 10 decisions |", "|---|---|---|"]
+    for run, rows in ctrl.groupby("run"):
+        if level in run:
+            r = rows.sort_values("step")["ctrl_r"].dropna()
+            lines.append(f"| {run} | {len(r)} | {r.tail(10).mean():.2f} |")
+    return ["", "Late exposure of the controller (ctrl_r):", "", *lines] if len(lines) > 2 else []
 
 
 def main(argv: list[str]) -> None:
@@ -114,11 +132,12 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--out")
     a = ap.parse_args(argv)
     try:
-        scores, _ = run_scores(collect(Path(a.results)).runs)
+        found = collect(Path(a.results))
+        scores, _ = run_scores(found.runs)
         if scores.empty:
             raise AnalysisError(f"no finished run with an evaluation under {a.results}")
         scores["method"] = scores["run"].str.replace(r"-s\d+$", "", regex=True)  # run name less its seed
-        text = report(scores, a.level)
+        text = report(scores, a.level) + "\n".join(late_exposure_lines(found.metrics, a.level))
     except AnalysisError as err:
         sys.exit(f"error: {err}")
     print(text)

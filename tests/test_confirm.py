@@ -17,6 +17,7 @@ RUNS = {  # run name -> mean Average@12 (%)
     **{f"opsd-horizon2-r1-s{s}": v for s, v in ((3, 45.0), (4, 50.0), (5, 40.0))},
     **{f"grpo-horizon2-s{s}": v for s, v in ((3, 80.0), (4, 82.0), (5, 81.0))},
     **{f"atesd-horizon2-s{s}": v for s, v in ((3, 56.0), (4, 53.0), (5, 51.0))},  # tuned + 1, every seed
+    **{f"atesd-shuffled_rewards_horizon2-s{s}": v for s, v in ((3, 46.0), (4, 53.0), (5, 51.0))},
     "opsd-horizon2-r0.5-s3": 99.0,  # another fixed r: no arm of the confirmation
 }
 
@@ -31,7 +32,7 @@ def scores() -> pd.DataFrame:
 
 def test_arms_come_from_run_names(scores):
     table = arms(scores, "horizon2")
-    assert set(table) == {"OPSD r = 1", "GRPO", "ATESD", "tuned r = 0.25"}
+    assert set(table) == {"OPSD r = 1", "GRPO", "ATESD", "tuned r = 0.25", "ATESD (shuffled rewards)"}
     assert table["tuned r = 0.25"] == {3: 55.0, 4: 52.0, 5: 50.0}
 
 
@@ -49,6 +50,18 @@ def test_the_contrasts_by_hand(scores):
     assert "| GRPO − base | +0 | 3 | +31.0 [+28.5, +33.5] |" in text
     assert "Ordering base < GRPO < OPSD r = 1 < tuned r (all three links): does not hold" in text
     assert "| base model | - | 50.0 | - | - |" in text and "s3 55.0, s4 52.0, s5 50.0" in text
+    # the learning control: ATESD − its shuffled-rewards twin, d = 10, 0, 0 (mean 3.3, sd 5.77)
+    assert "| ATESD − ATESD (shuffled rewards) | +0 | 3 | +3.3 [-11.0, +17.7] |" in text
+
+
+def test_late_exposure_is_the_mean_of_the_last_ten_decisions():
+    from analysis.confirm import late_exposure_lines
+
+    rows = [{"run": "atesd-horizon2-s3", "kind": "controller", "step": 5 * k, "ctrl_r": 1.0 if k < 5 else 0.2}
+            for k in range(15)]
+    rows.append({"run": "opsd-horizon2-r1-s3", "kind": "train", "step": 1, "ctrl_r": None})
+    lines = late_exposure_lines(pd.DataFrame(rows), "horizon2")
+    assert "| atesd-horizon2-s3 | 15 | 0.20 |" in lines and len(lines) == 6
 
 
 def test_two_tuned_exposures_under_one_root_are_refused(scores):

@@ -39,6 +39,16 @@ def parse(argv: list[str], doc: str, out: str | None = None, **flags: str) -> ar
     return ap.parse_args(argv)
 
 
+def emit(text: str, out: str | None) -> None:
+    """Print a command's Markdown report; also write it to `out` (its folder made) when given."""
+    print(text)
+    if out:
+        from pathlib import Path
+
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
+
+
 def group_keys(text: str) -> list[str]:
     return [k.strip() for k in text.split(",") if k.strip()]
 

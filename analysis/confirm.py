@@ -30,7 +30,7 @@ if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: impo
 import pandas as pd
 
 from analysis.claim_data import run_scores
-from analysis.cli import AnalysisError
+from analysis.cli import AnalysisError, cli, emit
 from analysis.collect import collect
 from analysis.prereg import ALL, HEAD, NON_INFERIORITY_MARGIN, contrast_row, decide, paired_test
 from analysis.tables import MEAN
@@ -131,19 +131,13 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--level", default="horizon2")
     ap.add_argument("--out")
     a = ap.parse_args(argv)
-    try:
-        found = collect(Path(a.results))
-        scores, _ = run_scores(found.runs)
-        if scores.empty:
-            raise AnalysisError(f"no finished run with an evaluation under {a.results}")
-        scores["method"] = scores["run"].str.replace(r"-s\d+$", "", regex=True)  # run name less its seed
-        text = report(scores, a.level) + "\n".join(late_exposure_lines(found.metrics, a.level))
-    except AnalysisError as err:
-        sys.exit(f"error: {err}")
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text + "\n")
+    found = collect(Path(a.results))
+    scores, _ = run_scores(found.runs)
+    if scores.empty:
+        raise AnalysisError(f"no finished run with an evaluation under {a.results}")
+    scores["method"] = scores["run"].str.replace(r"-s\d+$", "", regex=True)  # run name less its seed
+    emit(report(scores, a.level) + "\n".join(late_exposure_lines(found.metrics, a.level)), a.out)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli(main)

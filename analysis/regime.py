@@ -26,7 +26,7 @@ if __name__ == "__main__" and not __package__:  # `python analysis/<x>.py`: impo
 
 import pandas as pd
 
-from analysis.cli import AnalysisError
+from analysis.cli import AnalysisError, cli, emit
 from analysis.collect import collect
 from harness.config.gap import GapConfig
 
@@ -138,14 +138,8 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--out", help="also write the table here (markdown)")
     a = ap.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")] if a.seeds else None
-    try:
-        table = markdown(candidate_rows(run_means([Path(r) for r in a.results], seeds)))
-    except AnalysisError as err:
-        sys.exit(f"error: {err}")
-    print(table)
-    if a.out:
-        Path(a.out).write_text(table + "\n")
+    emit(markdown(candidate_rows(run_means([Path(r) for r in a.results], seeds))), a.out)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli(main)

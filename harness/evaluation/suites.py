@@ -117,13 +117,14 @@ def sampling_settings(cfg: RunConfig, exposure: float | None = None) -> dict:
 
 def evaluate_sets(model, tokenizer, cfg: RunConfig, sets: dict[str, list[Problem]],
                   exposure: float | None = None,
-                  progress_path: Path | None = None) -> tuple[dict, list[dict]]:
+                  progress_path: Path | None = None, key: str | None = None) -> tuple[dict, list[dict]]:
     """(summary, samples) over named problem sets, summary as eval.json (harness/runs/schema.py).
     With progress_path, each finished batch is logged there and a restart skips it; the caller
-    removes the log once the files are written (EvalProgress.finish)."""
+    removes the log once the files are written (EvalProgress.finish). key: run_key's value when
+    the caller has it (a pass over every weight less)."""
     results, samples, t0 = {}, [], time.time()
     settings = sampling_settings(cfg, exposure)
-    progress = (EvalProgress(progress_path, run_key(model, cfg, exposure))
+    progress = (EvalProgress(progress_path, key or run_key(model, cfg, exposure))
                 if progress_path is not None else None)
     with eval_sampler(model, tokenizer, cfg) as sampler:  # one vLLM engine for every set
         for name, problems in sets.items():
@@ -142,12 +143,12 @@ def run_key(model, cfg: RunConfig, exposure: float | None = None) -> str:
 
 
 def sample_share(model, tokenizer, cfg: RunConfig, sets: dict[str, list[Problem]], shard: Shard,
-                 progress_path: Path, exposure: float | None = None) -> int:
+                 progress_path: Path, exposure: float | None = None, key: str | None = None) -> int:
     """Draw this rank's units of an evaluation over `sets` into its own log
     (harness/evaluation/shards.py): a whole suite on HF generate (suite i to rank i % world),
     pieces of eval_piece(cfg) prompts on vLLM (numbered across the suites). Returns the number
     of batches this rank's log already held (an interrupted attempt's)."""
-    progress = EvalProgress(shard.log_path(progress_path), run_key(model, cfg, exposure))
+    progress = EvalProgress(shard.log_path(progress_path), key or run_key(model, cfg, exposure))
     on_vllm = eval_backend(cfg.eval.backend) == "vllm"
     unit = 0
     with eval_sampler(model, tokenizer, cfg) as sampler:
@@ -171,13 +172,14 @@ def evaluate_sets_parallel(model, tokenizer, cfg: RunConfig, sets: dict[str, lis
     rank, size = world()
     if size <= 1:
         return evaluate_sets(model, tokenizer, cfg, sets, exposure, progress_path)
-    resumed = sample_share(model, tokenizer, cfg, sets, Shard(rank, size), progress_path, exposure)
+    key = run_key(model, cfg, exposure)  # once: it reads every weight
+    resumed = sample_share(model, tokenizer, cfg, sets, Shard(rank, size), progress_path, exposure, key)
     wait_all()  # every share drawn (the long-timeout group: shares take hours on the paper's budget)
     resumed = int(global_count(resumed))
     if rank != 0:
         return None
-    merge_rank_logs(progress_path, size, run_key(model, cfg, exposure))
-    summary, samples = evaluate_sets(model, tokenizer, cfg, sets, exposure, progress_path)
+    merge_rank_logs(progress_path, size, key)
+    summary, samples = evaluate_sets(model, tokenizer, cfg, sets, exposure, progress_path, key)
     summary.update(world_size=size, resumed_batches=resumed)  # not the merged shares: those were drawn now
     return summary, samples
 

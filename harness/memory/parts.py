@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.config.schema import RunConfig
+from harness.config.train import TrainConfig
 from harness.memory.shape import Shape
 from harness.registry import get
 
@@ -296,10 +297,9 @@ def progress_part(cfg: RunConfig, s: Sizes, gpu_gb: float) -> Part | None:
     t = cfg.train
     if uses_vllm(t.generation, s.cuda) and t.vllm_mode == "colocate":
         # sampled on the rollout engine, awake: its share, as in the generation phase
-        device_gb, basis = device_budget(gpu_gb)
-        return Part("progress (rollout engine vLLM)", t.vllm_gpu_memory * device_gb * GB,
-                    "progress", f"train.vllm_gpu_memory={t.vllm_gpu_memory} x {device_gb:g} GB ({basis}); "
-                    f"{cfg.task.val_size * c.progress_samples} sequences in its KV cache")
+        share, note = rollout_share(t, gpu_gb)
+        return Part("progress (rollout engine vLLM)", share, "progress",
+                    f"{note}; {cfg.task.val_size * c.progress_samples} sequences in its KV cache")
     rows = min(c.progress_batch_size, cfg.task.val_size * c.progress_samples)
     length = s.student_len - s.completion + c.progress_max_new_tokens
     return Part("progress sampling (HF KV cache)", hf_generation_bytes(s, rows, length), "progress",
@@ -367,12 +367,18 @@ def generation_part(cfg: RunConfig, s: Sizes, gpu_gb: float) -> Part:
         if t.vllm_mode == "server":
             return Part("generation (vLLM server)", 0.0, "generation", "on its own GPU")
         phase = "generation" if t.vllm_sleep else "persistent"
-        device_gb, basis = device_budget(gpu_gb)
-        return Part("generation (vLLM share)", t.vllm_gpu_memory * device_gb * GB, phase,
-                    f"train.vllm_gpu_memory={t.vllm_gpu_memory} x {device_gb:g} GB ({basis})"
-                    + ("; sleep mode frees it while training" if t.vllm_sleep else ""))
+        share, note = rollout_share(t, gpu_gb)
+        return Part("generation (vLLM share)", share, phase,
+                    note + ("; sleep mode frees it while training" if t.vllm_sleep else ""))
     return Part("generation (HF KV cache)", hf_generation_bytes(s, s.step_rows, s.student_len), "generation",
                 f"{s.step_rows} rows x {s.student_len} tokens")
+
+
+def rollout_share(t: TrainConfig, gpu_gb: float) -> tuple[float, str]:
+    """(bytes, note) of the colocated rollout engine's share of the device (train.vllm_gpu_memory)."""
+    device_gb, basis = device_budget(gpu_gb)
+    note = f"train.vllm_gpu_memory={t.vllm_gpu_memory} x {device_gb:g} GB ({basis})"
+    return t.vllm_gpu_memory * device_gb * GB, note
 
 
 def device_budget(gpu_gb: float) -> tuple[float, str]:

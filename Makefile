@@ -65,8 +65,10 @@ tune: venv
 
 # The whole embedded-default study into one results root (default results/reproduce; RESULTS=<dir>
 # given on the command line wins): harness/front/reproduce.py, e.g. ARGS="--dry-run" or ARGS="--only tune".
+# STUDY=extended: the gap map and the horizon2 confirmation (about 2 hours more); STUDY=all: both.
+STUDY ?= default
 reproduce: venv
-	$(BIN)/python -m harness.front.reproduce $(if $(filter command line,$(origin RESULTS)),--results '$(RESULTS)') $(ARGS)
+	$(BIN)/python -m harness.front.reproduce --study '$(STUDY)' $(if $(filter command line,$(origin RESULTS)),--results '$(RESULTS)') $(ARGS)
 
 test: venv slurm-up
 	$(BIN)/python -m pytest -q

@@ -18,6 +18,8 @@ RUNS = {  # run name -> mean Average@12 (%)
     **{f"grpo-horizon2-s{s}": v for s, v in ((3, 80.0), (4, 82.0), (5, 81.0))},
     **{f"atesd-horizon2-s{s}": v for s, v in ((3, 56.0), (4, 53.0), (5, 51.0))},  # tuned + 1, every seed
     **{f"atesd-shuffled_rewards_horizon2-s{s}": v for s, v in ((3, 46.0), (4, 53.0), (5, 51.0))},
+    **{f"atesd-frozen_policy_horizon2-s{s}": 50.0 for s in (3, 4, 5)},
+    **{f"random-initial_beta_horizon2-s{s}": v for s, v in ((3, 54.0), (4, 52.0), (5, 51.0))},
     "opsd-horizon2-r0.5-s3": 99.0,  # another fixed r: no arm of the confirmation
 }
 
@@ -32,7 +34,8 @@ def scores() -> pd.DataFrame:
 
 def test_arms_come_from_run_names(scores):
     table = arms(scores, "horizon2")
-    assert set(table) == {"OPSD r = 1", "GRPO", "ATESD", "tuned r = 0.25", "ATESD (shuffled rewards)"}
+    assert set(table) == {"OPSD r = 1", "GRPO", "ATESD", "tuned r = 0.25", "ATESD (shuffled rewards)",
+                          "ATESD (frozen policy)", "ATESD (initial Beta)"}
     assert table["tuned r = 0.25"] == {3: 55.0, 4: 52.0, 5: 50.0}
 
 
@@ -52,6 +55,10 @@ def test_the_contrasts_by_hand(scores):
     assert "| base model | - | 50.0 | - | - |" in text and "s3 55.0, s4 52.0, s5 50.0" in text
     # the learning control: ATESD − its shuffled-rewards twin, d = 10, 0, 0 (mean 3.3, sd 5.77)
     assert "| ATESD − ATESD (shuffled rewards) | +0 | 3 | +3.3 [-11.0, +17.7] |" in text
+    # learning rate 0: d = 6, 3, 1 (mean 3.33, sd 2.517, se 1.453): 3.33 ± 4.303 x 1.453 = [-2.9, +9.6]
+    assert "| ATESD − ATESD (frozen policy) | +0 | 3 | +3.3 [-2.9, +9.6] |" in text
+    # r from the initial Beta: d = 2, 1, 0 (mean 1, sd 1, se 0.577): 1 ± 2.48 = [-1.5, +3.5]
+    assert "| ATESD − ATESD (initial Beta) | +0 | 3 | +1.0 [-1.5, +3.5] |" in text
 
 
 def test_late_exposure_is_the_mean_of_the_last_ten_decisions():

@@ -91,3 +91,56 @@ def test_every_stage_is_well_formed(name):
     assert stage.kind in ("sweep", "tune", "analysis") and stage.about
     if stage.kind == "sweep":
         assert stage.needs.startswith("sweeps/experiment/")
+
+
+def test_studies_split_the_stages():
+    from harness.front.reproduce import select
+
+    default = [s.name for s in select(STAGES, "", "default")]
+    extended = [s.name for s in select(STAGES, "", "extended")]
+    assert default == ["atesd_vs_fixed", "controller_ablations", "teacher_modes", "tune", "paper_table",
+                       "figures", "claims"]
+    assert extended == ["gap_map", "gap_map_report", "tune_horizon2", "regime_confirm",
+                        "regime_confirm_report"]
+    assert [s.name for s in select(STAGES, "", "all")] == default + extended
+    # --only names a stage of either study, whatever --study says
+    assert [s.name for s in select(STAGES, "regime_confirm,tune", "default")] == ["tune", "regime_confirm"]
+
+
+def test_a_tune_stage_passes_its_own_overrides_after_the_flags():
+    from harness.front.reproduce import command
+
+    stage = next(s for s in STAGES if s.name == "tune_horizon2")
+    cmd = command(stage, "R", ["profile=smoke", "launcher=slurm"])
+    i = cmd.index("--")
+    assert cmd[cmd.index("--study") + 1] == "horizon2b" and cmd[cmd.index("--seeds") + 1] == "100"
+    assert cmd[cmd.index("--results") + 1] == "R" and cmd.index("--results") < i
+    assert cmd[cmd.index("--launcher") + 1] == "slurm" and cmd.index("--launcher") < i
+    assert cmd[i + 1:] == ["gap.kind=horizon", "gap.level=2", "profile=smoke"]
+
+
+def test_extended_study_plans_the_confirmation_from_its_tune_study(tmp_path, capfd):
+    res = tmp_path / "study"
+    assert main(["--results", str(res), "--dry-run", "--only", "regime_confirm"]) == 0
+    assert "cannot plan yet: ablation=fixed_tuned: no tuned exposure at" in capfd.readouterr().out
+    (res / "tune").mkdir(parents=True)
+    (res / "tune" / "horizon2b.best.yaml").write_text("exposure: 0.25\n")
+    assert main(["--results", str(res), "--dry-run", "--study", "extended"]) == 0
+    out = capfd.readouterr().out
+    # 10 arms x 5 fresh seeds + the base run; the tuned arm at the study's r
+    assert "regime_confirm         51 runs planned, 0 done, 51 to run" in out
+    assert "gap_map " in out and "atesd_vs_fixed" not in out
+    from harness.front.reproduce import plan_sweep
+    from harness.runs.rundir import run_folder
+
+    stage = next(s for s in STAGES if s.name == "regime_confirm")
+    names = {run_folder(c).name for c in plan_sweep(stage, str(res), [])}
+    assert {"opsd-tuned_horizon2-r0.25-s3", "atesd-frozen_policy_horizon2-s7",
+            "random-initial_beta_horizon2-s5", "grpo-horizon2-s4"} <= names
+
+
+def test_bad_study_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "harness.front.reproduce", "--results", str(tmp_path / "r"),
+                        "--study", "huge"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "--study=huge is invalid: one of default, extended, all" in r.stderr
+    assert not (tmp_path / "r").exists()

@@ -153,8 +153,10 @@ def test_experiment_preset_plans_one_job_array():
     jobs = plan(preset_grids("controller_ablations"), ["experiment=controller_ablations",
                                                      "profile=smoke", "results=/tmp/unused"], compose)
     names = [j.cfg.run_name for j in jobs]
-    assert len(names) == len(set(names)) == 3 + 18 + 15 + 1
-    assert {"atesd-bandit-s2", "random-s0", "schedule-linear_up-s1", "opsd-r1-s0", "base"} <= set(names)
+    # ATESD, 7 controller ablations, 3 learning controls, 5 exposure baselines (3 seeds each), base
+    assert len(names) == len(set(names)) == 3 + 21 + 9 + 15 + 1
+    assert {"atesd-bandit-s2", "random-s0", "schedule-linear_up-s1", "opsd-r1-s0", "base",
+            "atesd-paper_controller-s1", "atesd-frozen_policy-s0", "random-initial_beta-s2"} <= set(names)
 
 
 def test_a_job_waiting_for_its_slot_holds_no_model_libraries():

@@ -1,7 +1,15 @@
 """make reproduce: the whole embedded-default study, stage by stage, into one results root.
 
-python -m harness.front.reproduce [--results results/reproduce] [--only STAGE[,STAGE]] [--dry-run] \
-    [-- overrides, e.g. profile=smoke]
+python -m harness.front.reproduce [--results results/reproduce] [--study default|extended|all] \
+    [--only STAGE[,STAGE]] [--dry-run] [-- overrides, e.g. profile=smoke]
+
+Two studies (`make reproduce` runs the default one; `make reproduce STUDY=extended` the other, into
+the same results root; STUDY=all both):
+- default (about 1h15m on 2 cores): the fixed sweep and ATESD, the controller ablations and
+  learning controls, the teacher modes, the tune study, the paper's table, figures and claims;
+- extended (about 2 hours more): the competence-gap map and its report, and the horizon2
+  confirmation on fresh seeds 3-7 (fixed r tuned on validation, ATESD, controls, GRPO) with the
+  pre-registered report (analysis/confirm.py).
 
 The stages are data (STAGES below): each sweep stage is one Hydra multirun through the sweep
 engine (`python -m harness.run -m results=<root> <its overrides> <yours>`,
@@ -53,6 +61,7 @@ class Stage:
     args: tuple[str, ...]
     about: str
     needs: str = ""
+    study: str = "default"
 
     def available(self) -> bool:
         return not self.needs or (REPO / self.needs).exists()
@@ -72,16 +81,28 @@ STAGES: tuple[Stage, ...] = (
     Stage("paper_table", "sweep", ("experiment=paper_table",),
           "the paper's table: baselines, tuned r, ATESD (both rewards), compositions, 3 seeds",
           "sweeps/experiment/paper_table.yaml"),
-    Stage("gap_map", "sweep", ("experiment=gap_map",),
-          "the competence-gap map: fixed r x 3 seeds at gap 0 and 4 gap levels, the reference controls, "
-          "ATESD (both rewards) and GRPO where r < 1 wins", "sweeps/experiment/gap_map.yaml"),
     Stage("figures", "analysis", ("analysis.figures",),
           "every figure and table (mismatch, curves, controller, Average@k, per difficulty)"),
     Stage("claims", "analysis", ("analysis.claims", "--out", "{results}/tables/claims.md"),
           "the paper's claims, our numbers, a verdict each", "analysis/claims.py"),
+    # ---- the extended study (make reproduce STUDY=extended) ----
+    Stage("gap_map", "sweep", ("experiment=gap_map",),
+          "the competence-gap map: fixed r x 3 seeds at gap 0 and 4 gap levels, the reference controls, "
+          "ATESD (both rewards) and GRPO where r < 1 wins", "sweeps/experiment/gap_map.yaml", "extended"),
     Stage("gap_map_report", "analysis", ("analysis.gap_map",),
           "the regime map, mismatch and leak per gap level, controls, claims per level "
-          "(tables/gap_map.md, figures/gap_map.png)", "analysis/gap_map.py"),
+          "(tables/gap_map.md, figures/gap_map.png)", "analysis/gap_map.py", "extended"),
+    Stage("tune_horizon2", "tune", ("--trials", "4", "--start", "0.25,0.5,0.75,1", "--seeds", "100",
+                                    "--study", "horizon2b", "--", "gap.kind=horizon", "gap.level=2"),
+          "the fixed r at horizon2 tuned on validation, on its own seed 100 (<results>/tune/horizon2b*)",
+          "harness/tune/study.py", "extended"),
+    Stage("regime_confirm", "sweep", ("experiment=regime_confirm",),
+          "horizon2 on fresh seeds 3-7: tuned r, OPSD r = 1, GRPO, ATESD (both rewards), the learning "
+          "controls, target_mismatch, per_problem", "sweeps/experiment/regime_confirm.yaml", "extended"),
+    Stage("regime_confirm_report", "analysis",
+          ("analysis.confirm", "--level", "horizon2", "--out", "{results}/tables/confirm_horizon2.md"),
+          "the confirmation under the pre-registered rules (tables/confirm_horizon2.md)",
+          "analysis/confirm.py", "extended"),
 )
 
 
@@ -129,9 +150,18 @@ def command(stage: Stage, results: str, overrides: list[str]) -> list[str]:
         launcher = [o for o in overrides if o.startswith("launcher=")]
         rest = [o for o in overrides if not o.startswith("launcher=")]
         flag = ["--launcher", launcher[-1].split("=", 1)[1]] if launcher else []
-        return [*py, "harness.tune.study", *stage.args, "--results", results, *flag, "--", *rest]
+        flags, own = split_tune_args(stage.args)
+        return [*py, "harness.tune.study", *flags, "--results", results, *flag, "--", *own, *rest]
     module, *flags = stage.args
     return [*py, module, "--results", results, *(f.format(results=results) for f in flags)]
+
+
+def split_tune_args(args: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """A tune stage's study flags and, after its '--', the overrides of every trial."""
+    if "--" not in args:
+        return list(args), []
+    i = args.index("--")
+    return list(args[:i]), list(args[i + 1:])
 
 
 def analysis_stamp(stage: Stage, results: str, overrides: list[str]) -> str:
@@ -186,7 +216,8 @@ def dry_line(stage: Stage, results: str, overrides: list[str]) -> str:
     if not stage.available():
         return f"unavailable (no {stage.needs} in this checkout)"
     if stage.kind == "tune":
-        trials = stage.args[stage.args.index("--trials") + 1]
+        flags, _ = split_tune_args(stage.args)
+        trials = flags[flags.index("--trials") + 1]
         return f"{trials} trials (a resumed study re-runs no done trial)"
     if stage.kind == "analysis":
         return "writes " + " ".join(command(stage, results, overrides)[2:])
@@ -231,13 +262,21 @@ def fmt_s(seconds: float) -> str:
 
 
 # ---- command line ---------------------------------------------------------------------------------
-def select(stages: tuple[Stage, ...], only: str) -> list[Stage]:
+STUDIES = ("default", "extended", "all")
+
+
+def select(stages: tuple[Stage, ...], only: str, study: str = "default") -> list[Stage]:
+    """The stages of the study, or the --only ones (named from either study: --only wins)."""
+    if study not in STUDIES:
+        raise ConfigError(f"--study={study} is invalid: one of {', '.join(STUDIES)}")
     names = [n.strip() for n in only.split(",") if n.strip()]
     known = [s.name for s in stages]
     for n in names:
         if n not in known:
             raise ConfigError(f"--only={n} is invalid: one of {', '.join(known)}")
-    return [s for s in stages if not names or s.name in names]
+    if names:
+        return [s for s in stages if s.name in names]
+    return [s for s in stages if study == "all" or s.study == study]
 
 
 def reproduce(stages: list[Stage], results: str, overrides: list[str]) -> int:
@@ -261,14 +300,17 @@ def main(argv: list[str], stages: tuple[Stage, ...] = STAGES) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default=DEFAULT_RESULTS)
     names = ", ".join(s.name for s in stages)
-    ap.add_argument("--only", default="", help=f"comma-separated stage names: {names}")
+    ap.add_argument("--study", default="default",
+                    help="default (about 1h15m on 2 cores), extended (the gap map and the horizon2 "
+                         "confirmation) or all")
+    ap.add_argument("--only", default="", help=f"comma-separated stage names (either study): {names}")
     ap.add_argument("--dry-run", action="store_true", help="print the stages and their planned runs only")
     ap.add_argument("overrides", nargs="*", help="hydra overrides of every run, e.g. profile=smoke")
     a = ap.parse_args(argv)
     try:
         if not a.results:
             raise ConfigError("--results='' is empty; e.g. results/reproduce")
-        chosen = select(stages, a.only)
+        chosen = select(stages, a.only, a.study)
         check_root([f"results={a.results}", *a.overrides])  # a bad override: one line, before any stage
         if a.dry_run:
             for stage in chosen:

@@ -19,7 +19,7 @@ STUDY ?=
 LR_RANGE ?=
 START ?= 0,0.25,0.5,0.75,1
 
-.PHONY: venv base base-spread sweep tune reproduce test test-slow lint figures bench gpu-check gpu-wheels slurm-up slurm-down clean-base
+.PHONY: venv base base-spread sweep tune reproduce reproduce-extended test test-slow lint figures bench gpu-check gpu-wheels slurm-up slurm-down clean-base
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -65,10 +65,13 @@ tune: venv
 
 # The whole embedded-default study into one results root (default results/reproduce; RESULTS=<dir>
 # given on the command line wins): harness/front/reproduce.py, e.g. ARGS="--dry-run" or ARGS="--only tune".
-# STUDY=extended: the gap map and the horizon2 confirmation (about 2 hours more); STUDY=all: both.
-STUDY ?= default
+# make reproduce-extended: the gap map and the horizon2 confirmation (about 2 hours more), same root;
+# ARGS="--study all" on either: both studies.
 reproduce: venv
-	$(BIN)/python -m harness.front.reproduce --study '$(STUDY)' $(if $(filter command line,$(origin RESULTS)),--results '$(RESULTS)') $(ARGS)
+	$(BIN)/python -m harness.front.reproduce --study default $(if $(filter command line,$(origin RESULTS)),--results '$(RESULTS)') $(ARGS)
+
+reproduce-extended: venv
+	$(BIN)/python -m harness.front.reproduce --study extended $(if $(filter command line,$(origin RESULTS)),--results '$(RESULTS)') $(ARGS)
 
 test: venv slurm-up
 	$(BIN)/python -m pytest -q

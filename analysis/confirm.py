@@ -7,7 +7,7 @@ The root holds the runs of experiment=regime_confirm (sweeps/experiment/regime_c
 regime with the paper's ordering was found, so there is no paper_regime preset): the fixed r
 tuned on validation (`opsd-tuned_<level>-r<r>`, make tune's study on its own seed), OPSD r = 1,
 GRPO, ATESD with both rewards and its learning controls, target_mismatch and per_problem at the
-level, on the same fresh seeds, and the base model (`make reproduce STUDY=extended` runs it all).
+level, on the same fresh seeds, and the base model (`make reproduce-extended` runs it all).
 Every contrast is seed-paired against its margin and Holm-corrected within its claim
 (analysis/prereg.py, analysis/PREREGISTRATION.md):
 - (g-b), one pre-specified contrast: tuned r − r = 1, margin 0 (only when the tuned r < 1);

@@ -144,3 +144,12 @@ def test_bad_study_is_one_line(tmp_path):
                         "--study", "huge"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "--study=huge is invalid: one of default, extended, all" in r.stderr
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("target,study", [("reproduce", "default"), ("reproduce-extended", "extended")])
+def test_make_targets_pick_their_study(target, study):
+    """make's own STUDY (make tune's study name) must not leak into make reproduce's --study."""
+    r = subprocess.run(["make", "-n", target, "STUDY=fixed_default"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    line = r.stdout.strip().splitlines()[-1]
+    assert r.returncode == 0 and f"harness.front.reproduce --study {study}" in line, r.stdout + r.stderr

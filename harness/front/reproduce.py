@@ -3,8 +3,8 @@
 python -m harness.front.reproduce [--results results/reproduce] [--study default|extended|all] \
     [--only STAGE[,STAGE]] [--dry-run] [-- overrides, e.g. profile=smoke]
 
-Two studies (`make reproduce` runs the default one; `make reproduce STUDY=extended` the other, into
-the same results root; STUDY=all both):
+Two studies (`make reproduce` runs the default one; `make reproduce-extended` the other, into
+the same results root; --study all: both):
 - default (about 1h15m on 2 cores): the fixed sweep and ATESD, the controller ablations and
   learning controls, the teacher modes, the tune study, the paper's table, figures and claims;
 - extended (about 2 hours more): the competence-gap map and its report, and the horizon2
@@ -85,7 +85,7 @@ STAGES: tuple[Stage, ...] = (
           "every figure and table (mismatch, curves, controller, Average@k, per difficulty)"),
     Stage("claims", "analysis", ("analysis.claims", "--out", "{results}/tables/claims.md"),
           "the paper's claims, our numbers, a verdict each", "analysis/claims.py"),
-    # ---- the extended study (make reproduce STUDY=extended) ----
+    # ---- the extended study (make reproduce-extended) ----
     Stage("gap_map", "sweep", ("experiment=gap_map",),
           "the competence-gap map: fixed r x 3 seeds at gap 0 and 4 gap levels, the reference controls, "
           "ATESD (both rewards) and GRPO where r < 1 wins", "sweeps/experiment/gap_map.yaml", "extended"),

@@ -5,8 +5,9 @@ python -m harness.front.reproduce [--results results/reproduce] [--study default
 
 Two studies (`make reproduce` runs the default one; `make reproduce-extended` the other, into
 the same results root; --study all: both):
-- default (about 1h15m on 2 cores): the fixed sweep and ATESD, the controller ablations and
-  learning controls, the teacher modes, the tune study, the paper's table, figures and claims;
+- default (1h22m20s from a fresh clone on 2 cores, results/README.md): the fixed sweep and
+  ATESD, the controller ablations and learning controls, the teacher modes, the tune study, the
+  paper's table, figures and claims;
 - extended (about 2 hours more): the competence-gap map and its report, and the horizon2
   confirmation on fresh seeds 3-7 (fixed r tuned on validation, ATESD, controls, GRPO) with the
   pre-registered report (analysis/confirm.py).
@@ -301,7 +302,7 @@ def main(argv: list[str], stages: tuple[Stage, ...] = STAGES) -> int:
     ap.add_argument("--results", default=DEFAULT_RESULTS)
     names = ", ".join(s.name for s in stages)
     ap.add_argument("--study", default="default",
-                    help="default (about 1h15m on 2 cores), extended (the gap map and the horizon2 "
+                    help="default (about 1h20m on 2 cores), extended (the gap map and the horizon2 "
                          "confirmation) or all")
     ap.add_argument("--only", default="", help=f"comma-separated stage names (either study): {names}")
     ap.add_argument("--dry-run", action="store_true", help="print the stages and their planned runs only")

@@ -59,6 +59,9 @@ def test_the_contrasts_by_hand(scores):
     assert "| ATESD − ATESD (frozen policy) | +0 | 3 | +3.3 [-2.9, +9.6] |" in text
     # r from the initial Beta: d = 2, 1, 0 (mean 1, sd 1, se 0.577): 1 ± 2.48 = [-1.5, +3.5]
     assert "| ATESD − ATESD (initial Beta) | +0 | 3 | +1.0 [-1.5, +3.5] |" in text
+    # one family of 3: no control is beaten at Holm-adjusted 0.025, so the family is inconclusive
+    assert ("**Learning controls (not pre-registered): ATESD above every control, Holm over the controls "
+            "run: inconclusive (rests on 3 deciding test(s), Holm over 3; all)**") in text
 
 
 def test_late_exposure_is_the_mean_of_the_last_ten_decisions():

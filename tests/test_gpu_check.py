@@ -11,6 +11,7 @@ a typo in its overrides, or a preset change that drops its lengths, fails here, 
 from __future__ import annotations
 
 import json
+import mmap
 import sys
 from pathlib import Path
 
@@ -91,9 +92,11 @@ def test_the_phase_meter_charges_nested_phases_to_the_inner_one_and_restores_the
         assert OPSDTrainer.training_step is not before[0] and RunHooks.probe_rows is not before[1]
         meter.enter("train step")
         meter.enter("probe")
-        block = bytearray(200_000_000)  # 200 MB touched inside the probe only
+        # 200 MB touched inside the probe only, in fresh anonymous pages: a bytearray may reuse a
+        # large free chunk the allocator kept resident after earlier tests (no RSS rise: CI saw it)
+        block = mmap.mmap(-1, 200_000_000)
         block[::4096] = b"x" * len(block[::4096])
-        del block
+        block.close()
         meter.exit()
         meter.exit()
     assert "training_step" not in vars(OPSDTrainer) and RunHooks.probe_rows is before[1]

@@ -7,6 +7,7 @@ python -m pytest -q tests/test_reproduce.py
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -149,7 +150,9 @@ def test_bad_study_is_one_line(tmp_path):
 @pytest.mark.parametrize("target,study", [("reproduce", "default"), ("reproduce-extended", "extended")])
 def test_make_targets_pick_their_study(target, study):
     """make's own STUDY (make tune's study name) must not leak into make reproduce's --study."""
-    r = subprocess.run(["make", "-n", target, "STUDY=fixed_default"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=60)
-    line = r.stdout.strip().splitlines()[-1]
-    assert r.returncode == 0 and f"harness.front.reproduce --study {study}" in line, r.stdout + r.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    r = subprocess.run(["make", "--no-print-directory", "-n", target, "STUDY=fixed_default"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60, env=env)  # under make test too
+    lines = [ln for ln in r.stdout.splitlines() if "harness.front.reproduce" in ln]
+    assert r.returncode == 0 and len(lines) == 1, r.stdout + r.stderr
+    assert f"harness.front.reproduce --study {study}" in lines[0], lines[0]

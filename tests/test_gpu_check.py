@@ -45,6 +45,33 @@ def test_the_cpu_variant_runs_the_real_path_and_reports(tmp_path, capsys):
     assert "| step | seconds | rollout tokens | tokens/s | probe | peak GB |" in out
     assert "| phase | measured peak RSS GB (libraries included) | device used GB | plan GB |" in out
     assert (tmp_path / "out" / "gpu_check.md").read_text().strip() in out
+    # each step and the training's end printed as they happen (a stopped check shows where it was)
+    assert [f"gpu-check: step {i} took" in out for i in (1, 2, 3)] == [True] * 3
+    assert "gpu-check: training done in" in out
+    assert r["stage"] == "complete" and "PARTIAL" not in out
+    # the loss-kernel comparison ran (first, so a stopped check keeps it)
+    assert r["kernel"].get("seconds", {}).keys() == {"harness", "trl"}
+
+
+def test_a_partial_report_says_so_and_keeps_the_steps_measured(tmp_path):
+    """What the first GPU run lacked: figures written before the end (its call's limit stopped it in
+    the evaluation, and the report was written only at the end)."""
+    report = gpu_measure.Report("cuda: test", {"hidden_size": 2048}, [], 2, 32, 2048)
+    meter = gpu_measure.PhaseMeter(cuda=False)
+    timer = gpu_measure.step_timer(False, meter)
+    timer.start, timer.ends, timer.peaks = 10.0, [321.0, 466.5], [40 * gpu_measure.GB, 38 * gpu_measure.GB]
+    progress = gpu_check.Progress(report, meter, tmp_path, t0=0.0)
+    progress.step(timer)
+    r = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert r["stage"] == "training"
+    rows = [(s["step"], s["seconds"], s["peak_gb"]) for s in r["steps"]]
+    assert rows == [(1, 311.0, 40.0), (2, 145.5, 38.0)]
+    assert [s["tokens_per_s"] for s in r["steps"]] == [None, None]  # tokens come from the run's metrics
+    timer.train_end, timer.train_peak = 470.0, 40 * gpu_measure.GB
+    progress.train_end(timer)
+    r = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert (r["stage"], r["train_s"], r["train_peak_gb"]) == ("evaluation", 460.0, 40.0)
+    assert "PARTIAL: written while the evaluation ran" in (tmp_path / "gpu_check.md").read_text()
 
 
 def qwen3_1p7b_folder(folder: Path) -> Path:
@@ -71,7 +98,9 @@ def test_the_cuda_variant_keeps_the_presets_lengths_micro_batch_and_lora(tmp_pat
     assert (cfg.model.lora.r, cfg.train.top_k, cfg.task.max_teacher_tokens, cfg.probe.max_rows) == (
         64, preset.train.top_k, preset.task.max_teacher_tokens, preset.probe.max_rows)
     assert (cfg.train.steps, cfg.probe.every, cfg.eval.backend, cfg.train.generation) == (2, 3, "hf", "hf")
+    # the H200's measured 458 s of training leave the evaluation a minute of a 10-minute call
     assert len([*map(json.loads, eval_file.read_text().splitlines())]) == 8
+    assert cfg.eval.k * 8 <= 16 and cfg.eval.max_new_tokens <= 512
     # An HF evaluation the harness would refuse (eval.hf_max_new_tokens) would stop the check.
     assert cfg.eval.max_new_tokens <= cfg.eval.hf_max_new_tokens
     p = plan(cfg)

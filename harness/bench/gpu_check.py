@@ -14,7 +14,10 @@ evaluation; else it records "skipped: vllm not installed" (the carried wheels ca
 It prints each step's time, rollout tokens/s, the peak of each phase of the memory plan
 (generation, train step, probe, export, eval: torch.cuda.max_memory_allocated reset at each phase
 boundary) beside the plan's figure for that phase and part (harness/memory/plan.py), and writes
-results/gpu/gpu_check.json (and .md). Not yet measured on a GPU: the time is an estimate.
+results/gpu/gpu_check.json (and .md), re-written after each step and stage and marked PARTIAL
+until the end (a stopped check keeps its figures). The loss-kernel comparison runs first (seconds).
+First run on an H200, 2026-12-04: 2 training steps in 458 s; stopped in the evaluation by the call's
+limit before this report existed (results/gpu/2026-12-04-h200/README.md).
 On the CPU (or with --tiny) the same at a tiny width (hidden 64, 2 layers) but the real
 vocabulary, short rollouts, 480-token references, 3 steps (probe at 1 and 3) and 2 prompts a step:
 well under 2 minutes,
@@ -87,11 +90,13 @@ class Settings:
 
 # The preset's lengths and micro-batch stay; the check bounds only what the preset leaves to
 # vLLM (the evaluation's 38,912 thinking tokens: HF generate is this check's sampler, the GPU
-# machine has no vLLM) and the run's length: on CUDA 2 steps, the probe at step 1 only (with 20k-token
-# references a probe step costs about two plain ones; an estimate, ~5-7 min in all, under the 8 the
-# issue allows), one checkpoint at the end; on the CPU 3 steps, the probe at 1 and 3.
+# machine has no vLLM) and the run's length: on CUDA 2 steps, the probe at step 1 only, one
+# checkpoint at the end; on the CPU 3 steps, the probe at 1 and 3. Measured on an H200 (2026-12-04,
+# results/gpu/2026-12-04-h200/): step 1 (probe) 311 s, step 2 145 s, 458 s of training (HF
+# rollouts of 32 x 2,048 tokens dominate), about 8 minutes with the build; the evaluation is
+# therefore small (2 x 8 samples of 512 tokens) so that the whole check fits a 10-minute call.
 CUDA_OVERRIDES = ("train.steps=2", "probe.every=3", "train.checkpoint_every=0", "train.generation=hf",
-                  "eval.backend=hf", "eval.k=4", "eval.max_new_tokens=1024", "eval.batch_size=32")
+                  "eval.backend=hf", "eval.k=2", "eval.max_new_tokens=512", "eval.batch_size=16")
 CPU_OVERRIDES = ("train.steps=3", "probe.every=3", "train.checkpoint_every=0", "train.generation=hf",
                  "eval.backend=hf", "eval.k=2", "eval.max_new_tokens=16", "train.prompts_per_step=2",
                  "train.micro_batch=1", "train.max_completion_length=16", "task.max_teacher_tokens=512",
@@ -181,8 +186,11 @@ def references(work: Path, model: Path, tokens: int) -> tuple[Path, int]:
     return TRAIN_FILE, max(len(tok(r["solution"])["input_ids"]) for r in rows)
 
 
-def check(work: Path, cuda: bool, extra: list[str], ref_tokens: int | None = None) -> Report:
-    """Build the model, run the real entry point on it, and measure (ref_tokens None: REF_TOKENS)."""
+def check(work: Path, cuda: bool, extra: list[str], ref_tokens: int | None = None,
+          out: Path | None = None) -> Report:
+    """Build the model, run the real entry point on it, and measure (ref_tokens None: REF_TOKENS).
+    With out, the report is written (and a line printed) after each step and each stage, marked
+    PARTIAL until the end: a check stopped by a time limit keeps what it measured."""
     import torch
 
     from harness.config.settings import compose_resolved
@@ -191,8 +199,10 @@ def check(work: Path, cuda: bool, extra: list[str], ref_tokens: int | None = Non
 
     s = settings(cuda)
     t0 = time.perf_counter()
+    kernel = kernel_on_device(cuda)  # first: seconds, its tensors freed before the run's peaks reset
+    t_build = time.perf_counter()
     model = build_model(work / "model", s.shape, cuda)
-    build_s = time.perf_counter() - t0
+    build_s = time.perf_counter() - t_build
     want = REF_TOKENS[cuda] if ref_tokens is None else ref_tokens
     train_file, longest = references(work, model, want)
     args = overrides(s, model, write_eval_problems(work / "check8.jsonl"), work / "runs", extra, train_file)
@@ -200,7 +210,7 @@ def check(work: Path, cuda: bool, extra: list[str], ref_tokens: int | None = Non
     report = Report("cuda: " + torch.cuda.get_device_name() if cuda else "cpu", asdict(s.shape),
                     args, cfg.micro_batch,
                     cfg.train.prompts_per_step, cfg.train.max_completion_length, build_s=round(build_s, 1),
-                    versions=versions())
+                    versions=versions(), kernel=kernel)
     report.plan_total_gb, report.plan_note = plan_total(cfg)
     report.reference_tokens = longest
     report.plan_parts_gb = plan_parts(cfg)
@@ -208,7 +218,9 @@ def check(work: Path, cuda: bool, extra: list[str], ref_tokens: int | None = Non
     if cuda:  # the build's GPU tensors are gone: measure the run alone
         torch.cuda.reset_peak_memory_stats()
     meter = PhaseMeter(cuda)
-    timer = step_timer(cuda, meter)
+    progress = Progress(report, meter, out, t0)
+    timer = step_timer(cuda, meter, on_step=progress.step, on_train_end=progress.train_end)
+    progress.save("training")
     t1 = time.perf_counter()
     meter.enter("setup")  # loading, the trainer, checkpoints: whatever no phase below covers
     with metered(meter):
@@ -223,14 +235,52 @@ def check(work: Path, cuda: bool, extra: list[str], ref_tokens: int | None = Non
     report.train_peak_gb = round(timer.train_peak / GB, 3)
     report.run_peak_gb = round(meter.overall() / GB, 3)
     report.phase_peak_gb, report.phase_device_gb = meter.gb(), meter.device_gb()
-    report.peak_kind = ("torch.cuda.max_memory_allocated" if cuda
-                        else "peak RSS of the process (build included)")
+    report.peak_kind = peak_kind(cuda)
     report.probe_rows = sum(r.get("kind") == "probe" for r in rows)
     report.eval = {k: {"average": v["average"], "k": v["k"], "num_problems": v.get("num_problems")}
                    for k, v in summary.get("suites", {}).items()}
+    progress.save("vllm stage")
     vllm_stage(cuda, args, work, report)
-    report.kernel = kernel_on_device(cuda)  # after the run's peaks were read: its tensors are its own
+    report.stage = "complete"
     return report
+
+
+def peak_kind(cuda: bool) -> str:
+    return "torch.cuda.max_memory_allocated" if cuda else "peak RSS of the process (build included)"
+
+
+@dataclass
+class Progress:
+    """Prints a line and re-writes the report after each step and at each stage's start (the
+    first GPU run, 2026-12-04, lost every figure to the device call's time limit: the report was
+    written only at the end)."""
+
+    report: Report
+    meter: PhaseMeter
+    out: Path | None
+    t0: float
+
+    def save(self, stage: str) -> None:
+        self.report.stage = stage
+        if self.out is not None:
+            write(self.report, self.out)
+
+    def step(self, timer) -> None:
+        self.report.steps = step_rows([], timer, self.report.prompts_per_step)
+        self.report.phase_peak_gb, self.report.phase_device_gb = self.meter.gb(), self.meter.device_gb()
+        self.report.peak_kind = peak_kind(self.report.device.startswith("cuda"))
+        row = self.report.steps[-1]
+        print(f"gpu-check: step {row['step']} took {row['seconds']:.1f} s, peak so far "
+              f"{row['peak_gb']:.2f} GB ({time.perf_counter() - self.t0:.0f} s since the start)", flush=True)
+        self.save("training")
+
+    def train_end(self, timer) -> None:
+        self.report.train_peak_gb = round(timer.train_peak / GB, 3)
+        self.report.train_s = round(timer.train_end - timer.start, 1)
+        r = self.report
+        print(f"gpu-check: training done in {r.train_s:.0f} s, peak {r.train_peak_gb:.2f} GB; evaluating",
+              flush=True)
+        self.save("evaluation")
 
 
 def plan_parts(cfg) -> dict[str, float]:
@@ -305,9 +355,9 @@ def main(argv: list[str] | None = None) -> None:
 
     cuda = torch.cuda.is_available() and not a.tiny
     with tempfile.TemporaryDirectory(prefix="gpu_check-") as tmp:
-        report = check(a.work or Path(tmp), cuda, a.extra, a.long_refs)
-        print(table(report))
         out = a.out or (ROOT / "results" / "gpu" if cuda else Path(tmp) / "out")
+        report = check(a.work or Path(tmp), cuda, a.extra, a.long_refs, out)
+        print(table(report))
         print(f"wrote {write(report, out)}")
 
 

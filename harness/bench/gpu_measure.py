@@ -155,10 +155,14 @@ def _wrapped(fn: Callable, meter: PhaseMeter, phase: str) -> Callable:
     return inner
 
 
-def step_timer(cuda: bool, meter: PhaseMeter | None = None):
+def step_timer(cuda: bool, meter: PhaseMeter | None = None,
+               on_step: Callable[[object], None] | None = None,
+               on_train_end: Callable[[object], None] | None = None):
     """A TrainerCallback: each optimiser step's end time and the peak so far (rollouts, the
     micro-batches, the probe and the update all fall between two step ends); with a meter, its
-    overall peak (the meter resets the device's peak at each phase)."""
+    overall peak (the meter resets the device's peak at each phase). on_step / on_train_end get the
+    timer after each step and at the training's end: the check prints and writes its figures then,
+    so a check stopped later (a device call's time limit) keeps them."""
     from transformers import TrainerCallback
 
     def peak_so_far() -> int:
@@ -181,10 +185,14 @@ def step_timer(cuda: bool, meter: PhaseMeter | None = None):
                 torch.cuda.synchronize()
             self.ends.append(time.perf_counter())
             self.peaks.append(peak_so_far())
+            if on_step is not None:
+                on_step(self)
 
         def on_train_end(self, args, state, control, **kwargs):
             self.train_end = time.perf_counter()
             self.train_peak = peak_so_far()
+            if on_train_end is not None:
+                on_train_end(self)
 
     return StepTimer()
 
@@ -230,6 +238,7 @@ class Report:
     vllm_phase_peak_gb: dict = field(default_factory=dict)  # the vLLM stage's phases
     vllm_phase_device_gb: dict = field(default_factory=dict)
     kernel: dict = field(default_factory=dict)  # loss.kernel harness vs trl (bench/kernel.py on_device)
+    stage: str = "setup"  # what ran when written: setup, training, evaluation, vllm stage; complete
 
 
 def plan_total(cfg) -> tuple[float | None, str]:
@@ -248,7 +257,8 @@ def metrics(run_dir: Path) -> list[dict]:
 
 
 def step_rows(rows: list[dict], timer, prompts: int) -> list[dict]:
-    """One row per step: seconds, rollout tokens (prompts x mean completion length) and tokens/s."""
+    """One row per step: seconds, rollout tokens (prompts x mean completion length) and tokens/s
+    (rows: the run's metrics.jsonl; [] while it trains: the seconds and peaks alone)."""
     train = {r["step"]: r for r in rows if r.get("kind") == "train"}
     out, last = [], timer.start
     for i, (end, peak) in enumerate(zip(timer.ends, timer.peaks), start=1):
@@ -256,7 +266,7 @@ def step_rows(rows: list[dict], timer, prompts: int) -> list[dict]:
         last = end
         tokens = train.get(i, {}).get("completion_length", 0.0) * prompts
         out.append({"step": i, "seconds": round(seconds, 3), "rollout_tokens": round(tokens),
-                    "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 else None,
+                    "tokens_per_s": round(tokens / seconds, 1) if seconds > 0 and tokens else None,
                     "probe": any(r.get("kind") == "probe" and r["step"] == i for r in rows),
                     "peak_gb": round(peak / GB, 3)})
     return out
@@ -273,7 +283,8 @@ def versions() -> dict[str, str]:
 
 
 def table(r: Report) -> str:
-    lines = [f"gpu-check on {r.device}: Qwen3 shape {r.shape}",
+    lines = [f"gpu-check on {r.device}: Qwen3 shape {r.shape}" +
+             ("" if r.stage == "complete" else f" (PARTIAL: written while the {r.stage} ran)"),
              f"{r.prompts_per_step} prompts/step, micro-batch {r.micro_batch}, "
              f"{r.max_completion_length} new tokens; build {r.build_s:.1f} s",
              "| step | seconds | rollout tokens | tokens/s | probe | peak GB |",

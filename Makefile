@@ -91,14 +91,14 @@ figures: venv
 bench: venv
 	$(BIN)/python -m harness.bench $(ARGS)
 
-# make gpu-check: a random Qwen3 at the 1.7B shape (vocabulary 151,936) through harness.run: 3 OPSD
+# make gpu-check: a random Qwen3 at the 1.7B shape (vocabulary 151,936) through harness.run: 2 OPSD
 # steps with LoRA r 64 in bf16 at paper_qwen3_1p7b's lengths and train.micro_batch, the probe, an
 # HF Average@k on 8 problems; step time, tokens/s, peak memory against the memory plan
-# (harness/bench/gpu_check.py) -> results/gpu/gpu_check.json. On a CPU the same at a tiny width
+# (harness/bench/gpu_check.py) -> results/gpu/gpu_check.json, re-written as it goes. On a CPU the same at a tiny width
 # (seconds; tests/test_gpu_check.py). With .venv here it uses .venv; on a GPU machine without
 # network or .venv (torch, transformers, peft, accelerate only) it installs the wheels that
 # `make gpu-wheels` downloaded here: carry .gpu-wheels/ there (the device tool's carry), then
-#   make gpu-check ARGS="--out $OUT"       # ~16 MB of wheels; well inside 10 minutes on an H200
+#   make gpu-check ARGS="--out $OUT"       # ~16 MB of wheels; training alone took 458 s on an H200
 # The target's name ends in site-packages: dill (datasets' fingerprints) pickles classes from a
 # module outside a folder so named by value, which fails for pyarrow's.
 GPU_WHEELS_DIR ?= .gpu-wheels

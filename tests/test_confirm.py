@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analysis.confirm import arms, report
+from analysis.confirm import arms, fresh_metrics, fresh_only, report
 from analysis.tables import MEAN
 
 RUNS = {  # run name -> mean Average@12 (%)
@@ -81,3 +81,16 @@ def test_two_tuned_exposures_under_one_root_are_refused(scores):
                           "method": ["opsd-tuned_horizon2-r0.5"]})
     with pytest.raises(AnalysisError, match="several tuned exposures"):
         arms(pd.concat([scores, extra]), "horizon2")
+
+
+def test_the_search_seeds_are_left_out_of_the_confirmation(scores):
+    """make reproduce-extended puts the gap map's seed 0-2 runs (same names) in the same root."""
+    search = pd.DataFrame({"run": ["atesd-horizon2-s0", "grpo-horizon2-s2"], MEAN: [10.0, 10.0],
+                           "seed": [0.0, 2.0], "method": ["atesd-horizon2", "grpo-horizon2"]})
+    mixed = pd.concat([scores, search])
+    fresh = fresh_only(mixed)
+    assert set(fresh["run"]) == set(scores["run"])  # the base model stays, seeds 0 and 2 go
+    assert arms(fresh, "horizon2")["ATESD"] == {3: 56.0, 4: 53.0, 5: 51.0}
+    assert report(fresh, "horizon2") == report(scores, "horizon2")
+    metrics = pd.DataFrame({"run": ["atesd-horizon2-s0", "atesd-horizon2-s3"], "step": [1, 1]})
+    assert list(fresh_metrics(metrics)["run"]) == ["atesd-horizon2-s3"]

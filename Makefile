@@ -65,7 +65,7 @@ tune: venv
 
 # The whole embedded-default study into one results root (default results/reproduce; RESULTS=<dir>
 # given on the command line wins): harness/front/reproduce.py, e.g. ARGS="--dry-run" or ARGS="--only tune".
-# make reproduce-extended: the gap map and the horizon2 confirmation (about 2 hours more), same root;
+# make reproduce-extended: the gap map and the horizon2 confirmation (2h18m measured), same root;
 # ARGS="--study all" on either: both studies.
 reproduce: venv
 	$(BIN)/python -m harness.front.reproduce --study default $(if $(filter command line,$(origin RESULTS)),--results '$(RESULTS)') $(ARGS)
